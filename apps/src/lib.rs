@@ -1,0 +1,1 @@
+//! The consumer and producer applications and their workloads. Built in its own issue.

@@ -1,0 +1,265 @@
+//! What `#[handler]` reads from its input: the handler name, the type and its procedures,
+//! with every misuse turned into a compile error that says what to change.
+
+use proc_macro2::TokenStream;
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::{
+    Attribute as SynAttribute, FnArg, GenericArgument, Ident, ImplItem, ItemImpl, LitStr, Pat,
+    PathArguments, ReturnType, Type, Visibility,
+};
+
+/// The attribute's arguments: `#[handler]` or `#[handler(name = "fibonacci_generator")]`.
+pub struct Attribute {
+    pub name: Option<LitStr>,
+}
+
+impl Attribute {
+    pub fn parse(tokens: TokenStream) -> syn::Result<Self> {
+        let mut name = None;
+        let parser = syn::meta::parser(|meta| {
+            if meta.path.is_ident("name") {
+                name = Some(meta.value()?.parse::<LitStr>()?);
+                Ok(())
+            } else {
+                Err(meta.error("unknown #[handler] argument; the only one is `name = \"...\"`"))
+            }
+        });
+        syn::parse::Parser::parse2(parser, tokens)?;
+        Ok(Self { name })
+    }
+}
+
+/// The annotated `impl` block, understood.
+pub struct HandlerImpl {
+    pub item: ItemImpl,
+    pub self_ident: Ident,
+    pub handler_name: String,
+    pub procedures: Vec<ProcedureFn>,
+}
+
+/// One `pub fn` of the block.
+pub struct ProcedureFn {
+    pub ident: Ident,
+    pub method: String,
+    pub docs: Vec<SynAttribute>,
+    pub params: Vec<Param>,
+    pub is_async: bool,
+    pub output: Output,
+}
+
+pub struct Param {
+    pub ident: Ident,
+    pub name: String,
+    pub ty: Type,
+}
+
+/// What a procedure returns: a plain value, or a `Result` whose error becomes the reply's.
+pub enum Output {
+    Value(Type),
+    Fallible { ok: Type },
+}
+
+impl Output {
+    /// The type a caller receives on success.
+    pub fn ok_type(&self) -> &Type {
+        match self {
+            Output::Value(ty) | Output::Fallible { ok: ty } => ty,
+        }
+    }
+}
+
+impl HandlerImpl {
+    pub fn parse(attribute: Attribute, tokens: TokenStream) -> syn::Result<Self> {
+        let item: ItemImpl = syn::parse2(tokens)?;
+        if let Some((_, path, _)) = &item.trait_ {
+            return Err(syn::Error::new(
+                path.span(),
+                "#[handler] goes on an inherent `impl Type { ... }` block, not a trait impl",
+            ));
+        }
+        if !item.generics.params.is_empty() {
+            return Err(syn::Error::new(
+                item.generics.span(),
+                "#[handler] cannot be used on a generic impl: each procedure needs concrete types on the wire",
+            ));
+        }
+        let self_ident = match &*item.self_ty {
+            Type::Path(path) if path.qself.is_none() => path
+                .path
+                .segments
+                .last()
+                .map(|segment| segment.ident.clone()),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            syn::Error::new(
+                item.self_ty.span(),
+                "#[handler] needs a named type: `impl MyHandler { ... }`",
+            )
+        })?;
+        let handler_name = match &attribute.name {
+            Some(name) => name.value(),
+            None => snake_case(&self_ident.unraw().to_string()),
+        };
+        let mut procedures = Vec::new();
+        for member in &item.items {
+            if let ImplItem::Fn(function) = member {
+                if matches!(function.vis, Visibility::Public(_)) {
+                    procedures.push(ProcedureFn::parse(function)?);
+                }
+            }
+        }
+        if procedures.is_empty() {
+            return Err(syn::Error::new(
+                item.self_ty.span(),
+                "#[handler] found no `pub fn` in this impl block: each `pub fn` becomes a procedure",
+            ));
+        }
+        Ok(Self {
+            item,
+            self_ident,
+            handler_name,
+            procedures,
+        })
+    }
+}
+
+impl ProcedureFn {
+    fn parse(function: &syn::ImplItemFn) -> syn::Result<Self> {
+        let sig = &function.sig;
+        if let Some(receiver) = sig.receiver() {
+            return Err(syn::Error::new(
+                receiver.span(),
+                "a procedure cannot take `self`: procedures are associated functions (the seed's @staticmethod); remove the receiver, or make the method private to keep it out of the procedures",
+            ));
+        }
+        if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+            return Err(syn::Error::new(
+                sig.generics.span(),
+                "a procedure cannot be generic: its parameters are decoded from the wire, so they need concrete types",
+            ));
+        }
+        if let Some(unsafety) = &sig.unsafety {
+            return Err(syn::Error::new(
+                unsafety.span(),
+                "a procedure cannot be `unsafe fn`",
+            ));
+        }
+        let params = sig
+            .inputs
+            .iter()
+            .map(Param::parse)
+            .collect::<syn::Result<Vec<_>>>()?;
+        let docs = function
+            .attrs
+            .iter()
+            .filter(|attr| attr.path().is_ident("doc"))
+            .cloned()
+            .collect();
+        Ok(Self {
+            ident: sig.ident.clone(),
+            method: sig.ident.unraw().to_string(),
+            docs,
+            params,
+            is_async: sig.asyncness.is_some(),
+            output: Output::parse(&sig.output),
+        })
+    }
+}
+
+impl Param {
+    fn parse(input: &FnArg) -> syn::Result<Self> {
+        let FnArg::Typed(typed) = input else {
+            return Err(syn::Error::new(
+                input.span(),
+                "a procedure cannot take `self`",
+            ));
+        };
+        let Pat::Ident(pat) = &*typed.pat else {
+            return Err(syn::Error::new(
+                typed.pat.span(),
+                "a procedure parameter needs a plain name: it is the key of the JSON encoding",
+            ));
+        };
+        if let Type::Reference(reference) = &*typed.ty {
+            return Err(syn::Error::new(
+                reference.span(),
+                "a procedure parameter must be an owned type (`String`, not `&str`): it is decoded from the wire",
+            ));
+        }
+        if matches!(&*typed.ty, Type::ImplTrait(_)) {
+            return Err(syn::Error::new(
+                typed.ty.span(),
+                "a procedure parameter cannot be `impl Trait`: it needs a concrete type to decode into",
+            ));
+        }
+        Ok(Self {
+            ident: pat.ident.clone(),
+            name: pat.ident.unraw().to_string(),
+            ty: (*typed.ty).clone(),
+        })
+    }
+
+    /// Whether this parameter is a `String`: as the last one it takes the rest of a text line.
+    pub fn is_string(&self) -> bool {
+        matches!(&self.ty, Type::Path(path) if path.qself.is_none()
+            && path.path.segments.last().is_some_and(|s| s.ident == "String" && s.arguments.is_empty()))
+    }
+}
+
+impl Output {
+    fn parse(output: &ReturnType) -> Self {
+        let ty = match output {
+            ReturnType::Default => return Output::Value(syn::parse_quote!(())),
+            ReturnType::Type(_, ty) => &**ty,
+        };
+        if let Type::Path(path) = ty {
+            if let Some(last) = path.path.segments.last() {
+                if last.ident == "Result" {
+                    if let PathArguments::AngleBracketed(args) = &last.arguments {
+                        if let Some(GenericArgument::Type(ok)) = args.args.first() {
+                            return Output::Fallible { ok: ok.clone() };
+                        }
+                    }
+                }
+            }
+        }
+        Output::Value(ty.clone())
+    }
+}
+
+/// `FibonacciGenerator` -> `fibonacci_generator`, `HTTPServer` -> `http_server`.
+fn snake_case(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_uppercase() {
+            let prev_lower =
+                i > 0 && (chars[i - 1].is_lowercase() || chars[i - 1].is_ascii_digit());
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+            let prev_upper = i > 0 && chars[i - 1].is_uppercase();
+            if prev_lower || (prev_upper && next_lower) {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snake_case;
+
+    #[test]
+    fn type_names_become_snake_case() {
+        assert_eq!(snake_case("FibonacciGenerator"), "fibonacci_generator");
+        assert_eq!(snake_case("NeuralAnalyzer"), "neural_analyzer");
+        assert_eq!(snake_case("HTTPServer"), "http_server");
+        assert_eq!(snake_case("V2Api"), "v2_api");
+        assert_eq!(snake_case("echo"), "echo");
+    }
+}

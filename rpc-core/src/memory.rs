@@ -1,0 +1,127 @@
+//! The in-memory transport: both halves in one process, for tests and for embedding.
+//!
+//! Calls travel over a bounded channel to a server task that dispatches them to a
+//! [`Registry`]; nothing is serialized beyond the arguments themselves.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::handler::CallResult;
+use crate::{Call, Registry, RpcError, Transport};
+
+/// How many calls may wait in the channel before callers wait for room.
+pub const CHANNEL_CAPACITY: usize = 1024;
+
+struct Envelope {
+    call: Call,
+    reply: oneshot::Sender<CallResult>,
+}
+
+/// The client half: a [`Transport`] whose calls go to the paired [`MemoryListener`]'s server.
+#[derive(Debug, Clone)]
+pub struct MemoryTransport {
+    sender: mpsc::Sender<Envelope>,
+}
+
+/// The server half, before [`serve`] takes it.
+#[derive(Debug)]
+pub struct MemoryListener {
+    receiver: mpsc::Receiver<Envelope>,
+}
+
+impl std::fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Envelope")
+            .field("call", &self.call)
+            .finish()
+    }
+}
+
+/// A connected pair of halves.
+pub fn pair() -> (MemoryTransport, MemoryListener) {
+    let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
+    (MemoryTransport { sender }, MemoryListener { receiver })
+}
+
+/// Serves `registry` to the calls arriving on `listener` until `shutdown` fires; then answers
+/// calls still queued with [`RpcError::Shutdown`], waits for the calls already started to be
+/// answered, and returns.
+pub async fn serve(listener: MemoryListener, registry: Arc<Registry>, shutdown: CancellationToken) {
+    let mut receiver = listener.receiver;
+    let tracker = TaskTracker::new();
+    let mut next_id: u64 = 0;
+    loop {
+        let envelope = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            envelope = receiver.recv() => match envelope {
+                Some(envelope) => envelope,
+                None => break,
+            },
+        };
+        next_id += 1;
+        let registry = registry.clone();
+        tracker.spawn(async move {
+            let result = registry.dispatch(next_id, envelope.call).await;
+            // The caller may have given up (deadline): a late reply is discarded.
+            let _ = envelope.reply.send(result);
+        });
+    }
+    receiver.close();
+    while let Some(envelope) = receiver.recv().await {
+        let _ = envelope.reply.send(Err(RpcError::Shutdown));
+    }
+    tracker.close();
+    tracker.wait().await;
+}
+
+/// A running in-memory server; dropping it or calling [`MemoryServer::shutdown`] stops it.
+#[derive(Debug)]
+pub struct MemoryServer {
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl MemoryServer {
+    /// Stops taking calls, answers the ones already started, and returns when all are answered.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for MemoryServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Starts a server for `registry` on the current runtime and returns a transport to it.
+pub fn spawn(registry: Registry) -> (MemoryTransport, MemoryServer) {
+    let (transport, listener) = pair();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(serve(listener, Arc::new(registry), shutdown.clone()));
+    let server = MemoryServer {
+        shutdown,
+        task: Some(task),
+    };
+    (transport, server)
+}
+
+#[async_trait]
+impl Transport for MemoryTransport {
+    async fn call(&self, call: Call) -> Result<Vec<u8>, RpcError> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Envelope { call, reply })
+            .await
+            .map_err(|_| RpcError::Shutdown)?;
+        answer.await.map_err(|_| RpcError::Shutdown)?
+    }
+}
