@@ -1,0 +1,1 @@
+//! Sentence polarity from a real neural network. Being built (issue 5).
