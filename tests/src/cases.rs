@@ -1,0 +1,280 @@
+//! The conformance cases. Each starts its own server through the fixture, so cases run in
+//! parallel and a failure leaves nothing behind for the next.
+//!
+//! Timing cases check order and overlap with timestamps recorded inside the procedures; the
+//! one wall-clock bound (a deadline answered on time) has a margin of seconds, far above
+//! scheduling noise and far below the time the procedure would take.
+
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use rpc_core::{Call, Encoding, RpcError};
+
+use crate::procedures::unique_name;
+use crate::{Fixture, Server};
+
+async fn raw(
+    server: &Server<impl Fixture>,
+    method: &str,
+    encoding: Encoding,
+    args: &[u8],
+) -> Result<Vec<u8>, RpcError> {
+    let call = Call::new(server.procedure(method), encoding, args.to_vec());
+    server.client().await.call_raw(call).await
+}
+
+fn bad_arguments(result: Result<impl std::fmt::Debug, RpcError>) -> String {
+    match result {
+        Err(RpcError::BadArguments(message)) => message,
+        other => panic!("expected bad arguments, got {other:?}"),
+    }
+}
+
+/// Bincode through the typed client: strings and numbers come back exact.
+pub async fn round_trip_bincode<F: Fixture>() {
+    let server = Server::<F>::start(1).await;
+    let suite = server.suite().await;
+    assert_eq!(
+        suite.echo("héllo wörld".into()).await,
+        Ok("héllo wörld".into())
+    );
+    assert_eq!(suite.add(2, -44).await, Ok(-42));
+    assert_eq!(suite.add(i64::MAX, 0).await, Ok(i64::MAX));
+    server.stop().await;
+}
+
+/// JSON: arguments as an object keyed by parameter name, or positional; results plain JSON.
+pub async fn round_trip_json<F: Fixture>() {
+    let server = Server::<F>::start(1).await;
+    let add = raw(&server, "add", Encoding::Json, br#"{"b": 40, "a": 2}"#).await;
+    assert_eq!(add.as_deref(), Ok(&b"42"[..]));
+    let add = raw(&server, "add", Encoding::Json, b"[9007199254740993, 0]").await;
+    assert_eq!(
+        add.as_deref(),
+        Ok(&b"9007199254740993"[..]),
+        "integers stay exact"
+    );
+    let echo = raw(
+        &server,
+        "echo",
+        Encoding::Json,
+        r#"{"text": "h\u00e9 \"q\""}"#.as_bytes(),
+    )
+    .await;
+    assert_eq!(echo.as_deref(), Ok(r#""hé \"q\"""#.as_bytes()));
+    server.stop().await;
+}
+
+/// Text: tokens parsed with FromStr; a final String takes the rest of the line.
+pub async fn round_trip_text<F: Fixture>() {
+    let server = Server::<F>::start(1).await;
+    let add = raw(&server, "add", Encoding::Text, b"2 40").await;
+    assert_eq!(add.as_deref(), Ok(&b"42"[..]));
+    let echo = raw(&server, "echo", Encoding::Text, b"the rest  of the line\n").await;
+    assert_eq!(echo.as_deref(), Ok(&b"the rest  of the line"[..]));
+    server.stop().await;
+}
+
+/// An `async fn` procedure round-trips like a synchronous one.
+pub async fn async_procedure<F: Fixture>() {
+    let server = Server::<F>::start(1).await;
+    let suite = server.suite().await;
+    assert_eq!(
+        suite.echo_async("from async".into()).await,
+        Ok("from async".into())
+    );
+    server.stop().await;
+}
+
+/// 1,000 calls from 64 concurrent tasks: every reply matches its own call.
+pub async fn many_concurrent_calls<F: Fixture>() {
+    const TASKS: i64 = 64;
+    const CALLS: i64 = 1_000;
+    let server = Server::<F>::start(2).await;
+    let suite = server.suite().await;
+    let tasks = (0..TASKS).map(|task| {
+        let suite = suite.clone();
+        tokio::spawn(async move {
+            let mut done = 0;
+            for call in (task..CALLS).step_by(TASKS as usize) {
+                if call % 2 == 0 {
+                    assert_eq!(suite.add(call, 1_000_000).await, Ok(call + 1_000_000));
+                } else {
+                    let text = format!("call {call}");
+                    assert_eq!(suite.echo(text.clone()).await, Ok(text));
+                }
+                done += 1;
+            }
+            done
+        })
+    });
+    let done: i64 = join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.expect("task"))
+        .sum();
+    assert_eq!(done, CALLS);
+    server.stop().await;
+}
+
+/// A procedure nobody serves fails at once with `unknown procedure`.
+pub async fn unknown_procedure<F: Fixture>() {
+    let server = Server::<F>::start(1).await;
+    let client = server.client().await.with_timeout(Duration::from_secs(10));
+    for procedure in [
+        server.procedure("no_such_method"),
+        format!("{}.add", unique_name("nobody")),
+    ] {
+        let call = Call::new(procedure.clone(), Encoding::Json, b"{}".to_vec());
+        match client.call_raw(call).await {
+            Err(RpcError::UnknownProcedure(message)) => {
+                assert!(message.contains(&procedure) || !message.is_empty())
+            }
+            other => panic!("expected unknown procedure for {procedure}, got {other:?}"),
+        }
+    }
+    server.stop().await;
+}
+
+/// Too few or too many arguments: `bad arguments` naming the parameter or the signature.
+pub async fn wrong_argument_count<F: Fixture>() {
+    let server = Server::<F>::start(1).await;
+    let missing = bad_arguments(raw(&server, "add", Encoding::Json, br#"{"a": 1}"#).await);
+    assert!(missing.contains("`b`"), "{missing}");
+    let bincode = rpc_core::encoding::to_bincode(&(1i64,)).expect("encode");
+    let missing = bad_arguments(raw(&server, "add", Encoding::Bincode, &bincode).await);
+    assert!(missing.contains("`b`"), "{missing}");
+    let extra = bad_arguments(raw(&server, "add", Encoding::Text, b"1 2 3").await);
+    assert!(
+        extra.contains("too many arguments") && extra.contains("a, b"),
+        "{extra}"
+    );
+    server.stop().await;
+}
+
+/// An argument of the wrong type: `bad arguments` naming the parameter.
+pub async fn wrong_argument_type<F: Fixture>() {
+    let server = Server::<F>::start(1).await;
+    let json = bad_arguments(raw(&server, "add", Encoding::Json, br#"{"a": "one", "b": 2}"#).await);
+    assert!(json.contains("`a`"), "{json}");
+    let text = bad_arguments(raw(&server, "add", Encoding::Text, b"1 two").await);
+    assert!(text.contains("`b`"), "{text}");
+    server.stop().await;
+}
+
+/// A procedure's own error text reaches the caller as `Failed`.
+pub async fn procedure_error_reaches_caller<F: Fixture>() {
+    let server = Server::<F>::start(1).await;
+    let suite = server.suite().await;
+    assert_eq!(
+        suite.fail("disk full on /var".into()).await,
+        Err(RpcError::Failed("disk full on /var".into()))
+    );
+    let text = raw(&server, "fail", Encoding::Text, b"no luck").await;
+    assert_eq!(text, Err(RpcError::Failed("no luck".into())));
+    server.stop().await;
+}
+
+/// A panic becomes `Panicked` with its message, and the next call works.
+pub async fn panic_then_next_call_works<F: Fixture>() {
+    let server = Server::<F>::start(1).await;
+    let suite = server.suite().await;
+    match suite.explode("boom at step 3".into()).await {
+        Err(RpcError::Panicked(message)) => {
+            assert!(message.contains("boom at step 3"), "{message}")
+        }
+        other => panic!("expected a panic error, got {other:?}"),
+    }
+    assert_eq!(
+        suite.echo("still here".into()).await,
+        Ok("still here".into())
+    );
+    server.stop().await;
+}
+
+/// A call whose procedure outlives its deadline gets `deadline exceeded` on time, and the
+/// server keeps serving.
+pub async fn deadline_exceeded_on_time<F: Fixture>() {
+    let server = Server::<F>::start(2).await;
+    let suite = server.suite().await;
+    let deadline = Duration::from_millis(300);
+    let started = Instant::now();
+    let late = suite.clone().with_timeout(deadline).sleep(4_000).await;
+    let elapsed = started.elapsed();
+    assert_eq!(late, Err(RpcError::DeadlineExceeded));
+    assert!(
+        elapsed >= deadline,
+        "answered before the deadline: {elapsed:?}"
+    );
+    assert!(
+        elapsed < deadline + Duration::from_secs(2),
+        "deadline answered late: {elapsed:?}"
+    );
+    assert_eq!(suite.echo("after".into()).await, Ok("after".into()));
+    server.stop().await;
+}
+
+/// A call whose deadline passes while it waits for the only worker is never run.
+pub async fn expired_call_is_not_run<F: Fixture>() {
+    let server = Server::<F>::start(1).await;
+    let suite = server.suite().await;
+    let busy = tokio::spawn({
+        let suite = suite.clone();
+        async move { suite.sleep(800).await }
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let tag = unique_name("tag");
+    let expired = suite
+        .clone()
+        .with_timeout(Duration::from_millis(200))
+        .mark(tag.clone())
+        .await;
+    assert_eq!(expired, Err(RpcError::DeadlineExceeded));
+    assert!(busy.await.expect("task").is_ok());
+    assert_eq!(
+        suite.was_marked(tag).await,
+        Ok(false),
+        "the expired call ran"
+    );
+    server.stop().await;
+}
+
+async fn two_sleeps<F: Fixture>(
+    workers: usize,
+) -> (crate::procedures::Span, crate::procedures::Span) {
+    let server = Server::<F>::start(workers).await;
+    let suite = server.suite().await;
+    let (a, b) = tokio::join!(suite.sleep(400), suite.sleep(400));
+    server.stop().await;
+    (a.expect("first sleep"), b.expect("second sleep"))
+}
+
+/// With one worker, two slow calls run one after the other.
+pub async fn one_worker_never_overlaps<F: Fixture>() {
+    let (a, b) = two_sleeps::<F>(1).await;
+    assert!(
+        !a.overlaps(&b),
+        "calls overlapped with one worker: {a:?} {b:?}"
+    );
+}
+
+/// With two workers, two slow calls run at the same time.
+pub async fn two_workers_overlap<F: Fixture>() {
+    let (a, b) = two_sleeps::<F>(2).await;
+    assert!(
+        a.overlaps(&b),
+        "calls did not overlap with two workers: {a:?} {b:?}"
+    );
+}
+
+/// A 1 MiB argument arrives whole, and a 1 MiB result comes back whole.
+pub async fn one_mib_argument<F: Fixture>() {
+    let server = Server::<F>::start(1).await;
+    let suite = server.suite().await;
+    let big: String = (0..1 << 20)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    assert_eq!(suite.length(big.clone()).await, Ok(1 << 20));
+    assert_eq!(suite.echo(big.clone()).await.as_deref(), Ok(big.as_str()));
+    server.stop().await;
+}
