@@ -91,8 +91,20 @@ impl Client {
         A: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        let call = Call::new(procedure, Encoding::Bincode, to_bincode(args)?);
-        let bytes = self.call_raw(call.with_timeout(self.timeout)).await?;
+        self.call_bincode(procedure, to_bincode(args)?).await
+    }
+
+    /// Calls `procedure` with arguments already encoded as a bincode tuple (the concatenation
+    /// of each argument's bincode) and decodes its result.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn call_bincode<R>(&self, procedure: &str, args: Vec<u8>) -> Result<R, RpcError>
+    where
+        R: DeserializeOwned,
+    {
+        let call = Call::new(procedure, Encoding::Bincode, args).with_timeout(self.timeout);
+        let bytes = self.call_raw(call).await?;
         decode_result(Encoding::Bincode, &bytes)
     }
 

@@ -124,6 +124,17 @@ pub mod __private {
         crate::encoding::encode_result(encoding, value)
     }
 
+    /// Appends one argument to a bincode tuple: a tuple's encoding is its elements' in order.
+    pub fn encode_argument<T: crate::Argument>(
+        buffer: &mut Vec<u8>,
+        value: &T,
+    ) -> Result<(), RpcError> {
+        use bincode::Options;
+        crate::encoding::bincode_options()
+            .serialize_into(buffer, value)
+            .map_err(|e| RpcError::BadArguments(format!("could not encode an argument: {e}")))
+    }
+
     /// Wraps a procedure's error for the choice below, made at the generated call site where
     /// its type is concrete: an [`RpcError`] passes through, anything `Display` becomes
     /// [`RpcError::Failed`].

@@ -30,20 +30,7 @@ fn render_handler(handler: &HandlerImpl) -> TokenStream {
         }
     });
     let arms = handler.procedures.iter().map(|p| render_arm(handler, p));
-    let assertions = handler.procedures.iter().flat_map(|p| {
-        p.params.iter().map(|param| {
-            let ty = &param.ty;
-            quote_spanned! {ty.span()=>
-                const _: fn() = || {
-                    fn must_be_a_procedure_parameter<T: ::rpc_core::Argument>() {}
-                    must_be_a_procedure_parameter::<#ty>();
-                };
-            }
-        })
-    });
     quote! {
-        #(#assertions)*
-
         impl ::rpc_core::Handler for #self_ty {
             fn name(&self) -> &'static str {
                 #name
@@ -147,7 +134,13 @@ fn render_client(handler: &HandlerImpl) -> TokenStream {
             let ty = &param.ty;
             quote!(#var: #ty)
         });
-        let vars = p.params.iter().map(|param| &param.ident);
+        let encodes = p.params.iter().map(|param| {
+            let var = &param.ident;
+            let ty = &param.ty;
+            quote_spanned! {ty.span()=>
+                ::rpc_core::__private::encode_argument::<#ty>(&mut __args, &#var)?;
+            }
+        });
         let ok = p.output.ok_type();
         quote! {
             #(#docs)*
@@ -156,7 +149,9 @@ fn render_client(handler: &HandlerImpl) -> TokenStream {
             /// The procedure's error, or any [`rpc_core::RpcError`] of the transport.
             pub async fn #ident(&self, #(#params),*) -> ::core::result::Result<#ok, ::rpc_core::RpcError> {
                 let procedure = ::std::format!("{}.{}", self.handler, #method);
-                self.client.call(&procedure, &(#(#vars,)*)).await
+                let mut __args = ::std::vec::Vec::new();
+                #(#encodes)*
+                self.client.call_bincode(&procedure, __args).await
             }
         }
     });

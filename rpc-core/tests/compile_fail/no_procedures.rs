@@ -1,0 +1,10 @@
+struct Quiet;
+
+#[rpc_core::handler]
+impl Quiet {
+    fn helper() -> u8 {
+        1
+    }
+}
+
+fn main() {}

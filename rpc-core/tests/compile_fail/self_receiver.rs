@@ -1,0 +1,10 @@
+struct Counter;
+
+#[rpc_core::handler]
+impl Counter {
+    pub fn count(&self, n: u64) -> u64 {
+        n
+    }
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+struct Shape;
+
+#[rpc_core::handler]
+impl Default for Shape {
+    fn default() -> Self {
+        Shape
+    }
+}
+
+fn main() {}
