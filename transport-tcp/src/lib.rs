@@ -1,1 +1,114 @@
-//! TCP transport for rpc: framed bincode, the seed's text commands, and a pool over many consumers. Built in its own issue.
+//! The TCP transport of the rpc framework: a producer connects straight to each consumer's
+//! port, with no broker.
+//!
+//! - The consumer ([`run`], [`serve`], [`Server`]) serves a [`rpc_core::Registry`] in two
+//!   modes told apart by the first byte: multiplexed bincode frames for Rust producers, and
+//!   the seed's one-line text commands for `nc` and the seed's Python clients.
+//! - The producer ([`Pool`]) is one [`rpc_core::Transport`] over many consumers: it learns each
+//!   one's capacity, sends each call to the least loaded, takes a consumer that fails out of
+//!   rotation and probes it back, and retries a call whose connection broke (at-least-once).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use rpc_core::Registry;
+//! use transport_tcp::{Pool, PoolConfig, Server, ServerConfig};
+//!
+//! /// Sums on request.
+//! pub struct Calc;
+//!
+//! #[rpc_core::handler]
+//! impl Calc {
+//!     /// Adds two numbers.
+//!     pub fn add(a: i64, b: i64) -> i64 {
+//!         a + b
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The consumer, on a free port.
+//! let mut registry = Registry::new().with_workers(2);
+//! registry.register(Calc);
+//! let server = Server::bind("127.0.0.1:0", registry, ServerConfig::default()).await?;
+//!
+//! // The producer: a pool over one or more consumer addresses.
+//! let pool = Pool::new([server.local_addr().to_string()], PoolConfig::default())?;
+//! let calc = CalcClient::new(pool);
+//! assert_eq!(calc.add(40, 2).await?, 42);
+//!
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Wire format
+//!
+//! **Binary mode.** Every message is a frame: a 4-byte big-endian body length, then the body
+//! in bincode with [`rpc_core::encoding::bincode_options`] (fixed-width little-endian
+//! integers; an enum is its variant index as a `u32`, then its fields; a string or byte
+//! buffer is a `u64` length, then its bytes; a `Duration` is `u64` seconds, `u32` nanos).
+//! Bodies are at most 16 MiB by default ([`ServerConfig::max_frame`]); a larger one is
+//! answered with an `Error` message and the connection is closed.
+//!
+//! | producer sends | variant | fields |
+//! |---|---|---|
+//! | `Hello` | 0 | `version: u32` (1) |
+//! | `Request` | 1 | `id: u64`, then the [`rpc_core::Call`]: `procedure: string`, `encoding: u32` (0 bincode, 1 JSON, 2 text), `args: bytes`, `timeout: Duration` (what is left of it) |
+//!
+//! | consumer sends | variant | fields |
+//! |---|---|---|
+//! | `Welcome` | 0 | `version: u32`, `workers: u32` (its capacity), `max_frame: u32` |
+//! | `Reply` | 1 | `id: u64`, then `Result`: variant 0 `Ok(bytes)` (the result in the call's encoding) or 1 `Err(RpcError)` ([`rpc_core::RpcError`]'s variant index, then its message string if it has one) |
+//! | `Error` | 2 | an `RpcError`: why the consumer is closing the connection (protocol violation) |
+//!
+//! The handshake: the producer's first frame is `Hello` (`00 00 00 08  00 00 00 00  01 00 00 00`,
+//! which is also why a binary connection starts with a zero byte); the consumer answers
+//! `Welcome`, or `Error` and closes for another version. Then the producer sends `Request`s
+//! with ids of its choosing, many in flight; the consumer runs each in a task of its own and
+//! sends each `Reply` when it is ready, so replies come back in any order.
+//!
+//! **Text mode** (the first byte is not zero): `handler method arg1 arg2 ...` (or
+//! `handler.method ...`) ending at a newline, at the end of the stream, or after a pause of
+//! [`ServerConfig::text_pause`]; the consumer answers the result as text, or
+//! `ERROR <kind>: <message>`, then a newline, and closes the connection:
+//!
+//! ```text
+//! $ printf 'calc add 40 2\n' | nc 127.0.0.1 9000
+//! 42
+//! ```
+//!
+//! # Guarantees
+//! - A consumer serves at most [`ServerConfig::max_connections`] connections; a client that
+//!   sends nothing is dropped after [`ServerConfig::handshake_timeout`], a text client that
+//!   never finishes its command after [`ServerConfig::text_timeout`], a silent binary
+//!   connection after [`ServerConfig::idle_timeout`], one that does not read its replies after
+//!   [`ServerConfig::write_timeout`]. Each connection is served by tasks of its own: none of
+//!   them stalls the others.
+//! - On shutdown a consumer stops accepting and reading, answers every call it already read,
+//!   then closes. A producer sends the calls it had not yet got an answer for again elsewhere.
+//! - Calls through a [`Pool`] are delivered **at least once**: see [`Pool`].
+//!
+//! # Layout
+//! - `config.rs`: [`ServerConfig`] and [`PoolConfig`], every limit with its default.
+//! - `frame.rs`: the messages above and the codec that frames them.
+//! - `server.rs`: [`run`], [`serve`] and [`Server`]: accepting, limits, shutdown, telling the
+//!   modes apart; `binary.rs` and `text.rs` serve one connection in each mode.
+//! - `connection.rs`: a producer's connection to one consumer: handshake, ids, pending calls.
+//! - `pool.rs`: [`Pool`]: balancing, waiting for a place, retrying lost calls.
+//! - `supervisor.rs`: keeps each consumer connected, probing a lost one with backoff.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
+
+mod binary;
+mod config;
+mod connection;
+mod frame;
+mod pool;
+mod server;
+mod supervisor;
+mod text;
+
+pub use config::{PoolConfig, ServerConfig, DEFAULT_MAX_FRAME};
+pub use frame::PROTOCOL_VERSION;
+pub use pool::{ConsumerStatus, Pool};
+pub use server::{run, serve, Server};

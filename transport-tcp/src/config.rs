@@ -1,0 +1,101 @@
+//! The limits and timeouts of both halves, with defaults fit for one machine or a LAN.
+
+use std::time::Duration;
+
+/// The default largest frame body either side accepts: 16 MiB.
+pub const DEFAULT_MAX_FRAME: usize = 16 << 20;
+
+/// The consumer's limits. Build it from [`Default`] and change the fields you need:
+///
+/// ```
+/// let mut config = transport_tcp::ServerConfig::default();
+/// config.max_connections = 64;
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// The largest frame body accepted; a larger one gets a protocol error and the connection
+    /// is closed. Also caps a text command's length. Default: 16 MiB.
+    pub max_frame: usize,
+    /// Connections served at once; one more is closed as soon as it is accepted. Default: 1024.
+    pub max_connections: usize,
+    /// Calls running at once on one binary connection; past that the consumer stops reading
+    /// that connection until one finishes. Default: 1024.
+    pub max_in_flight: usize,
+    /// How long a new connection may stay silent before its first byte; then it is dropped.
+    /// Default: 10 s.
+    pub handshake_timeout: Duration,
+    /// How long a binary connection may stay with no frame and no call running; then it is
+    /// closed (a pool reconnects at once). Default: 5 min.
+    pub idle_timeout: Duration,
+    /// The pause after which a text command with no newline is taken as complete (seed
+    /// clients send one packet and wait). Default: 100 ms.
+    pub text_pause: Duration,
+    /// How long a text client may take to send its whole command; then it gets a protocol
+    /// error and is closed. Default: 10 s.
+    pub text_timeout: Duration,
+    /// How long one write of replies may block on a client that does not read; then the
+    /// connection is closed. Default: 30 s.
+    pub write_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_frame: DEFAULT_MAX_FRAME,
+            max_connections: 1024,
+            max_in_flight: 1024,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            text_pause: Duration::from_millis(100),
+            text_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The producer's pool settings. Build it from [`Default`] and change the fields you need:
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let mut config = transport_tcp::PoolConfig::default();
+/// config.no_consumer_wait = Duration::from_secs(1);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PoolConfig {
+    /// Calls sent to a consumer beyond its capacity (its `workers`), queued there so that it
+    /// never waits for the network between tasks; further calls wait in the producer.
+    /// Default: 2.
+    pub queued_per_consumer: usize,
+    /// The largest reply frame body accepted. Default: 16 MiB.
+    pub max_frame: usize,
+    /// How long connecting to a consumer and its handshake may take. Default: 5 s.
+    pub connect_timeout: Duration,
+    /// The first wait before probing a consumer that is down again. Default: 100 ms.
+    pub backoff_min: Duration,
+    /// The longest wait between two probes of a consumer that is down (the wait doubles from
+    /// `backoff_min` up to this). Default: 5 s.
+    pub backoff_max: Duration,
+    /// How long a call waits for some consumer to be up before it fails with
+    /// [`rpc_core::RpcError::NoConsumer`] (never longer than its own timeout). Default: 5 s.
+    pub no_consumer_wait: Duration,
+    /// How many times a call whose connection broke before its reply is sent again, to
+    /// another consumer when there is one. Default: 3.
+    pub max_retries: u32,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            queued_per_consumer: 2,
+            max_frame: DEFAULT_MAX_FRAME,
+            connect_timeout: Duration::from_secs(5),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            no_consumer_wait: Duration::from_secs(5),
+            max_retries: 3,
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! The binary wire: the messages each side sends, and the codecs that frame them.
+//!
+//! A frame is a 4-byte big-endian length, then that many bytes of bincode
+//! ([`rpc_core::encoding::bincode_options`]: fixed-width little-endian integers). The crate
+//! docs describe the layout byte by byte.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use bincode::Options;
+use bytes::{BufMut, BytesMut};
+use rpc_core::encoding::{bincode_options, from_bincode};
+use rpc_core::{Call, Encoding, Reply, Request, RpcError};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+
+/// The version of the binary protocol this crate speaks, exchanged in the handshake.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Bytes in a frame's length prefix.
+const LENGTH_BYTES: usize = 4;
+
+/// What a producer sends a consumer.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ClientMessage {
+    /// The first frame on a connection: asks for the consumer's capacity.
+    Hello {
+        /// The producer's [`PROTOCOL_VERSION`].
+        version: u32,
+    },
+    /// A call to run.
+    Request(Request),
+}
+
+/// The same layout as [`ClientMessage`], borrowing the call so that the producer serializes
+/// it straight into the socket's buffer and can still send it again on another consumer.
+#[derive(Serialize)]
+enum ClientMessageRef<'a> {
+    #[allow(dead_code)] // Only the variant index matters: it keeps `Request` at index 1.
+    Hello {
+        version: u32,
+    },
+    Request(RequestRef<'a>),
+}
+
+/// [`Request`] with its [`Call`] flattened and borrowed; bincode writes the same bytes.
+#[derive(Serialize)]
+struct RequestRef<'a> {
+    id: u64,
+    procedure: &'a str,
+    encoding: Encoding,
+    #[serde(with = "serde_bytes")]
+    args: &'a [u8],
+    timeout: Duration,
+}
+
+/// What a consumer sends a producer.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ServerMessage {
+    /// The answer to [`ClientMessage::Hello`].
+    Welcome(Welcome),
+    /// The answer to one request.
+    Reply(Reply),
+    /// The connection is being closed because of this error (a protocol violation).
+    Error(RpcError),
+}
+
+/// The consumer's side of the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Welcome {
+    /// The consumer's [`PROTOCOL_VERSION`].
+    pub(crate) version: u32,
+    /// How many synchronous procedures it runs at once: its capacity.
+    pub(crate) workers: u32,
+    /// The largest frame body it accepts, in bytes.
+    pub(crate) max_frame: u32,
+}
+
+/// A call as the producer's writer task takes it: the call is shared with the caller, which
+/// keeps it for a retry.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    pub(crate) id: u64,
+    pub(crate) call: std::sync::Arc<Call>,
+    /// What is left of the call's timeout when it is sent.
+    pub(crate) timeout: Duration,
+}
+
+impl Outgoing {
+    fn as_message(&self) -> ClientMessageRef<'_> {
+        ClientMessageRef::Request(RequestRef {
+            id: self.id,
+            procedure: &self.call.procedure,
+            encoding: self.call.encoding,
+            args: &self.call.args,
+            timeout: self.timeout,
+        })
+    }
+
+    /// The size of this request's frame body, to check against the consumer's limit before
+    /// it is queued.
+    pub(crate) fn body_len(&self) -> Result<usize, RpcError> {
+        body_len(&self.as_message())
+    }
+}
+
+fn body_len<T: Serialize + ?Sized>(message: &T) -> Result<usize, RpcError> {
+    let len = bincode_options()
+        .serialized_size(message)
+        .map_err(|e| RpcError::Failed(format!("could not encode a frame: {e}")))?;
+    usize::try_from(len).map_err(|_| RpcError::Protocol("frame too large".into()))
+}
+
+/// Appends one frame (length prefix and bincode body) to `dst`, or nothing when the body
+/// would exceed `max_frame`.
+fn put_frame<T: Serialize + ?Sized>(
+    message: &T,
+    max_frame: usize,
+    dst: &mut BytesMut,
+) -> Result<(), RpcError> {
+    let len = body_len(message)?;
+    if len > max_frame {
+        return Err(too_large(len, max_frame));
+    }
+    let start = dst.len();
+    dst.reserve(LENGTH_BYTES + len);
+    dst.put_u32(len as u32);
+    if let Err(e) = bincode_options().serialize_into(dst.writer(), message) {
+        dst.truncate(start);
+        return Err(RpcError::Failed(format!("could not encode a frame: {e}")));
+    }
+    Ok(())
+}
+
+/// The error for a frame body of `len` bytes over a limit of `max_frame`.
+pub(crate) fn too_large(len: usize, max_frame: usize) -> RpcError {
+    RpcError::Protocol(format!(
+        "frame of {len} bytes exceeds the limit of {max_frame} bytes"
+    ))
+}
+
+/// Frames of `In` coming in and `Out` going out, bodies at most `max_frame` bytes.
+///
+/// Decoding fails with [`RpcError::Protocol`] on an oversized or undecodable frame and
+/// [`RpcError::Io`] when the socket fails.
+#[derive(Debug)]
+pub(crate) struct Codec<In, Out> {
+    frames: LengthDelimitedCodec,
+    max_frame: usize,
+    _types: PhantomData<fn(Out) -> In>,
+}
+
+/// The consumer's codec.
+pub(crate) type ServerCodec = Codec<ClientMessage, ServerMessage>;
+/// The producer's codec.
+pub(crate) type ClientCodec = Codec<ServerMessage, ClientMessage>;
+
+impl<In, Out> Codec<In, Out> {
+    /// A codec refusing frame bodies over `max_frame` bytes.
+    pub(crate) fn new(max_frame: usize) -> Self {
+        let max_frame = max_frame.min(u32::MAX as usize);
+        let frames = LengthDelimitedCodec::builder()
+            .length_field_length(LENGTH_BYTES)
+            .big_endian()
+            .max_frame_length(max_frame)
+            .new_codec();
+        Self {
+            frames,
+            max_frame,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<In: DeserializeOwned, Out> Decoder for Codec<In, Out> {
+    type Item = In;
+    type Error = RpcError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<In>, RpcError> {
+        // The length-delimited codec fails only on an oversized length prefix.
+        match self.frames.decode(src) {
+            Ok(Some(body)) => from_bincode(&body).map(Some),
+            Ok(None) => Ok(None),
+            Err(_) => Err(RpcError::Protocol(format!(
+                "frame exceeds the limit of {} bytes",
+                self.max_frame
+            ))),
+        }
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<In>, RpcError> {
+        match self.decode(src)? {
+            Some(frame) => Ok(Some(frame)),
+            None if src.is_empty() => Ok(None),
+            None => Err(RpcError::Protocol(format!(
+                "connection closed inside a frame ({} bytes left over)",
+                src.len()
+            ))),
+        }
+    }
+}
+
+impl<In> Encoder<ServerMessage> for Codec<In, ServerMessage> {
+    type Error = RpcError;
+
+    /// A reply too large for the frame limit becomes a protocol error reply to the same id.
+    fn encode(&mut self, item: ServerMessage, dst: &mut BytesMut) -> Result<(), RpcError> {
+        match put_frame(&item, self.max_frame, dst) {
+            Err(err @ RpcError::Protocol(_)) => match item {
+                ServerMessage::Reply(reply) => {
+                    let reply = Reply::new(reply.id, Err(err));
+                    put_frame(&ServerMessage::Reply(reply), self.max_frame, dst)
+                }
+                _ => Err(err),
+            },
+            other => other,
+        }
+    }
+}
+
+impl<In> Encoder<ClientMessage> for Codec<In, ClientMessage> {
+    type Error = RpcError;
+
+    fn encode(&mut self, item: ClientMessage, dst: &mut BytesMut) -> Result<(), RpcError> {
+        put_frame(&item, self.max_frame, dst)
+    }
+}
+
+impl<In> Encoder<Outgoing> for Codec<In, ClientMessage> {
+    type Error = RpcError;
+
+    fn encode(&mut self, item: Outgoing, dst: &mut BytesMut) -> Result<(), RpcError> {
+        put_frame(&item.as_message(), self.max_frame, dst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn borrowed_requests_encode_like_owned_ones() {
+        let call = Call::new("calc.add", Encoding::Json, b"[1,2]".to_vec())
+            .with_timeout(Duration::from_millis(1500));
+        let outgoing = Outgoing {
+            id: 7,
+            call: std::sync::Arc::new(call.clone()),
+            timeout: call.timeout,
+        };
+        let owned = ClientMessage::Request(Request { id: 7, call });
+        let mut a = BytesMut::new();
+        let mut b = BytesMut::new();
+        ClientCodec::new(1 << 20).encode(outgoing, &mut a).unwrap();
+        ClientCodec::new(1 << 20).encode(owned, &mut b).unwrap();
+        assert_eq!(a, b);
+        match ServerCodec::new(1 << 20).decode(&mut a).unwrap() {
+            Some(ClientMessage::Request(r)) => assert_eq!(r.call.procedure, "calc.add"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn hello_starts_with_a_zero_byte() {
+        let mut buf = BytesMut::new();
+        let hello = ClientMessage::Hello {
+            version: PROTOCOL_VERSION,
+        };
+        ClientCodec::new(1 << 20).encode(hello, &mut buf).unwrap();
+        assert_eq!(&buf[..], &[0, 0, 0, 8, 0, 0, 0, 0, 1, 0, 0, 0]);
+    }
+
+    #[test]
+    fn oversized_replies_become_protocol_errors() {
+        let mut codec = ServerCodec::new(128);
+        let mut buf = BytesMut::new();
+        let reply = Reply::new(3, Ok(vec![0; 200]));
+        codec.encode(ServerMessage::Reply(reply), &mut buf).unwrap();
+        let mut client = ClientCodec::new(128);
+        match client.decode(&mut buf).unwrap() {
+            Some(ServerMessage::Reply(r)) => {
+                assert_eq!(r.id, 3);
+                assert!(matches!(r.result, Err(RpcError::Protocol(_))));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn oversized_and_garbage_frames_are_protocol_errors() {
+        let mut codec = ServerCodec::new(64);
+        let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff, 1][..]);
+        assert!(matches!(codec.decode(&mut buf), Err(RpcError::Protocol(_))));
+        let mut buf = BytesMut::from(&[0, 0, 0, 2, 9, 9][..]);
+        assert!(matches!(
+            ServerCodec::new(64).decode(&mut buf),
+            Err(RpcError::Protocol(_))
+        ));
+    }
+}
