@@ -1,1 +1,94 @@
-//! AMQP transport for rpc over RabbitMQ (lapin), wire-compatible with aio-pika's JsonRPC. Built in its own issue.
+//! RPC over RabbitMQ through lapin, wire-compatible with aio-pika's `JsonRPC` pattern.
+//!
+//! Consumers compete for requests on one queue per procedure (`fibonacci_generator.calculate`);
+//! a producer publishes each call there and its reply comes back on the producer's own reply
+//! queue. Python services using `aio_pika.patterns.JsonRPC` and this crate call each other:
+//! same queues, flags, properties and JSON bodies. Rust peers may also speak bincode, under
+//! the content type `application/x-rpc-bincode`.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use rpc_core::{Client, Registry};
+//! use tokio_util::sync::CancellationToken;
+//! use transport_amqp::{AmqpConfig, AmqpTransport, AmqpUrl};
+//!
+//! struct Calc;
+//!
+//! #[rpc_core::handler]
+//! impl Calc {
+//!     /// Adds two numbers.
+//!     pub fn add(a: i64, b: i64) -> i64 {
+//!         a + b
+//!     }
+//! }
+//!
+//! # #[tokio::main] async fn main() -> Result<(), rpc_core::RpcError> {
+//! // `--amqp-url`, else AMQP_URL, else RABBITMQ_URL, else the local broker.
+//! let config = AmqpConfig::new(AmqpUrl::resolve(None));
+//!
+//! // The consumer: serve a registry until the token fires.
+//! let mut registry = Registry::new().with_workers(2);
+//! registry.register(Calc);
+//! let shutdown = CancellationToken::new();
+//! let consumer = tokio::spawn(transport_amqp::serve(
+//!     config.clone(),
+//!     Arc::new(registry),
+//!     shutdown.clone(),
+//! ));
+//!
+//! // The producer: a transport like any other.
+//! let calc = CalcClient::new(AmqpTransport::connect(config).await?);
+//! assert_eq!(calc.add(2, 3).await, Ok(5));
+//!
+//! shutdown.cancel();
+//! consumer.await.expect("consumer task")?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Wire
+//! As aio-pika 9.6's `patterns/rpc.py`: a non-durable request queue per procedure with
+//! `x-dead-letter-exchange: rpc.dlx`; a headers exchange `rpc.dlx` to which each client's
+//! server-named reply queue is bound by its `From` header, so that a request expiring in its
+//! queue comes back to its caller (as `deadline exceeded`, at once); requests published
+//! `mandatory` to the default exchange on a confirm-mode channel (a call nobody serves fails at
+//! once with `unknown procedure`); `type` call/result/error, `correlation_id`, `reply_to`,
+//! `expiration` = the remaining timeout in milliseconds. See [`topology`] and [`message`].
+//!
+//! # Guarantees
+//! A request is acked after its reply is published, so a consumer that dies mid-task leaves it
+//! to another consumer (at-least-once execution). Both halves reconnect after a broker restart;
+//! a call in flight at that moment fails with [`rpc_core::RpcError::Io`], never hangs.
+//!
+//! # Layout
+//! - [`url`](AmqpUrl) (`url.rs`): the broker URL from flag, environment or default, shown
+//!   without its password.
+//! - [`AmqpConfig`] (`config.rs`): URL, reply mode, queue durability, reconnection delays.
+//! - [`topology`]: the queue and exchange declarations, flag for flag as aio-pika's.
+//! - [`message`]: request and reply properties, bodies in each encoding, the JSON error shape.
+//! - `reconnect.rs`: connecting, backoff between attempts.
+//! - [`AmqpTransport`] (`client.rs`): the client half, a [`rpc_core::Transport`].
+//! - [`serve`], [`AmqpServer`] (`consumer.rs`): the server half, serving a
+//!   [`rpc_core::Registry`] until a cancellation token fires.
+//! - [`Rpc`] (`rpc.rs`): aio-pika's interface, `register` and `call`, on top of both.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
+
+mod client;
+mod config;
+mod consumer;
+pub mod message;
+mod reconnect;
+mod rpc;
+pub mod topology;
+mod url;
+
+pub use client::AmqpTransport;
+pub use config::{AmqpConfig, ReplyMode};
+pub use consumer::{serve, AmqpServer};
+pub use rpc::Rpc;
+pub use url::{AmqpUrl, DEFAULT_URL, URL_VARIABLES};
+
+/// The content type of bincode bodies: `application/x-rpc-bincode`.
+pub use rpc_core::encoding::BINCODE_CONTENT_TYPE;

@@ -1,0 +1,285 @@
+//! The server half: consumes the request queue of every procedure in a [`Registry`], runs each
+//! request and publishes its reply.
+//!
+//! - Prefetch = the registry's workers, for the channel as a whole (`basic.qos` global): a
+//!   consumer holds no more requests than it can run, and the rest stay in the queue for other
+//!   consumers, or expire there and go back to their callers.
+//! - A request is acked only after its reply is published: a consumer that dies mid-task
+//!   leaves it unacked, and the broker redelivers it to another consumer.
+//! - A malformed request (no `reply_to`, a content type we do not speak, a body that does not
+//!   decode) gets an error reply when it has a `reply_to` and is acked: never requeued.
+//! - When the broker goes away the consumer reconnects with backoff and declares its queues
+//!   again; requests it was running are redelivered by the broker (at-least-once).
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::stream::{select_all, Stream, StreamExt};
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    BasicRejectOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection};
+use rpc_core::{Encoding, Registry, RpcError};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::message::{parse_request, request_encoding, ReplyBody};
+use crate::reconnect::{connect, io_error, retry};
+use crate::topology::{declare_dlx, declare_request_queue};
+use crate::AmqpConfig;
+
+type Deliveries = Pin<Box<dyn Stream<Item = (Arc<str>, lapin::Result<Delivery>)> + Send>>;
+
+/// One connection's worth of consuming: the channel and the merged request streams.
+struct Session {
+    connection: Connection,
+    channel: Channel,
+    consumer_tags: Vec<String>,
+    deliveries: Deliveries,
+}
+
+/// Serves `registry` on the broker until `shutdown` fires, then finishes and answers the
+/// requests it holds and returns.
+///
+/// Reconnects by itself whenever the broker goes away after the first connection.
+///
+/// # Errors
+/// [`RpcError::Io`] when the first connection or the declarations fail (a wrong URL, a queue
+/// declared by someone with other flags): a consumer that never started says so at once.
+pub async fn serve(
+    config: AmqpConfig,
+    registry: Arc<Registry>,
+    shutdown: CancellationToken,
+) -> Result<(), RpcError> {
+    let session = open(&config, &registry).await?;
+    run(config, registry, session, shutdown).await;
+    Ok(())
+}
+
+/// A consumer running in the background; [`AmqpServer::shutdown`] stops it.
+#[derive(Debug)]
+pub struct AmqpServer {
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl AmqpServer {
+    /// Connects, declares the request queues and starts consuming them on the current runtime;
+    /// requests are taken as soon as this returns.
+    ///
+    /// # Errors
+    /// As [`serve`]'s first connection.
+    pub async fn start(config: AmqpConfig, registry: Arc<Registry>) -> Result<Self, RpcError> {
+        let session = open(&config, &registry).await?;
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run(config, registry, session, shutdown.clone()));
+        Ok(Self {
+            shutdown,
+            task: Some(task),
+        })
+    }
+
+    /// Stops taking requests, finishes and answers the ones it holds, and returns.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for AmqpServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn open(config: &AmqpConfig, registry: &Registry) -> Result<Session, RpcError> {
+    let connection = connect(config).await?;
+    match declare_and_consume(&connection, config, registry).await {
+        Ok((channel, consumer_tags, deliveries)) => {
+            tracing::info!(
+                url = %config.url,
+                procedures = ?registry.procedure_names(),
+                workers = registry.workers(),
+                "AMQP consumer ready"
+            );
+            Ok(Session {
+                connection,
+                channel,
+                consumer_tags,
+                deliveries,
+            })
+        }
+        Err(e) => {
+            let _ = connection.close(200, "setup failed".into()).await;
+            Err(io_error("cannot declare or consume the request queues", &e))
+        }
+    }
+}
+
+async fn declare_and_consume(
+    connection: &Connection,
+    config: &AmqpConfig,
+    registry: &Registry,
+) -> lapin::Result<(Channel, Vec<String>, Deliveries)> {
+    let channel = connection.create_channel().await?;
+    let prefetch = u16::try_from(registry.workers()).unwrap_or(u16::MAX);
+    channel
+        .basic_qos(prefetch, BasicQosOptions { global: true })
+        .await?;
+    declare_dlx(&channel).await?;
+    let mut streams = Vec::new();
+    let mut tags = Vec::new();
+    for procedure in registry.procedure_names() {
+        declare_request_queue(&channel, &procedure, config).await?;
+        let consumer = channel
+            .basic_consume(
+                procedure.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        tags.push(consumer.tag().as_str().to_string());
+        let procedure: Arc<str> = procedure.into();
+        streams.push(consumer.map(move |d| (procedure.clone(), d)).boxed());
+    }
+    Ok((channel, tags, Box::pin(select_all(streams))))
+}
+
+async fn run(
+    config: AmqpConfig,
+    registry: Arc<Registry>,
+    mut session: Session,
+    shutdown: CancellationToken,
+) {
+    let tracker = TaskTracker::new();
+    loop {
+        let lost = loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => break None,
+                next = session.deliveries.next() => next,
+            };
+            match next {
+                Some((procedure, Ok(delivery))) => {
+                    let registry = registry.clone();
+                    let channel = session.channel.clone();
+                    tracker.spawn(handle(registry, channel, procedure, delivery));
+                }
+                Some((_, Err(e))) => break Some(io_error("connection to the broker lost", &e)),
+                None => break Some(RpcError::Io("the broker cancelled our consumers".into())),
+            }
+        };
+        let Some(error) = lost else { break };
+        tracing::warn!(%error, "AMQP consumer lost its connection; reconnecting");
+        // Requests still running cannot be acked on the dead channel: the broker redelivers
+        // them. Close explicitly in case only the channel died.
+        let _ = session.connection.close(200, "reconnecting".into()).await;
+        let Some(next) = retry(&config, &shutdown, "reconnecting the AMQP consumer", || {
+            open(&config, &registry)
+        })
+        .await
+        else {
+            break;
+        };
+        session = next;
+    }
+    // Stop deliveries, answer what we hold, then close: unread prefetched requests go back to
+    // the queue for other consumers.
+    for tag in &session.consumer_tags {
+        let _ = session
+            .channel
+            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+            .await;
+    }
+    tracker.close();
+    tracker.wait().await;
+    let _ = session
+        .connection
+        .close(200, "consumer stopped".into())
+        .await;
+    tracing::info!("AMQP consumer stopped");
+}
+
+/// Runs one request, publishes its reply, then acks it.
+async fn handle(
+    registry: Arc<Registry>,
+    channel: Channel,
+    procedure: Arc<str>,
+    delivery: Delivery,
+) {
+    let Delivery {
+        properties,
+        data,
+        acker,
+        delivery_tag,
+        ..
+    } = delivery;
+    let correlation_id = properties.correlation_id().clone();
+    let id = Label(
+        correlation_id.as_ref().map(|c| c.as_str().to_string()),
+        delivery_tag,
+    );
+    let reply_to = properties
+        .reply_to()
+        .as_ref()
+        .map(|r| r.as_str().to_string())
+        .filter(|r| !r.is_empty());
+    let encoding = request_encoding(&properties).unwrap_or(Encoding::Json);
+    let result = match parse_request(&procedure, &properties, data) {
+        Ok(call) => registry.dispatch(&id, call).await,
+        Err(err) => Err(err),
+    };
+    let Some(reply_to) = reply_to else {
+        tracing::warn!(%id, %procedure, "request without reply_to: its result is dropped");
+        let _ = acker.ack(BasicAckOptions::default()).await;
+        return;
+    };
+    if let Err(err) = &result {
+        if matches!(err, RpcError::Protocol(_)) {
+            tracing::warn!(%id, %procedure, %err, "malformed request");
+        }
+    }
+    let reply = ReplyBody::encode(encoding, result);
+    let published = channel
+        .basic_publish(
+            "".into(),
+            reply_to.as_str().into(),
+            BasicPublishOptions::default(),
+            &reply.body,
+            reply.properties(correlation_id.as_ref()),
+        )
+        .await;
+    match published {
+        Ok(_) => {
+            if let Err(e) = acker.ack(BasicAckOptions::default()).await {
+                tracing::warn!(%id, error = %e, "could not ack; the broker will redeliver");
+            }
+        }
+        Err(e) => {
+            // As aio-pika: a reply that cannot be sent dead-letters its request (back to the
+            // caller's reply queue, through rpc.dlx) rather than requeueing it forever. On a
+            // dead channel this fails too, and the broker redelivers the request.
+            tracing::warn!(%id, error = %e, "could not publish the reply");
+            let _ = acker.reject(BasicRejectOptions { requeue: false }).await;
+        }
+    }
+}
+
+/// How a request is named in traces: its correlation id, else its delivery tag.
+struct Label(Option<String>, u64);
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(id) => f.write_str(id),
+            None => write!(f, "delivery-{}", self.1),
+        }
+    }
+}

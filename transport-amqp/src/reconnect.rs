@@ -1,0 +1,87 @@
+//! Connecting to the broker, and waiting between attempts when it is away.
+//!
+//! Both halves keep no state across connections that the broker would have to remember: after
+//! a broker restart they connect anew and declare everything again (request queues, the
+//! dead-letter exchange, a new reply queue and its binding), rather than rely on lapin's
+//! topology recovery, whose replay of a server-named reply queue and of in-flight publisher
+//! confirms is exactly what bites aio-pika's and lapin's users.
+
+use std::time::Duration;
+
+use lapin::{Connection, ConnectionProperties};
+use rpc_core::RpcError;
+use tokio_util::sync::CancellationToken;
+
+use crate::AmqpConfig;
+
+/// Opens a connection to the broker named by `config`.
+///
+/// # Errors
+/// [`RpcError::Io`] naming the broker (password hidden) and lapin's reason.
+pub(crate) async fn connect(config: &AmqpConfig) -> Result<Connection, RpcError> {
+    let properties = ConnectionProperties::default()
+        .with_connection_name(config.connection_name.as_str().into());
+    Connection::connect(config.url.as_str(), properties)
+        .await
+        .map_err(|err| io_error(&format!("cannot connect to {}", config.url), &err))
+}
+
+/// A lapin error as an [`RpcError::Io`], with what we were doing.
+pub(crate) fn io_error(doing: &str, err: &lapin::Error) -> RpcError {
+    RpcError::Io(format!("{doing}: {err}"))
+}
+
+/// Exponential backoff between reconnection attempts: `min`, doubled each time up to `max`.
+#[derive(Debug, Clone)]
+pub(crate) struct Backoff {
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    /// A backoff with `config`'s delays.
+    pub(crate) fn new(config: &AmqpConfig) -> Self {
+        Self {
+            max: config.reconnect_max,
+            next: config.reconnect_min,
+        }
+    }
+
+    /// Waits the next delay; returns `false` at once if `shutdown` fires first.
+    pub(crate) async fn wait(&mut self, shutdown: &CancellationToken) -> bool {
+        let delay = self.next;
+        self.next = (self.next * 2).min(self.max);
+        tokio::select! {
+            _ = shutdown.cancelled() => false,
+            _ = tokio::time::sleep(delay) => true,
+        }
+    }
+}
+
+/// Runs `attempt` until it succeeds, waiting with [`Backoff`] between failures; `None` when
+/// `shutdown` fires first. Each failure is logged with `what`.
+pub(crate) async fn retry<T, F, Fut>(
+    config: &AmqpConfig,
+    shutdown: &CancellationToken,
+    what: &str,
+    mut attempt: F,
+) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, RpcError>>,
+{
+    let mut backoff = Backoff::new(config);
+    loop {
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            result = attempt() => result,
+        };
+        match result {
+            Ok(value) => return Some(value),
+            Err(err) => tracing::warn!(%err, "{what} failed; retrying"),
+        }
+        if !backoff.wait(shutdown).await {
+            return None;
+        }
+    }
+}

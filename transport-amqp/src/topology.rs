@@ -1,0 +1,126 @@
+//! The queues and exchanges, declared exactly as aio-pika's RPC pattern (9.6) declares them,
+//! since RabbitMQ refuses (406 PRECONDITION_FAILED) to re-declare one with other flags.
+//!
+//! | what | name | flags | arguments |
+//! |---|---|---|---|
+//! | request queue | the procedure, `handler.method` | non-durable (option), not exclusive, not auto-delete | `x-dead-letter-exchange: rpc.dlx` |
+//! | dead-letter exchange | `rpc.dlx` | headers, non-durable, auto-delete | |
+//! | reply queue | server-named | non-durable, not exclusive, auto-delete; consumed exclusive, no-ack | |
+//! | reply binding | reply queue to `rpc.dlx`, routing key `""` | | `From: <reply queue>`, `x-match: any` |
+
+use lapin::options::{
+    BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{Channel, Consumer, ExchangeKind};
+
+use crate::AmqpConfig;
+
+/// The dead-letter exchange every request queue names, as aio-pika's `RPC.DLX_NAME`.
+pub const DLX_NAME: &str = "rpc.dlx";
+
+/// The header naming the caller's reply queue: the dead-letter exchange routes on it.
+pub const FROM_HEADER: &str = "From";
+
+/// RabbitMQ's pseudo-queue for direct reply-to.
+pub const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
+/// Declares the request queue of `procedure` (named by it) with aio-pika's flags and arguments.
+///
+/// # Errors
+/// The broker's refusal, e.g. 406 when the queue exists with other flags.
+pub async fn declare_request_queue(
+    channel: &Channel,
+    procedure: &str,
+    config: &AmqpConfig,
+) -> lapin::Result<()> {
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-dead-letter-exchange".into(), long_string(DLX_NAME));
+    let options = QueueDeclareOptions {
+        durable: config.durable_queues,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(procedure.into(), options, arguments)
+        .await?;
+    Ok(())
+}
+
+/// Declares the dead-letter exchange `rpc.dlx`: headers, non-durable, auto-delete.
+///
+/// # Errors
+/// The broker's refusal.
+pub async fn declare_dlx(channel: &Channel) -> lapin::Result<()> {
+    let options = ExchangeDeclareOptions {
+        auto_delete: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    channel
+        .exchange_declare(
+            DLX_NAME.into(),
+            ExchangeKind::Headers,
+            options,
+            FieldTable::default(),
+        )
+        .await
+}
+
+/// Declares a server-named reply queue, binds it to `rpc.dlx` by its `From` header and
+/// consumes it (exclusive, no-ack). Returns its name and the consumer.
+///
+/// # Errors
+/// The broker's refusal, or the connection failing meanwhile.
+pub async fn declare_reply_queue(channel: &Channel) -> lapin::Result<(String, Consumer)> {
+    declare_dlx(channel).await?;
+    let options = QueueDeclareOptions {
+        auto_delete: true,
+        ..QueueDeclareOptions::default()
+    };
+    let queue = channel
+        .queue_declare("".into(), options, FieldTable::default())
+        .await?;
+    let name = queue.name().as_str().to_string();
+    let mut arguments = FieldTable::default();
+    arguments.insert(FROM_HEADER.into(), long_string(&name));
+    arguments.insert("x-match".into(), long_string("any"));
+    channel
+        .queue_bind(
+            name.as_str().into(),
+            DLX_NAME.into(),
+            "".into(),
+            QueueBindOptions::default(),
+            arguments,
+        )
+        .await?;
+    let consumer = consume_replies(channel, &name, true).await?;
+    Ok((name, consumer))
+}
+
+/// Consumes RabbitMQ's direct reply-to pseudo-queue; must happen before the first publish
+/// on `channel`.
+///
+/// # Errors
+/// The broker's refusal.
+pub async fn consume_direct_reply_to(channel: &Channel) -> lapin::Result<Consumer> {
+    consume_replies(channel, DIRECT_REPLY_TO, false).await
+}
+
+async fn consume_replies(
+    channel: &Channel,
+    queue: &str,
+    exclusive: bool,
+) -> lapin::Result<Consumer> {
+    let options = BasicConsumeOptions {
+        no_ack: true,
+        exclusive,
+        ..BasicConsumeOptions::default()
+    };
+    channel
+        .basic_consume(queue.into(), "".into(), options, FieldTable::default())
+        .await
+}
+
+/// A header or argument value as a long string, the type aio-pika (pamqp) sends for `str`.
+pub fn long_string(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value))
+}
