@@ -1,0 +1,95 @@
+//! Helpers shared by the transport's tests: names, the broker, raw lapin access.
+//!
+//! Every test runs against the real broker (`AMQP_URL`, `RABBITMQ_URL` or the local default;
+//! `scripts/start_rabbitmq.sh` starts one) and fails loudly without one.
+
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, ConnectionProperties, Consumer};
+use transport_amqp::AmqpConfig;
+
+/// A name no other test (or concurrent run) uses.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() % 1_000_000_000);
+    format!("{prefix}_{}_{now}_{n}", std::process::id())
+}
+
+/// The broker configuration, with quick reconnection for the tests.
+pub fn config() -> AmqpConfig {
+    AmqpConfig::default().with_reconnect_delays(Duration::from_millis(100), Duration::from_secs(1))
+}
+
+/// A raw lapin connection and channel, for publishing and inspecting by hand.
+pub async fn raw_channel() -> (Connection, Channel) {
+    let url = config().url;
+    let connection = Connection::connect(url.as_str(), ConnectionProperties::default())
+        .await
+        .unwrap_or_else(|e| panic!("no RabbitMQ at {url} (scripts/start_rabbitmq.sh): {e}"));
+    let channel = connection.create_channel().await.expect("a channel");
+    (connection, channel)
+}
+
+/// Declares an exclusive server-named queue and consumes it with no-ack.
+pub async fn raw_reply_queue(channel: &Channel) -> (String, Consumer) {
+    let options = QueueDeclareOptions {
+        exclusive: true,
+        auto_delete: true,
+        ..QueueDeclareOptions::default()
+    };
+    let queue = channel
+        .queue_declare("".into(), options, FieldTable::default())
+        .await
+        .expect("a reply queue");
+    let name = queue.name().as_str().to_string();
+    let consumer = channel
+        .basic_consume(
+            name.as_str().into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume the reply queue");
+    (name, consumer)
+}
+
+/// The number of (ready, consumers) of an existing queue, from a passive declaration.
+pub async fn queue_counts(channel: &Channel, queue: &str) -> (u32, u32) {
+    let options = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    let queue = channel
+        .queue_declare(queue.into(), options, FieldTable::default())
+        .await
+        .expect("the queue exists");
+    (queue.message_count(), queue.consumer_count())
+}
+
+/// Polls `check` every 50 ms until it holds or `limit` passes.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
