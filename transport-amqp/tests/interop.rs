@@ -1,0 +1,190 @@
+//! Interoperability with the real Python library: aio-pika 9.6's `JsonRPC` calling a Rust
+//! consumer, and a Rust client calling a procedure a `JsonRPC` server registered.
+//!
+//! `scripts/python_venv.sh` (run from here; idempotent) provides `<repo>/.venv` with aio-pika.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use rpc_core::{Call, Client, Encoding, Registry, RpcError};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use transport_amqp::topology::declare_request_queue;
+use transport_amqp::{AmqpServer, AmqpTransport};
+
+use support::{config, raw_channel, unique};
+
+/// The procedures the Python client calls.
+struct Suite;
+
+#[rpc_core::handler]
+impl Suite {
+    /// Adds two numbers.
+    pub fn add(a: i64, b: i64) -> i64 {
+        a.wrapping_add(b)
+    }
+
+    /// Returns its argument.
+    pub fn echo(text: String) -> String {
+        text
+    }
+
+    /// Fails with `message`.
+    pub fn fail(message: String) -> Result<(), String> {
+        Err(message)
+    }
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace")
+        .to_path_buf()
+}
+
+/// The venv's python, made by `scripts/python_venv.sh` if needed (once per process: the
+/// tests run in parallel).
+fn python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(make_venv).clone()
+}
+
+fn make_venv() -> PathBuf {
+    let output = std::process::Command::new(repo().join("scripts/python_venv.sh"))
+        .output()
+        .expect("scripts/python_venv.sh runs");
+    assert!(
+        output.status.success(),
+        "scripts/python_venv.sh failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    PathBuf::from(stdout.lines().last().expect("the python path").trim())
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(name)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+#[test]
+fn python_json_rpc_client_calls_a_rust_consumer() {
+    let python = python();
+    runtime().block_on(async {
+        let handler = unique("py_client");
+        let mut registry = Registry::new();
+        registry.register_as(handler.clone(), Suite);
+        let server = AmqpServer::start(config(), Arc::new(registry))
+            .await
+            .expect("a consumer on the broker (scripts/start_rabbitmq.sh)");
+        let output = tokio::process::Command::new(&python)
+            .arg(script("client.py"))
+            .arg(config().url.as_str())
+            .arg(&handler)
+            .output()
+            .await
+            .expect("client.py runs");
+        server.shutdown().await;
+        assert!(
+            output.status.success(),
+            "client.py failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report: Value = serde_json::from_slice(&output.stdout).expect("client.py's report");
+        assert_eq!(report["add"], json!({"result": 42}));
+        assert_eq!(report["exact"], json!({"result": 9007199254740993u64}));
+        assert_eq!(report["echo"], json!({"result": "héllo \"wörld\""}));
+        assert_eq!(
+            report["fail"],
+            json!({"exception": "JsonRPCError", "payload": {"error": {
+                "type": "Failed", "message": "disk full", "args": ["disk full"]}}})
+        );
+        assert_eq!(report["bad"]["exception"], "JsonRPCError");
+        assert_eq!(report["bad"]["payload"]["error"]["type"], "BadArguments");
+        let message = report["bad"]["payload"]["error"]["message"]
+            .as_str()
+            .unwrap_or("");
+        assert!(message.contains("`a`"), "{message}");
+        delete_queues(&handler, &["add", "echo", "fail"]).await;
+    });
+}
+
+#[test]
+fn rust_client_calls_a_python_json_rpc_server() {
+    let python = python();
+    runtime().block_on(async {
+        let handler = unique("py_server");
+        let mut server = tokio::process::Command::new(&python)
+            .arg(script("server.py"))
+            .arg(config().url.as_str())
+            .arg(&handler)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("server.py starts");
+        let mut lines = BufReader::new(server.stdout.take().expect("stdout")).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await;
+        assert!(
+            matches!(&ready, Ok(Ok(Some(line))) if line == "READY"),
+            "server.py not ready: {ready:?}"
+        );
+
+        // Same queue flags and arguments as aio-pika, or the broker would refuse (406).
+        let (_connection, channel) = raw_channel().await;
+        declare_request_queue(&channel, &format!("{handler}.multiply"), &config())
+            .await
+            .expect("re-declaring aio-pika's queue with our flags");
+
+        let transport = AmqpTransport::connect(config()).await.expect("a client");
+        let client = Client::new(transport).with_timeout(Duration::from_secs(10));
+        let call = |method: &str, body: &str| {
+            Call::new(
+                format!("{handler}.{method}"),
+                Encoding::Json,
+                body.as_bytes().to_vec(),
+            )
+        };
+        let product = client
+            .call_raw(call("multiply", r#"{"x": 6, "y": 7}"#))
+            .await;
+        assert_eq!(product.as_deref(), Ok(&b"42"[..]));
+        let exact = client
+            .call_raw(call("multiply", r#"{"x": 3000000000, "y": 3000000000}"#))
+            .await;
+        assert_eq!(exact.as_deref(), Ok(&b"9000000000000000000"[..]));
+        let boom = client
+            .call_raw(call("boom", r#"{"message": "no luck"}"#))
+            .await;
+        assert_eq!(boom, Err(RpcError::Failed("ValueError: no luck".into())));
+
+        drop(server.stdin.take());
+        let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
+        delete_queues(&handler, &["multiply", "boom"]).await;
+    });
+}
+
+async fn delete_queues(handler: &str, methods: &[&str]) {
+    let (_connection, channel) = raw_channel().await;
+    for method in methods {
+        let _ = channel
+            .queue_delete(
+                format!("{handler}.{method}").as_str().into(),
+                lapin::options::QueueDeleteOptions::default(),
+            )
+            .await;
+    }
+}
