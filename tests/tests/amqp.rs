@@ -9,18 +9,22 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rpc_core::{Registry, Transport};
 use rpc_tests::Fixture;
+use transport_amqp::topology::delete_request_queues;
 use transport_amqp::{AmqpConfig, AmqpServer, AmqpTransport};
 
 /// A consumer in this process and a client transport, both on the broker.
 struct AmqpFixture {
     server: AmqpServer,
     transport: AmqpTransport,
+    config: AmqpConfig,
+    procedures: Vec<String>,
 }
 
 #[async_trait]
 impl Fixture for AmqpFixture {
     async fn start(registry: Registry) -> Self {
         let config = AmqpConfig::default();
+        let procedures = registry.procedure_names();
         let server = AmqpServer::start(config.clone(), Arc::new(registry))
             .await
             .unwrap_or_else(|e| {
@@ -29,10 +33,15 @@ impl Fixture for AmqpFixture {
                     config.url
                 )
             });
-        let transport = AmqpTransport::connect(config)
+        let transport = AmqpTransport::connect(config.clone())
             .await
             .expect("an AMQP client transport");
-        Self { server, transport }
+        Self {
+            server,
+            transport,
+            config,
+            procedures,
+        }
     }
 
     async fn transport(&self) -> Arc<dyn Transport> {
@@ -41,6 +50,10 @@ impl Fixture for AmqpFixture {
 
     async fn stop(self) {
         self.server.shutdown().await;
+        // Request queues outlive their consumers, as aio-pika's: leave none behind.
+        delete_request_queues(&self.config, &self.procedures)
+            .await
+            .expect("delete the test's queues");
     }
 }
 

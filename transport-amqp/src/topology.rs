@@ -10,6 +10,7 @@
 
 use lapin::options::{
     BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, Consumer, ExchangeKind};
@@ -123,4 +124,28 @@ async fn consume_replies(
 /// A header or argument value as a long string, the type aio-pika (pamqp) sends for `str`.
 pub fn long_string(value: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(value))
+}
+
+/// Deletes the request queues of `procedures`, whatever they hold: for tests and tear-down
+/// (request queues are not auto-delete, as aio-pika's), never while others still use them.
+///
+/// # Errors
+/// [`rpc_core::RpcError::Io`] when the broker cannot be reached or refuses.
+pub async fn delete_request_queues(
+    config: &AmqpConfig,
+    procedures: &[String],
+) -> Result<(), rpc_core::RpcError> {
+    let connection = crate::reconnect::connect(config).await?;
+    let deleted = async {
+        let channel = connection.create_channel().await?;
+        for procedure in procedures {
+            channel
+                .queue_delete(procedure.as_str().into(), QueueDeleteOptions::default())
+                .await?;
+        }
+        Ok::<_, lapin::Error>(())
+    }
+    .await;
+    let _ = connection.close(200, "queues deleted".into()).await;
+    deleted.map_err(|e| crate::reconnect::io_error("cannot delete the request queues", &e))
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use rpc_core::{Client, Registry, RpcError};
 use transport_amqp::{AmqpServer, AmqpTransport};
 
-use support::{config, unique};
+use support::{config, delete_queues, unique};
 
 /// The procedures served across the restart.
 struct Steady;
@@ -120,5 +120,6 @@ fn both_halves_survive_a_broker_restart() {
         // The consumer's queue was declared again: a call nobody served would be returned.
         assert_eq!(client.call::<_, i64>(&add, &(1i64, 2i64)).await, Ok(3));
         server.shutdown().await;
+        delete_queues(&name, &["add", "sleep"]).await;
     });
 }

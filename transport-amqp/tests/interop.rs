@@ -16,7 +16,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use transport_amqp::topology::declare_request_queue;
 use transport_amqp::{AmqpServer, AmqpTransport};
 
-use support::{config, raw_channel, unique};
+use support::{config, delete_queues, raw_channel, unique};
 
 /// The procedures the Python client calls.
 struct Suite;
@@ -175,16 +175,4 @@ fn rust_client_calls_a_python_json_rpc_server() {
         let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
         delete_queues(&handler, &["multiply", "boom"]).await;
     });
-}
-
-async fn delete_queues(handler: &str, methods: &[&str]) {
-    let (_connection, channel) = raw_channel().await;
-    for method in methods {
-        let _ = channel
-            .queue_delete(
-                format!("{handler}.{method}").as_str().into(),
-                lapin::options::QueueDeleteOptions::default(),
-            )
-            .await;
-    }
 }

@@ -20,7 +20,9 @@ use transport_amqp::message::{decode_reply, MessageType};
 use transport_amqp::topology::{declare_dlx, declare_request_queue, long_string, DLX_NAME};
 use transport_amqp::{AmqpServer, AmqpTransport, ReplyMode};
 
-use support::{config, eventually, queue_counts, raw_channel, raw_reply_queue, unique};
+use support::{
+    config, delete_queues, eventually, queue_counts, raw_channel, raw_reply_queue, unique,
+};
 
 /// The first of two consumers sharing a queue.
 struct First;
@@ -146,6 +148,7 @@ fn two_consumers_share_the_load() {
         );
         a.shutdown().await;
         b.shutdown().await;
+        delete_queues(&name, &["work"]).await;
     });
 }
 
@@ -246,6 +249,7 @@ fn killed_consumer_leaves_its_request_to_another() {
             killed.elapsed()
         );
         survivor.shutdown().await;
+        delete_queues(&name, &["work"]).await;
     });
 }
 
@@ -353,6 +357,7 @@ fn malformed_messages_get_error_replies_and_are_not_requeued() {
             "the queue emptied"
         );
         server.shutdown().await;
+        delete_queues(&name, &["count"]).await;
     });
 }
 
@@ -438,5 +443,6 @@ fn direct_reply_to_round_trips() {
             Err(RpcError::UnknownProcedure(_))
         ));
         server.shutdown().await;
+        delete_queues(&name, &["count"]).await;
     });
 }

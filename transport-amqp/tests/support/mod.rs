@@ -93,3 +93,11 @@ where
     }
     false
 }
+
+/// Deletes the request queues `handler.method` the test declared: they outlive consumers.
+pub async fn delete_queues(handler: &str, methods: &[&str]) {
+    let queues: Vec<String> = methods.iter().map(|m| format!("{handler}.{m}")).collect();
+    transport_amqp::topology::delete_request_queues(&config(), &queues)
+        .await
+        .expect("delete the test's queues");
+}
