@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use crate::frame::{ClientMessage, ServerCodec, ServerMessage, Welcome, PROTOCOL_VERSION};
 use crate::server::Context;
+use crate::text;
 
 /// Serves one binary connection until the client closes it, it idles out, breaks the
 /// protocol, or the server shuts down; then waits for its calls to be answered.
@@ -33,6 +34,7 @@ pub(crate) async fn serve(stream: TcpStream, context: Arc<Context>) {
     ));
     let in_flight = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
 
+    let mut violated = false;
     loop {
         // Back-pressure: at the limit, stop reading until a call finishes.
         let permit = tokio::select! {
@@ -63,6 +65,7 @@ pub(crate) async fn serve(stream: TcpStream, context: Arc<Context>) {
             Ok(Some(Err(err))) => {
                 tracing::warn!(%err, "protocol violation: closing the connection");
                 let _ = replies.send(ServerMessage::Error(err));
+                violated = true;
                 break;
             }
         };
@@ -80,6 +83,7 @@ pub(crate) async fn serve(stream: TcpStream, context: Arc<Context>) {
                     "protocol version {version} is not supported; this consumer speaks {PROTOCOL_VERSION}"
                 ));
                 let _ = replies.send(ServerMessage::Error(err));
+                violated = true;
                 break;
             }
             ClientMessage::Request(request) => {
@@ -99,8 +103,10 @@ pub(crate) async fn serve(stream: TcpStream, context: Arc<Context>) {
     }
     // Calls already read still answer: the writer ends when the last of them has.
     drop(replies);
-    drop(frames);
     let _ = writer.await;
+    if violated {
+        text::linger(frames.get_mut()).await;
+    }
 }
 
 /// Writes messages as they come, flushing once per batch, until every sender is gone or the

@@ -35,13 +35,30 @@ pub(crate) async fn serve(mut stream: TcpStream, context: Arc<Context>) {
         stream.write_all(&answer).await?;
         stream.shutdown().await
     };
-    if let Err(err) = timeout(context.config.write_timeout, write)
-        .await
-        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
-    {
-        tracing::debug!(%err, "text reply not delivered");
+    match timeout(context.config.write_timeout, write).await {
+        Ok(Ok(())) => linger(&mut stream).await,
+        Ok(Err(err)) => tracing::debug!(%err, "text reply not delivered"),
+        Err(_) => tracing::debug!("text client not reading its reply"),
     }
 }
+
+/// Reads and discards what the client still sends, for a moment, before closing: closing a
+/// socket with unread bytes resets the connection, and the reset can destroy the reply
+/// before the client reads it.
+pub(crate) async fn linger<S: AsyncReadExt + Unpin>(stream: &mut S) {
+    let drain = async {
+        let mut sink = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let _ = timeout(LINGER, drain).await;
+}
+
+/// How long [`linger`] waits for the client to close its side.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Reads until a newline, the end of the stream or a pause; `None` when the connection broke.
 async fn read_command(

@@ -1,0 +1,258 @@
+//! The pool over several consumers: capacity, balancing, failover, rejoining, deadlines.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{eventually, runs, Consumer};
+use futures::future::join_all;
+use rpc_core::{Client, RpcError};
+use transport_tcp::{Pool, PoolConfig, Server, ServerConfig};
+
+fn client(pool: &Pool, timeout: Duration) -> Client {
+    Client::new(pool.clone()).with_timeout(timeout)
+}
+
+async fn slow(client: &Client, tag: &str, ms: u64) -> Result<String, RpcError> {
+    client.call("work.slow", &(tag, ms)).await
+}
+
+/// Waits until every consumer of `pool` is up.
+async fn all_up(pool: &Pool) {
+    eventually(Duration::from_secs(10), "every consumer is up", || {
+        pool.consumers().iter().all(|c| c.up)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_learns_each_consumers_capacity() {
+    let a = Consumer::start("127.0.0.1:0", 3, ServerConfig::default());
+    let b = Consumer::start("127.0.0.1:0", 1, ServerConfig::default());
+    let pool = common::pool(&[&a, &b]);
+    all_up(&pool).await;
+    let capacities: Vec<usize> = pool.consumers().iter().map(|c| c.capacity).collect();
+    assert_eq!(capacities, [3, 1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_task_on_one_consumer_does_not_hold_up_the_others() {
+    let a = Consumer::start("127.0.0.1:0", 1, ServerConfig::default());
+    let b = Consumer::start("127.0.0.1:0", 1, ServerConfig::default());
+    let pool = common::pool(&[&a, &b]);
+    all_up(&pool).await;
+    let client = client(&pool, Duration::from_secs(30));
+    let long = tokio::spawn({
+        let client = client.clone();
+        async move { slow(&client, "long", 3_000).await }
+    });
+    eventually(Duration::from_secs(5), "the long call is sent", || {
+        pool.consumers().iter().any(|c| c.outstanding == 1)
+    })
+    .await;
+    let started = Instant::now();
+    for i in 0..20 {
+        let tag = format!("quick{i}");
+        assert_eq!(slow(&client, &tag, 10).await.as_deref(), Ok(tag.as_str()));
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(2_500),
+        "quick calls waited behind the slow one: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(long.await.expect("task").as_deref(), Ok("long"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_capacity_wait_in_the_producer() {
+    let a = Consumer::start("127.0.0.1:0", 1, ServerConfig::default());
+    let pool = common::pool(&[&a]);
+    all_up(&pool).await;
+    let client = client(&pool, Duration::from_secs(30));
+    let calls = (0..8).map(|i| {
+        let client = client.clone();
+        tokio::spawn(async move { slow(&client, &format!("queued{i}"), 100).await })
+    });
+    let calls: Vec<_> = calls.collect();
+    let mut most = 0;
+    for _ in 0..20 {
+        most = most.max(pool.consumers()[0].outstanding);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(most, 3, "capacity 1 + 2 queued");
+    for call in join_all(calls).await {
+        assert!(call.expect("task").is_ok());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_killed_mid_call_the_call_completes_on_the_other() {
+    let a = Consumer::start("127.0.0.1:0", 1, ServerConfig::default());
+    let b = Consumer::start("127.0.0.1:0", 1, ServerConfig::default());
+    let pool = common::pool(&[&a, &b]);
+    all_up(&pool).await;
+    let client = client(&pool, Duration::from_secs(30));
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { slow(&client, "killed", 1_000).await }
+    });
+    eventually(Duration::from_secs(5), "the call runs", || {
+        runs("killed") == 1
+    })
+    .await;
+    let busy = pool
+        .consumers()
+        .iter()
+        .position(|c| c.outstanding == 1)
+        .expect("one consumer holds the call");
+    let (victim, survivor) = if busy == 0 { (a, b) } else { (b, a) };
+    victim.kill();
+    let result = tokio::time::timeout(Duration::from_secs(15), call)
+        .await
+        .expect("the call completes")
+        .expect("task");
+    assert_eq!(result.as_deref(), Ok("killed"));
+    assert_eq!(
+        runs("killed"),
+        2,
+        "run again on the survivor (at-least-once)"
+    );
+    let status = pool.consumers();
+    assert!(!status[busy].up, "the killed consumer is out of rotation");
+    assert_eq!(status[busy].retried, 1);
+    assert_eq!(status[1 - busy].completed, 1);
+    // Later calls go to the survivor alone.
+    assert_eq!(slow(&client, "after", 1).await.as_deref(), Ok("after"));
+    drop(survivor);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_consumer_rejoins_the_rotation() {
+    let a = Consumer::start("127.0.0.1:0", 1, ServerConfig::default());
+    let b = Consumer::start("127.0.0.1:0", 1, ServerConfig::default());
+    let addr = a.addr;
+    let pool = common::pool(&[&a, &b]);
+    all_up(&pool).await;
+    a.kill();
+    eventually(
+        Duration::from_secs(10),
+        "the killed consumer is out",
+        || !pool.consumers()[0].up,
+    )
+    .await;
+    let client = client(&pool, Duration::from_secs(10));
+    for i in 0..4 {
+        assert!(slow(&client, &format!("while-down{i}"), 1).await.is_ok());
+    }
+    let a = Consumer::start(&addr.to_string(), 1, ServerConfig::default());
+    eventually(
+        Duration::from_secs(15),
+        "the restarted consumer is back",
+        || pool.consumers()[0].up,
+    )
+    .await;
+    let before = pool.consumers()[0].completed;
+    let calls = (0..6).map(|i| {
+        let client = client.clone();
+        async move { slow(&client, &format!("back{i}"), 200).await }
+    });
+    for call in join_all(calls).await {
+        assert!(call.is_ok());
+    }
+    assert!(
+        pool.consumers()[0].completed > before,
+        "{:?}",
+        pool.consumers()
+    );
+    drop((a, b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_consumer_down_calls_fail_with_no_consumer() {
+    let a = Consumer::start("127.0.0.1:0", 1, ServerConfig::default());
+    let addr = a.addr;
+    a.kill();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let pool = common::pool_at(&[addr]);
+    let client = client(&pool, Duration::from_secs(30));
+    let started = Instant::now();
+    match slow(&client, "nobody", 1).await {
+        Err(RpcError::NoConsumer(message)) => assert!(message.contains(&addr.to_string())),
+        other => panic!("expected no consumer, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_address_list_is_refused() {
+    let none: [&str; 0] = [];
+    assert!(matches!(
+        Pool::new(none, PoolConfig::default()),
+        Err(RpcError::NoConsumer(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_deadline_passes_in_the_producer_is_never_sent() {
+    let a = Consumer::start("127.0.0.1:0", 1, ServerConfig::default());
+    let pool = common::pool(&[&a]);
+    all_up(&pool).await;
+    let client = client(&pool, Duration::from_secs(30));
+    // Fill the consumer: 1 running + 2 queued.
+    let fill: Vec<_> = (0..3)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move { slow(&client, &format!("fill{i}"), 600).await })
+        })
+        .collect();
+    eventually(Duration::from_secs(5), "the consumer is full", || {
+        pool.consumers()[0].outstanding == 3
+    })
+    .await;
+    let short = client.clone().with_timeout(Duration::from_millis(200));
+    assert_eq!(
+        slow(&short, "never-sent", 1).await,
+        Err(RpcError::DeadlineExceeded)
+    );
+    for call in join_all(fill).await {
+        assert!(call.expect("task").is_ok());
+    }
+    assert_eq!(runs("never-sent"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_call_frees_its_place() {
+    let a = Consumer::start("127.0.0.1:0", 1, ServerConfig::default());
+    let pool = common::pool(&[&a]);
+    all_up(&pool).await;
+    let client = client(&pool, Duration::from_secs(30));
+    let dropped = tokio::time::timeout(Duration::from_millis(200), slow(&client, "dropped", 500));
+    assert!(dropped.await.is_err(), "the call future was dropped");
+    assert_eq!(pool.consumers()[0].outstanding, 0);
+    // Its late reply is discarded; the next call gets its own.
+    assert_eq!(slow(&client, "next", 1).await.as_deref(), Ok("next"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_answers_the_calls_already_started() {
+    let server = Server::bind("127.0.0.1:0", common::registry(2), ServerConfig::default())
+        .await
+        .expect("bind");
+    let pool = common::pool_at(&[server.local_addr()]);
+    all_up(&pool).await;
+    let client = client(&pool, Duration::from_secs(30));
+    let calls: Vec<_> = (0..2)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move { slow(&client, &format!("graceful{i}"), 500).await })
+        })
+        .collect();
+    eventually(Duration::from_secs(5), "both calls run", || {
+        runs("graceful0") == 1 && runs("graceful1") == 1
+    })
+    .await;
+    server.shutdown().await;
+    for call in join_all(calls).await {
+        assert!(call.expect("task").is_ok());
+    }
+}
