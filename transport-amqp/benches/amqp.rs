@@ -1,0 +1,337 @@
+//! Calls per second and latency of the AMQP transport against the floor: a minimal lapin
+//! responder and caller with no RPC logic (no registry, no encoding, no confirms), measured in
+//! the same run on the same broker, for both reply modes.
+//!
+//! `cargo bench -p transport-amqp` (a RabbitMQ broker must answer: scripts/start_rabbitmq.sh).
+//! `BENCH_CALLS` sets the number of calls per measurement (default 3000); each figure is the
+//! median of 5 rounds.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use rpc_core::{Client, Registry};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use transport_amqp::topology::{declare_request_queue, DIRECT_REPLY_TO};
+use transport_amqp::{AmqpConfig, AmqpServer, AmqpTransport, ReplyMode};
+
+const IN_FLIGHT: usize = 64;
+
+/// Measurements of each kind, alternating floor and rpc; the median is reported.
+const ROUNDS: usize = 5;
+
+/// The procedure benchmarked: as little work as a procedure can do.
+struct Bench;
+
+#[rpc_core::handler]
+impl Bench {
+    /// Adds two numbers.
+    pub fn add(a: i64, b: i64) -> i64 {
+        a.wrapping_add(b)
+    }
+}
+
+/// One call at a time or many at once.
+trait Caller: Clone + Send + Sync + 'static {
+    fn call(&self) -> impl std::future::Future<Output = ()> + Send;
+}
+
+#[derive(Clone)]
+struct Rpc(Client, String);
+
+impl Caller for Rpc {
+    async fn call(&self) {
+        let sum: i64 = self.0.call(&self.1, &(2i64, 3i64)).await.expect("rpc call");
+        assert_eq!(sum, 5);
+    }
+}
+
+/// The floor's caller: publish with reply_to and a correlation id, wait for the reply.
+#[derive(Clone)]
+struct Floor {
+    channel: Channel,
+    queue: String,
+    reply_to: String,
+    pending: Arc<Mutex<HashMap<String, oneshot::Sender<Vec<u8>>>>>,
+    counter: Arc<AtomicU64>,
+}
+
+impl Caller for Floor {
+    async fn call(&self) {
+        let id = self.counter.fetch_add(1, Ordering::Relaxed).to_string();
+        let (sender, receiver) = oneshot::channel();
+        self.pending
+            .lock()
+            .expect("lock")
+            .insert(id.clone(), sender);
+        let properties = BasicProperties::default()
+            .with_correlation_id(id.as_str().into())
+            .with_reply_to(self.reply_to.as_str().into());
+        self.channel
+            .basic_publish(
+                "".into(),
+                self.queue.as_str().into(),
+                BasicPublishOptions::default(),
+                &[0u8; 16],
+                properties,
+            )
+            .await
+            .expect("floor publish");
+        receiver.await.expect("floor reply");
+    }
+}
+
+async fn connect(url: &str) -> Connection {
+    Connection::connect(url, ConnectionProperties::default())
+        .await
+        .unwrap_or_else(|e| panic!("no RabbitMQ (scripts/start_rabbitmq.sh): {e}"))
+}
+
+/// The floor's responder: echo each request to its reply_to, then ack. No logic at all.
+async fn floor_responder(connection: &Connection, queue: &str, config: &AmqpConfig) {
+    let channel = connection.create_channel().await.expect("channel");
+    declare_request_queue(&channel, queue, config)
+        .await
+        .expect("declare");
+    channel
+        .basic_qos(IN_FLIGHT as u16, BasicQosOptions { global: true })
+        .await
+        .expect("qos");
+    let mut requests = channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+    tokio::spawn(async move {
+        while let Some(Ok(delivery)) = requests.next().await {
+            let Some(reply_to) = delivery.properties.reply_to().clone() else {
+                continue;
+            };
+            let mut properties = BasicProperties::default();
+            if let Some(id) = delivery.properties.correlation_id() {
+                properties = properties.with_correlation_id(id.clone());
+            }
+            let _ = channel
+                .basic_publish(
+                    "".into(),
+                    reply_to,
+                    BasicPublishOptions::default(),
+                    &delivery.data,
+                    properties,
+                )
+                .await;
+            let _ = delivery.ack(BasicAckOptions::default()).await;
+        }
+    });
+}
+
+async fn floor_caller(connection: &Connection, queue: &str, mode: ReplyMode) -> Floor {
+    let channel = connection.create_channel().await.expect("channel");
+    let reply_to = match mode {
+        ReplyMode::DirectReplyTo => DIRECT_REPLY_TO.to_string(),
+        _ => {
+            let options = QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            };
+            let declared = channel
+                .queue_declare("".into(), options, FieldTable::default())
+                .await
+                .expect("reply queue");
+            declared.name().as_str().to_string()
+        }
+    };
+    let mut replies = channel
+        .basic_consume(
+            reply_to.as_str().into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume replies");
+    let pending: Arc<Mutex<HashMap<String, oneshot::Sender<Vec<u8>>>>> = Arc::default();
+    let waiting = pending.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(reply)) = replies.next().await {
+            let Some(id) = reply.properties.correlation_id() else {
+                continue;
+            };
+            if let Some(sender) = waiting.lock().expect("lock").remove(id.as_str()) {
+                let _ = sender.send(reply.data);
+            }
+        }
+    });
+    Floor {
+        channel,
+        queue: queue.to_string(),
+        reply_to,
+        pending,
+        counter: Arc::default(),
+    }
+}
+
+/// Calls per second, p50 and p99 in microseconds.
+struct Figures {
+    per_second: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+async fn measure<C: Caller>(caller: &C, calls: usize, in_flight: usize) -> Figures {
+    for _ in 0..200 {
+        caller.call().await; // warm up
+    }
+    let per_task = calls / in_flight;
+    let started = Instant::now();
+    let tasks = (0..in_flight).map(|_| {
+        let caller = caller.clone();
+        tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(per_task);
+            for _ in 0..per_task {
+                let t = Instant::now();
+                caller.call().await;
+                latencies.push(t.elapsed());
+            }
+            latencies
+        })
+    });
+    let mut latencies: Vec<Duration> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .flat_map(|t| t.expect("task"))
+        .collect();
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    Figures {
+        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50_us: at(0.50).as_secs_f64() * 1e6,
+        p99_us: at(0.99).as_secs_f64() * 1e6,
+    }
+}
+
+/// The median of each figure over the rounds.
+fn median(rounds: Vec<Figures>) -> Figures {
+    let mid = |pick: fn(&Figures) -> f64| {
+        let mut values: Vec<f64> = rounds.iter().map(pick).collect();
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    Figures {
+        per_second: mid(|f| f.per_second),
+        p50_us: mid(|f| f.p50_us),
+        p99_us: mid(|f| f.p99_us),
+    }
+}
+
+fn row(label: &str, f: &Figures) -> String {
+    format!(
+        "| {label} | {:.0} | {:.0} | {:.0} |",
+        f.per_second, f.p50_us, f.p99_us
+    )
+}
+
+async fn variant(config: &AmqpConfig, mode: ReplyMode, calls: usize) -> Vec<String> {
+    let name = format!("bench_{}", std::process::id());
+    let mode_name = match mode {
+        ReplyMode::DirectReplyTo => "direct reply-to",
+        _ => "reply queue",
+    };
+    let config = config.clone().with_reply_mode(mode);
+
+    let floor_queue = format!("{name}_floor.echo");
+    let connection = connect(config.url.as_str()).await;
+    floor_responder(&connection, &floor_queue, &config).await;
+    let caller_connection = connect(config.url.as_str()).await;
+    let floor = floor_caller(&caller_connection, &floor_queue, mode).await;
+
+    let mut registry = Registry::new().with_workers(IN_FLIGHT);
+    registry.register_as(name.clone(), Bench);
+    let server = AmqpServer::start(config.clone(), Arc::new(registry))
+        .await
+        .expect("rpc consumer");
+    let transport = AmqpTransport::connect(config.clone())
+        .await
+        .expect("rpc client");
+    let rpc = Rpc(Client::new(transport), format!("{name}.add"));
+
+    let mut rows = Vec::new();
+    for (label, in_flight) in [("1 at a time", 1), ("64 in flight", IN_FLIGHT)] {
+        // Alternate floor and rpc over several rounds and keep the median of each figure, so
+        // that load from elsewhere on the machine weighs on both alike.
+        let (mut floors, mut rpcs) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            floors.push(measure(&floor, calls, in_flight).await);
+            rpcs.push(measure(&rpc, calls, in_flight).await);
+        }
+        let (floor_figures, rpc_figures) = (median(floors), median(rpcs));
+        rows.push(row(&format!("{mode_name}, {label}: floor"), &floor_figures));
+        rows.push(row(&format!("{mode_name}, {label}: rpc"), &rpc_figures));
+        rows.push(format!(
+            "| {mode_name}, {label}: rpc / floor | {:.0}% | {:.2}x | {:.2}x |",
+            100.0 * rpc_figures.per_second / floor_figures.per_second,
+            rpc_figures.p50_us / floor_figures.p50_us,
+            rpc_figures.p99_us / floor_figures.p99_us
+        ));
+    }
+
+    server.shutdown().await;
+    let channel = connection.create_channel().await.expect("channel");
+    for queue in [floor_queue, format!("{name}.add")] {
+        let _ = channel
+            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    let _ = connection.close(200, "done".into()).await;
+    let _ = caller_connection.close(200, "done".into()).await;
+    rows
+}
+
+fn main() {
+    // `cargo bench` passes --bench; filters are not supported.
+    let calls = std::env::var("BENCH_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3_000usize)
+        .max(IN_FLIGHT);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let shutdown = CancellationToken::new();
+    runtime.block_on(async {
+        let config = AmqpConfig::default();
+        println!(
+            "AMQP transport vs. lapin floor: {calls} calls per measurement, median of {ROUNDS} rounds, broker {}",
+            config.url
+        );
+        println!();
+        println!("| measurement | calls/s | p50 µs | p99 µs |");
+        println!("|---|---|---|---|");
+        for mode in [ReplyMode::Queue, ReplyMode::DirectReplyTo] {
+            for line in variant(&config, mode, calls).await {
+                println!("{line}");
+            }
+        }
+    });
+    shutdown.cancel();
+}
