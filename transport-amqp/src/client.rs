@@ -27,6 +27,9 @@ use crate::reconnect::{connect, io_error, retry};
 use crate::topology::{consume_direct_reply_to, declare_reply_queue, DIRECT_REPLY_TO};
 use crate::{AmqpConfig, ReplyMode};
 
+/// The longest routing key (a procedure name) AMQP carries: a short string.
+const MAX_NAME: usize = 255;
+
 /// The client half of the AMQP transport: a [`Transport`] whose calls go through the broker.
 ///
 /// Cheap to clone: clones share one connection. The connection closes when the last clone is
@@ -186,6 +189,13 @@ impl Drop for Pending<'_> {
 impl Transport for AmqpTransport {
     async fn call(&self, call: Call) -> Result<Vec<u8>, RpcError> {
         let started = Instant::now();
+        if call.procedure.len() > MAX_NAME {
+            // A routing key is a short string: the broker would close the connection.
+            return Err(RpcError::UnknownProcedure(format!(
+                "procedure names are at most {MAX_NAME} bytes on AMQP: `{}...`",
+                call.procedure.chars().take(40).collect::<String>()
+            )));
+        }
         let (session, id, reply) = self.register(&call, started).await?;
         let _pending = Pending {
             shared: &self.shared,

@@ -33,7 +33,9 @@ use crate::reconnect::{connect, io_error, retry};
 use crate::topology::{declare_dlx, declare_request_queue};
 use crate::AmqpConfig;
 
-type Deliveries = Pin<Box<dyn Stream<Item = (Arc<str>, lapin::Result<Delivery>)> + Send>>;
+/// Every request queue's deliveries, each tagged with its procedure; `None` marks the end of
+/// one queue's consumer (the broker cancelled it, e.g. the queue was deleted).
+type Deliveries = Pin<Box<dyn Stream<Item = (Arc<str>, Option<lapin::Result<Delivery>>)> + Send>>;
 
 /// One connection's worth of consuming: the channel and the merged request streams.
 struct Session {
@@ -148,7 +150,20 @@ async fn declare_and_consume(
             .await?;
         tags.push(consumer.tag().as_str().to_string());
         let procedure: Arc<str> = procedure.into();
-        streams.push(consumer.map(move |d| (procedure.clone(), d)).boxed());
+        let end = futures::stream::once({
+            let procedure = procedure.clone();
+            async move { (procedure, None) }
+        });
+        streams.push(
+            consumer
+                .map(move |d| (procedure.clone(), Some(d)))
+                .chain(end)
+                .boxed(),
+        );
+    }
+    if streams.is_empty() {
+        // Nothing to serve: wait for shutdown rather than see an ended stream as a lost broker.
+        streams.push(futures::stream::pending().boxed());
     }
     Ok((channel, tags, Box::pin(select_all(streams))))
 }
@@ -167,13 +182,20 @@ async fn run(
                 next = session.deliveries.next() => next,
             };
             match next {
-                Some((procedure, Ok(delivery))) => {
+                Some((procedure, Some(Ok(delivery)))) => {
                     let registry = registry.clone();
                     let channel = session.channel.clone();
                     tracker.spawn(handle(registry, channel, procedure, delivery));
                 }
-                Some((_, Err(e))) => break Some(io_error("connection to the broker lost", &e)),
-                None => break Some(RpcError::Io("the broker cancelled our consumers".into())),
+                Some((_, Some(Err(e)))) => {
+                    break Some(io_error("connection to the broker lost", &e))
+                }
+                Some((procedure, None)) => {
+                    break Some(RpcError::Io(format!(
+                        "the broker cancelled the consumer of `{procedure}`"
+                    )))
+                }
+                None => break Some(RpcError::Io("no consumer left".into())),
             }
         };
         let Some(error) = lost else { break };

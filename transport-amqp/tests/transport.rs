@@ -446,3 +446,49 @@ fn direct_reply_to_round_trips() {
         delete_queues(&name, &["count"]).await;
     });
 }
+
+#[test]
+fn a_deleted_queue_is_declared_again() {
+    runtime().block_on(async {
+        let name = unique("deleted");
+        let mut registry = Registry::new();
+        registry.register_as(name.clone(), Counter);
+        let server = serve(registry).await;
+        let client = client().await.with_timeout(Duration::from_secs(10));
+        let queue = format!("{name}.count");
+        assert_eq!(client.call::<_, u64>(&queue, &(name.clone(),)).await, Ok(1));
+        // Someone deletes the queue under the consumer: it re-declares it and serves on.
+        delete_queues(&name, &["count"]).await;
+        let served = eventually(Duration::from_secs(10), || async {
+            client
+                .call::<_, u64>(&queue, &(name.clone(),))
+                .await
+                .is_ok()
+        })
+        .await;
+        assert!(served, "the consumer never came back");
+        server.shutdown().await;
+        delete_queues(&name, &["count"]).await;
+    });
+}
+
+#[test]
+fn an_overlong_procedure_name_is_refused_not_fatal() {
+    runtime().block_on(async {
+        let client = client().await;
+        let call = Call::new("x".repeat(300), Encoding::Json, b"{}".to_vec());
+        assert!(matches!(
+            client.call_raw(call).await,
+            Err(RpcError::UnknownProcedure(_))
+        ));
+        let call = Call::new(
+            format!("{}.add", unique("nobody")),
+            Encoding::Json,
+            b"{}".to_vec(),
+        );
+        assert!(matches!(
+            client.call_raw(call).await,
+            Err(RpcError::UnknownProcedure(_))
+        ));
+    });
+}
