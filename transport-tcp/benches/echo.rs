@@ -1,1 +1,389 @@
-fn main() {}
+//! Echo benchmark: calls/s and p50/p99 latency of a ~30-byte echo through the TCP transport,
+//! one call at a time and 64 in flight on one connection, against the floor: a plain tokio
+//! length-delimited echo server and client with no RPC logic, measured in the same run.
+//!
+//! Each case runs with both sides on multi-threaded runtimes (2 workers) and on
+//! current-thread runtimes, to choose the runtime settings on evidence. Then it measures the
+//! resident memory of a small consumer process (this binary re-run as one).
+//!
+//! `cargo bench -p transport-tcp` (set `ECHO_SECS` to change the time per case, default 1.5).
+
+use std::future::Future;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use rpc_core::{Client, Registry};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
+use tokio_util::codec::{Framed, FramedRead, FramedWrite, LengthDelimitedCodec};
+use tokio_util::sync::CancellationToken;
+use transport_tcp::{Pool, PoolConfig, ServerConfig};
+
+const PAYLOAD: &str = "the quick brown fox jumps over";
+const IN_FLIGHT: usize = 64;
+
+/// The procedures measured.
+pub struct Echo;
+
+#[rpc_core::handler]
+impl Echo {
+    /// Returns its argument, on a blocking thread.
+    pub fn echo(text: String) -> String {
+        text
+    }
+
+    /// Returns its argument, on the runtime.
+    pub async fn echo_async(text: String) -> String {
+        text
+    }
+}
+
+fn registry() -> Registry {
+    let mut registry = Registry::new().with_workers(2);
+    registry.register(Echo);
+    registry
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Flavor {
+    Multi,
+    Current,
+}
+
+impl Flavor {
+    fn runtime(self) -> Runtime {
+        let mut builder = match self {
+            Flavor::Multi => {
+                let mut b = tokio::runtime::Builder::new_multi_thread();
+                b.worker_threads(2);
+                b
+            }
+            Flavor::Current => tokio::runtime::Builder::new_current_thread(),
+        };
+        builder.enable_all().build().expect("runtime")
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Flavor::Multi => "multi-thread (2)",
+            Flavor::Current => "current-thread",
+        }
+    }
+}
+
+/// Latencies of one case, and how long it ran.
+struct Sample {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+impl Sample {
+    fn row(&mut self, what: &str, runtimes: &str) -> (String, f64, Duration) {
+        self.latencies.sort();
+        let pick = |q: f64| {
+            let i = ((self.latencies.len() as f64 - 1.0) * q).round() as usize;
+            self.latencies.get(i).copied().unwrap_or_default()
+        };
+        let rate = self.latencies.len() as f64 / self.elapsed.as_secs_f64();
+        let (p50, p99) = (pick(0.50), pick(0.99));
+        let line = format!(
+            "| {what} | {runtimes} | {rate:.0} | {:.1} | {:.1} |",
+            p50.as_secs_f64() * 1e6,
+            p99.as_secs_f64() * 1e6
+        );
+        (line, rate, p50)
+    }
+}
+
+/// Runs `server` on a runtime of its own in a thread, until the returned token fires.
+fn spawn_server<F, Fut>(
+    flavor: Flavor,
+    server: F,
+) -> (SocketAddr, CancellationToken, std::thread::JoinHandle<()>)
+where
+    F: FnOnce(TcpListener, CancellationToken) -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let addr = listener.local_addr().expect("address");
+    let token = CancellationToken::new();
+    let stop = token.clone();
+    let thread = std::thread::spawn(move || {
+        flavor.runtime().block_on(async move {
+            let listener = TcpListener::from_std(listener).expect("listener");
+            server(listener, stop).await;
+        });
+    });
+    (addr, token, thread)
+}
+
+/// The floor's server: echoes every frame back, no decoding.
+async fn floor_server(listener: TcpListener, stop: CancellationToken) {
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => accepted.expect("accept"),
+        };
+        stream.set_nodelay(true).expect("nodelay");
+        tokio::spawn(async move {
+            let (read, write) = stream.into_split();
+            let mut frames = FramedRead::new(read, LengthDelimitedCodec::new());
+            let mut sink = FramedWrite::new(write, LengthDelimitedCodec::new());
+            while let Some(Ok(frame)) = frames.next().await {
+                if sink.feed(frame.freeze()).await.is_err() {
+                    return;
+                }
+                // Flush once no more frames are already buffered: pipelined frames batch.
+                if frames.read_buffer().is_empty()
+                    && SinkExt::<Bytes>::flush(&mut sink).await.is_err()
+                {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+async fn floor_sequential(addr: SocketAddr, secs: Duration) -> Sample {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let mut framed = Framed::new(stream, LengthDelimitedCodec::new());
+    let payload = Bytes::from_static(PAYLOAD.as_bytes());
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    while started.elapsed() < secs {
+        let t = Instant::now();
+        framed.send(payload.clone()).await.expect("send");
+        let echo = framed.next().await.expect("echo").expect("frame");
+        assert_eq!(echo.len(), PAYLOAD.len());
+        latencies.push(t.elapsed());
+    }
+    Sample {
+        latencies,
+        elapsed: started.elapsed(),
+    }
+}
+
+async fn floor_pipelined(addr: SocketAddr, secs: Duration) -> Sample {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let (read, write) = stream.into_split();
+    let mut frames = FramedRead::new(read, LengthDelimitedCodec::new());
+    let mut sink = FramedWrite::new(write, LengthDelimitedCodec::new());
+    let payload = Bytes::from_static(PAYLOAD.as_bytes());
+    let (sent_tx, mut sent_rx) = tokio::sync::mpsc::channel::<Instant>(IN_FLIGHT);
+    let writer = tokio::spawn(async move {
+        // The channel's capacity keeps IN_FLIGHT frames outstanding.
+        while let Ok(permit) = sent_tx.reserve().await {
+            permit.send(Instant::now());
+            if sink.send(payload.clone()).await.is_err() {
+                return;
+            }
+        }
+    });
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    while started.elapsed() < secs {
+        let echo = frames.next().await.expect("echo").expect("frame");
+        let sent = sent_rx.recv().await.expect("send time");
+        assert_eq!(echo.len(), PAYLOAD.len());
+        latencies.push(sent.elapsed());
+    }
+    let elapsed = started.elapsed();
+    writer.abort();
+    Sample { latencies, elapsed }
+}
+
+async fn rpc_calls(client: Client, method: &'static str, tasks: usize, secs: Duration) -> Sample {
+    let started = Instant::now();
+    let workers: Vec<_> = (0..tasks)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while started.elapsed() < secs {
+                    let t = Instant::now();
+                    let echo: String = client.call(method, &(PAYLOAD,)).await.expect("echo");
+                    assert_eq!(echo.len(), PAYLOAD.len());
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for worker in workers {
+        latencies.extend(worker.await.expect("task"));
+    }
+    Sample {
+        latencies,
+        elapsed: started.elapsed(),
+    }
+}
+
+fn rpc_pool(addr: SocketAddr) -> Pool {
+    let mut config = PoolConfig::default();
+    // Let 64 calls be in flight on the one connection, whatever the worker count.
+    config.queued_per_consumer = IN_FLIGHT;
+    Pool::new([addr.to_string()], config).expect("pool")
+}
+
+fn main() {
+    if std::env::var_os("ECHO_CONSUMER").is_some() {
+        return consumer_process();
+    }
+    let secs = Duration::from_secs_f64(
+        std::env::var("ECHO_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1.5),
+    );
+    println!("| case | runtimes (server and client) | calls/s | p50 µs | p99 µs |");
+    println!("|---|---|---|---|---|");
+    let mut summary = Vec::new();
+    for flavor in [Flavor::Current, Flavor::Multi] {
+        let (addr, stop, thread) = spawn_server(flavor, floor_server);
+        let client = flavor.runtime();
+        let mut seq = client.block_on(floor_sequential(addr, secs));
+        let mut pipe = client.block_on(floor_pipelined(addr, secs));
+        let (line, _, floor_p50) = seq.row("floor, 1 at a time", flavor.name());
+        println!("{line}");
+        let (line, floor_rate, _) = pipe.row("floor, 64 in flight", flavor.name());
+        println!("{line}");
+        stop.cancel();
+        let _ = thread.join();
+
+        let (addr, stop, thread) = spawn_server(flavor, |listener, stop| {
+            transport_tcp::run(
+                listener,
+                Arc::new(registry()),
+                ServerConfig::default(),
+                stop,
+            )
+        });
+        for (method, label) in [
+            ("echo.echo", "sync echo"),
+            ("echo.echo_async", "async echo"),
+        ] {
+            let pool = rpc_pool(addr);
+            let rpc = Client::new(pool);
+            // Warm up: connect and fill the buffers.
+            client.block_on(rpc_calls(
+                rpc.clone(),
+                method,
+                1,
+                Duration::from_millis(200),
+            ));
+            let mut seq = client.block_on(rpc_calls(rpc.clone(), method, 1, secs));
+            let mut pipe = client.block_on(rpc_calls(rpc.clone(), method, IN_FLIGHT, secs));
+            let (line, _, p50) = seq.row(&format!("rpc {label}, 1 at a time"), flavor.name());
+            println!("{line}");
+            let (line, rate, _) = pipe.row(&format!("rpc {label}, 64 in flight"), flavor.name());
+            println!("{line}");
+            summary.push(format!(
+                "{} / {label}: 64 in flight = {:.0}% of the floor's calls/s; 1 at a time p50 = {:.2}x the floor's",
+                flavor.name(),
+                100.0 * rate / floor_rate,
+                p50.as_secs_f64() / floor_p50.as_secs_f64()
+            ));
+            drop(rpc);
+            // Let the pool's tasks finish on this runtime before the next case.
+            client.block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
+        }
+        stop.cancel();
+        let _ = thread.join();
+    }
+    println!();
+    for line in summary {
+        println!("{line}");
+    }
+    println!();
+    measure_consumer_memory();
+}
+
+/// Runs a consumer of [`Echo`] on a current-thread runtime, prints its port, and serves until
+/// its standard input closes.
+fn consumer_process() {
+    let flavor = match std::env::var("ECHO_CONSUMER").as_deref() {
+        Ok("multi") => Flavor::Multi,
+        _ => Flavor::Current,
+    };
+    flavor.runtime().block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        println!("{}", listener.local_addr().expect("address").port());
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(transport_tcp::run(
+            listener,
+            Arc::new(registry()),
+            ServerConfig::default(),
+            stop.clone(),
+        ));
+        let _ = tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+        })
+        .await;
+        stop.cancel();
+        let _ = server.await;
+    });
+}
+
+fn vm_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The resident memory of a consumer process: idle, then idle again after 20,000 calls.
+fn measure_consumer_memory() {
+    for flavor in ["current", "multi"] {
+        let exe = std::env::current_exe().expect("this binary");
+        let mut child = Command::new(exe)
+            .env("ECHO_CONSUMER", flavor)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("consumer process");
+        let mut port = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        BufReader::new(stdout).read_line(&mut port).expect("port");
+        let port: u16 = port.trim().parse().expect("a port");
+        std::thread::sleep(Duration::from_millis(300));
+        let idle = vm_rss_kib(child.id());
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let runtime = Flavor::Current.runtime();
+        runtime.block_on(async {
+            let client = Client::new(rpc_pool(addr));
+            let calls = (0..IN_FLIGHT).map(|_| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    for _ in 0..(20_000 / IN_FLIGHT) {
+                        let _: String = client.call("echo.echo", &(PAYLOAD,)).await.expect("echo");
+                    }
+                })
+            });
+            futures::future::join_all(calls).await;
+        });
+        drop(runtime);
+        std::thread::sleep(Duration::from_millis(300));
+        let after = vm_rss_kib(child.id());
+        println!(
+            "consumer VmRSS ({flavor} runtime): idle {:.1} MiB, idle after 20,000 calls {:.1} MiB",
+            idle as f64 / 1024.0,
+            after as f64 / 1024.0
+        );
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(b"\n");
+        }
+        let _ = child.wait();
+    }
+}
