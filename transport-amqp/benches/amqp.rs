@@ -38,6 +38,11 @@ impl Bench {
     pub fn add(a: i64, b: i64) -> i64 {
         a.wrapping_add(b)
     }
+
+    /// Adds two numbers, on the runtime rather than a blocking thread.
+    pub async fn add_async(a: i64, b: i64) -> i64 {
+        a.wrapping_add(b)
+    }
 }
 
 /// One call at a time or many at once.
@@ -271,7 +276,9 @@ async fn variant(config: &AmqpConfig, mode: ReplyMode, calls: usize) -> Vec<Stri
     let transport = AmqpTransport::connect(config.clone())
         .await
         .expect("rpc client");
-    let rpc = Rpc(Client::new(transport), format!("{name}.add"));
+    // BENCH_PROCEDURE=add_async measures an async procedure (no blocking-thread hop).
+    let method = std::env::var("BENCH_PROCEDURE").unwrap_or_else(|_| "add".into());
+    let rpc = Rpc(Client::new(transport), format!("{name}.{method}"));
 
     let mut rows = Vec::new();
     for (label, in_flight) in [("1 at a time", 1), ("64 in flight", IN_FLIGHT)] {
@@ -295,7 +302,11 @@ async fn variant(config: &AmqpConfig, mode: ReplyMode, calls: usize) -> Vec<Stri
 
     server.shutdown().await;
     let channel = connection.create_channel().await.expect("channel");
-    for queue in [floor_queue, format!("{name}.add")] {
+    for queue in [
+        floor_queue,
+        format!("{name}.add"),
+        format!("{name}.add_async"),
+    ] {
         let _ = channel
             .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
             .await;

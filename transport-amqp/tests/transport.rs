@@ -492,3 +492,23 @@ fn an_overlong_procedure_name_is_refused_not_fatal() {
         ));
     });
 }
+
+#[test]
+fn amqps_urls_speak_tls() {
+    runtime().block_on(async {
+        // The local broker speaks plain AMQP on 5672: a TLS client fails its handshake there,
+        // which shows that amqps:// is understood and TLS is built in (not refused outright).
+        let config = transport_amqp::AmqpConfig::new("amqps://guest:secret@127.0.0.1:5672/%2f");
+        let err = tokio::time::timeout(Duration::from_secs(20), AmqpTransport::connect(config))
+            .await
+            .expect("the handshake failed in time")
+            .expect_err("no TLS on the plain port");
+        let message = err.to_string();
+        println!("{message}");
+        assert!(
+            message.contains("amqps://guest:***@127.0.0.1:5672"),
+            "{message}"
+        );
+        assert!(!message.contains("secret"), "{message}");
+    });
+}
