@@ -6,11 +6,10 @@
 //! same queues, flags, properties and JSON bodies. Rust peers may also speak bincode, under
 //! the content type `application/x-rpc-bincode`.
 //!
-//! ```no_run
+//! ```
 //! use std::sync::Arc;
-//! use rpc_core::{Client, Registry};
-//! use tokio_util::sync::CancellationToken;
-//! use transport_amqp::{AmqpConfig, AmqpTransport, AmqpUrl};
+//! use rpc_core::Registry;
+//! use transport_amqp::{AmqpConfig, AmqpServer, AmqpTransport, AmqpUrl};
 //!
 //! struct Calc;
 //!
@@ -26,22 +25,19 @@
 //! // `--amqp-url`, else AMQP_URL, else RABBITMQ_URL, else the local broker.
 //! let config = AmqpConfig::new(AmqpUrl::resolve(None));
 //!
-//! // The consumer: serve a registry until the token fires.
+//! // The consumer, serving as soon as `start` returns. An app's main would rather run
+//! // `transport_amqp::serve(config, registry, shutdown)` until its Ctrl-C token fires.
 //! let mut registry = Registry::new().with_workers(2);
 //! registry.register(Calc);
-//! let shutdown = CancellationToken::new();
-//! let consumer = tokio::spawn(transport_amqp::serve(
-//!     config.clone(),
-//!     Arc::new(registry),
-//!     shutdown.clone(),
-//! ));
+//! let consumer = AmqpServer::start(config.clone(), Arc::new(registry)).await?;
 //!
 //! // The producer: a transport like any other.
 //! let calc = CalcClient::new(AmqpTransport::connect(config).await?);
 //! assert_eq!(calc.add(2, 3).await, Ok(5));
 //!
-//! shutdown.cancel();
-//! consumer.await.expect("consumer task")?;
+//! // Finishes and answers the requests it holds, then returns.
+//! consumer.shutdown().await;
+//! # transport_amqp::topology::delete_request_queues(&AmqpConfig::default(), &["calc.add".into()]).await?;
 //! # Ok(()) }
 //! ```
 //!

@@ -13,7 +13,7 @@ use crate::{AmqpConfig, AmqpServer, AmqpTransport};
 /// An RPC object on a broker, as aio-pika's `RPC.create(channel)`: [`Rpc::register`] serves a
 /// handler's procedures, [`Rpc::call`] calls any procedure served by anyone.
 ///
-/// ```no_run
+/// ```
 /// use transport_amqp::{AmqpConfig, Rpc};
 ///
 /// struct Calc;
@@ -26,12 +26,13 @@ use crate::{AmqpConfig, AmqpServer, AmqpTransport};
 ///     }
 /// }
 ///
-/// # async fn run() -> Result<(), rpc_core::RpcError> {
+/// # #[tokio::main] async fn main() -> Result<(), rpc_core::RpcError> {
 /// let rpc = Rpc::create(AmqpConfig::default()).await?;
 /// rpc.register(Calc).await?;
 /// let six: i64 = rpc.call("calc.multiply", &(2i64, 3i64)).await?;
 /// assert_eq!(six, 6);
 /// rpc.close().await;
+/// # transport_amqp::topology::delete_request_queues(&AmqpConfig::default(), &["calc.multiply".into()]).await?;
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
