@@ -48,6 +48,28 @@ fn mib(field: &str) -> String {
     status_kib(field).map_or_else(|| "n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
 }
 
+/// CPU seconds this process has used (user + system), from `/proc/self/stat`.
+///
+/// With one thread this is what the calls cost, whatever else the machine is doing; the
+/// wall-clock figures also count time spent waiting for a core.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // The kernel's USER_HZ is 100 on every Linux this runs on.
+    Some(ticks as f64 / 100.0)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "n/a".into())
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
@@ -76,6 +98,7 @@ fn run() -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     }
     let mut ms = Vec::with_capacity(rounds);
+    let cpu_before = cpu_seconds();
     for i in 0..rounds {
         let s = SENTENCES[i % SENTENCES.len()];
         let t = Instant::now();
@@ -83,6 +106,7 @@ fn run() -> Result<(), String> {
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
         std::hint::black_box(p);
     }
+    let cpu_after = cpu_seconds();
     ms.sort_by(f64::total_cmp);
     let mean = ms.iter().sum::<f64>() / ms.len() as f64;
     println!(
@@ -93,6 +117,14 @@ fn run() -> Result<(), String> {
         ms[0],
         ms[ms.len() - 1]
     );
+    if let (Some(a), Some(b)) = (cpu_before, cpu_after) {
+        println!(
+            "CPU time per call {:.2} ms (1-minute load average {} on {} cores)",
+            (b - a) * 1000.0 / rounds as f64,
+            load_average(),
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        );
+    }
     println!(
         "memory with the model loaded: VmRSS {}, VmHWM (peak) {}",
         mib("VmRSS:"),
