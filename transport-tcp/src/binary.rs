@@ -1,147 +1,180 @@
-//! A consumer's binary connection: requests read in order, each dispatched in a task of its
-//! own, replies written in the order they finish through one writer.
+//! A consumer's binary connection, served by one task: it reads requests, keeps their calls
+//! in flight side by side, and writes each reply as soon as its call finishes.
+//!
+//! One task rather than a reader, a task per call and a writer: each hop between tasks is a
+//! wake-up, often on another thread, and the calls themselves already run elsewhere (on
+//! blocking threads or in tasks the registry spawns). Here a call costs no hop of our own.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
-use rpc_core::{Reply, RpcError};
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, SinkExt, StreamExt};
+use rpc_core::{Registry, Reply, Request, RpcError};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Semaphore};
-use tokio::time::timeout;
+use tokio::time::{sleep, timeout, Instant};
 use tokio_util::codec::{FramedRead, FramedWrite};
-use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use crate::frame::{ClientMessage, ServerCodec, ServerMessage, Welcome, PROTOCOL_VERSION};
 use crate::server::Context;
 use crate::text;
 
+type Sink = FramedWrite<OwnedWriteHalf, ServerCodec>;
+
+/// The longest wait between two checks of a connection's idleness.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+enum Event {
+    Reply(Reply),
+    Frame(Option<Result<ClientMessage, RpcError>>),
+    Stop,
+    Idle,
+}
+
 /// Serves one binary connection until the client closes it, it idles out, breaks the
-/// protocol, or the server shuts down; then waits for its calls to be answered.
+/// protocol, or the server shuts down; the calls already read are answered first.
 pub(crate) async fn serve(stream: TcpStream, context: Arc<Context>) {
     let config = &context.config;
     let (read, write) = stream.into_split();
     let mut frames = FramedRead::new(read, ServerCodec::new(config.max_frame));
-    // Unbounded, yet bounded by `in_flight`: one reply per permit, plus control messages.
-    let (replies, outbox) = mpsc::unbounded_channel();
-    let broken = CancellationToken::new();
-    let writer = tokio::spawn(write_replies(
-        write,
-        outbox,
-        context.clone(),
-        broken.clone(),
-    ));
-    let in_flight = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
-
+    let mut sink = FramedWrite::new(write, ServerCodec::new(config.max_frame));
+    let mut calls = FuturesUnordered::new();
+    let limit = config.max_in_flight.max(1);
+    let mut reading = true;
     let mut violated = false;
-    loop {
-        // Back-pressure: at the limit, stop reading until a call finishes.
-        let permit = tokio::select! {
-            _ = context.shutdown.cancelled() => break,
-            _ = broken.cancelled() => break,
-            permit = in_flight.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
+    // Idleness is checked at least every second rather than with one long timer: the tokio
+    // driver then always has a timer due soon, and the deadline each call registers never
+    // has to wake it early (an eventfd write and an extra epoll_wait per call otherwise).
+    let check_every = config.idle_timeout.min(IDLE_CHECK);
+    let mut last_active = Instant::now();
+    let idle = sleep(check_every);
+    tokio::pin!(idle);
+
+    while reading || !calls.is_empty() {
+        let event = tokio::select! {
+            Some(reply) = calls.next(), if !calls.is_empty() => Event::Reply(reply),
+            // Back-pressure: at the limit, stop reading until a call finishes.
+            frame = frames.next(), if reading && calls.len() < limit => Event::Frame(frame),
+            _ = context.shutdown.cancelled(), if reading => Event::Stop,
+            _ = &mut idle, if reading => Event::Idle,
+            else => break,
         };
-        let next = tokio::select! {
-            _ = context.shutdown.cancelled() => break,
-            _ = broken.cancelled() => break,
-            next = timeout(config.idle_timeout, frames.next()) => next,
-        };
-        let message = match next {
-            Err(_) if in_flight.available_permits() + 1 >= config.max_in_flight.max(1) => {
+        let message = match event {
+            Event::Reply(reply) => {
+                last_active = Instant::now();
+                if !write_replies(&mut sink, reply, &mut calls, &context).await {
+                    return;
+                }
+                continue;
+            }
+            Event::Stop => {
+                reading = false;
+                continue;
+            }
+            Event::Idle if calls.is_empty() && last_active.elapsed() >= config.idle_timeout => {
                 tracing::debug!("idle connection closed");
                 break;
             }
-            Err(_) => continue,
-            Ok(None) => break,
-            Ok(Some(Ok(message))) => message,
-            Ok(Some(Err(RpcError::Io(err)))) => {
-                tracing::debug!(%err, "connection failed");
-                break;
+            Event::Idle => {
+                idle.as_mut().reset(Instant::now() + check_every);
+                continue;
             }
-            Ok(Some(Err(err))) => {
+            Event::Frame(None) => {
+                reading = false;
+                continue;
+            }
+            Event::Frame(Some(Err(RpcError::Io(err)))) => {
+                tracing::debug!(%err, "connection failed");
+                reading = false;
+                continue;
+            }
+            Event::Frame(Some(Err(err))) => {
                 tracing::warn!(%err, "protocol violation: closing the connection");
-                let _ = replies.send(ServerMessage::Error(err));
+                let _ = send(&mut sink, ServerMessage::Error(err), &context).await;
                 violated = true;
                 break;
             }
+            Event::Frame(Some(Ok(message))) => message,
         };
+        last_active = Instant::now();
         match message {
+            ClientMessage::Request(request) => calls.push(dispatch(&context.registry, request)),
             ClientMessage::Hello { version } if version == PROTOCOL_VERSION => {
                 let welcome = Welcome {
                     version: PROTOCOL_VERSION,
                     workers: u32::try_from(context.registry.workers()).unwrap_or(u32::MAX),
                     max_frame: u32::try_from(config.max_frame).unwrap_or(u32::MAX),
                 };
-                let _ = replies.send(ServerMessage::Welcome(welcome));
+                if !send(&mut sink, ServerMessage::Welcome(welcome), &context).await {
+                    return;
+                }
             }
             ClientMessage::Hello { version } => {
                 let err = RpcError::Protocol(format!(
                     "protocol version {version} is not supported; this consumer speaks {PROTOCOL_VERSION}"
                 ));
-                let _ = replies.send(ServerMessage::Error(err));
+                let _ = send(&mut sink, ServerMessage::Error(err), &context).await;
                 violated = true;
                 break;
             }
-            ClientMessage::Request(request) => {
-                let registry = context.registry.clone();
-                let replies = replies.clone();
-                context.tracker.spawn(
-                    async move {
-                        let result = registry.dispatch(request.id, request.call).await;
-                        // The connection may be gone: that reply is lost with it.
-                        let _ = replies.send(ServerMessage::Reply(Reply::new(request.id, result)));
-                        drop(permit);
-                    }
-                    .in_current_span(),
-                );
-            }
         }
     }
-    // Calls already read still answer: the writer ends when the last of them has.
-    drop(replies);
-    let _ = writer.await;
+    let _ = timeout(
+        config.write_timeout,
+        SinkExt::<ServerMessage>::close(&mut sink),
+    )
+    .await;
     if violated {
         text::linger(frames.get_mut()).await;
     }
 }
 
-/// Writes messages as they come, flushing once per batch, until every sender is gone or the
-/// client stops reading for longer than the write timeout.
-async fn write_replies(
-    write: OwnedWriteHalf,
-    mut outbox: mpsc::UnboundedReceiver<ServerMessage>,
-    context: Arc<Context>,
-    broken: CancellationToken,
-) {
-    let config = &context.config;
-    let mut sink = FramedWrite::new(write, ServerCodec::new(config.max_frame));
-    while let Some(message) = outbox.recv().await {
-        let closing = matches!(message, ServerMessage::Error(_));
-        let batch = async {
-            sink.feed(message).await?;
-            while let Ok(message) = outbox.try_recv() {
-                sink.feed(message).await?;
-            }
-            sink.flush().await
-        };
-        match timeout(config.write_timeout, batch).await {
-            Ok(Ok(())) if !closing => {}
-            Ok(Ok(())) => break,
-            Ok(Err(err)) => {
-                tracing::debug!(%err, "write failed: closing the connection");
-                broken.cancel();
-                return;
-            }
-            Err(_) => {
-                tracing::warn!("client not reading its replies: closing the connection");
-                broken.cancel();
-                return;
-            }
+/// Runs one request; its reply carries its id.
+fn dispatch(registry: &Registry, request: Request) -> impl Future<Output = Reply> + '_ {
+    let id = request.id;
+    registry
+        .dispatch(id, request.call)
+        .map(move |result| Reply::new(id, result))
+}
+
+/// Writes `first` and every other reply already finished, with one flush. `false` when the
+/// connection is broken or the client stopped reading for longer than the write timeout.
+async fn write_replies<F>(
+    sink: &mut Sink,
+    first: Reply,
+    calls: &mut FuturesUnordered<F>,
+    context: &Context,
+) -> bool
+where
+    F: Future<Output = Reply>,
+{
+    let batch = async {
+        sink.feed(ServerMessage::Reply(first)).await?;
+        while let Some(Some(reply)) = calls.next().now_or_never() {
+            sink.feed(ServerMessage::Reply(reply)).await?;
+        }
+        SinkExt::<ServerMessage>::flush(sink).await
+    };
+    settle(timeout(context.config.write_timeout, batch).await)
+}
+
+/// Writes one message and flushes.
+async fn send(sink: &mut Sink, message: ServerMessage, context: &Context) -> bool {
+    settle(timeout(context.config.write_timeout, sink.send(message)).await)
+}
+
+fn settle(written: Result<Result<(), RpcError>, tokio::time::error::Elapsed>) -> bool {
+    match written {
+        Ok(Ok(())) => true,
+        Ok(Err(err)) => {
+            tracing::debug!(%err, "write failed: closing the connection");
+            false
+        }
+        Err(_) => {
+            tracing::warn!("client not reading its replies: closing the connection");
+            false
         }
     }
-    let _ = timeout(config.write_timeout, sink.close()).await;
 }
