@@ -19,7 +19,8 @@ impl Calculator {
 
     /// Divides `a` by `b`; dividing by zero is the procedure's own error.
     pub fn divide(a: i64, b: i64) -> Result<i64, String> {
-        a.checked_div(b).ok_or_else(|| format!("cannot divide {a} by zero"))
+        a.checked_div(b)
+            .ok_or_else(|| format!("cannot divide {a} by zero"))
     }
 
     /// Repeats `text` `times` times; a final `String` takes the rest of a text command.
@@ -48,9 +49,15 @@ async fn main() -> Result<(), RpcError> {
     // The producer side: the typed client that #[handler] generated.
     let calculator = CalculatorClient::new(transport.clone());
     println!("add(2, 40)        = {}", calculator.add(2, 40).await?);
-    println!("repeat(3, \"ab \") = {:?}", calculator.repeat(3, "ab ".into()).await?);
+    println!(
+        "repeat(3, \"ab \") = {:?}",
+        calculator.repeat(3, "ab ".into()).await?
+    );
     println!("divide(1, 0)      = {:?}", calculator.divide(1, 0).await);
-    println!("repeat(1000, ..)  = {:?}", calculator.repeat(1000, "x".into()).await);
+    println!(
+        "repeat(1000, ..)  = {:?}",
+        calculator.repeat(1000, "x".into()).await
+    );
 
     // A per-call deadline: the caller gets `deadline exceeded` on time.
     let hurried = calculator.clone().with_timeout(Duration::from_millis(50));
@@ -58,12 +65,26 @@ async fn main() -> Result<(), RpcError> {
 
     // The same procedures in the other encodings, as Python or `nc` would call them.
     let client = Client::new(transport);
-    let json = Call::new("calculator.add", Encoding::Json, br#"{"a": 1, "b": 2}"#.to_vec());
+    let json = Call::new(
+        "calculator.add",
+        Encoding::Json,
+        br#"{"a": 1, "b": 2}"#.to_vec(),
+    );
     let reply = client.call_raw(json).await?;
-    println!("json  {{\"a\": 1, \"b\": 2}} -> {}", String::from_utf8_lossy(&reply));
-    let text = Call::new("calculator.repeat", Encoding::Text, b"2 hello world ".to_vec());
+    println!(
+        "json  {{\"a\": 1, \"b\": 2}} -> {}",
+        String::from_utf8_lossy(&reply)
+    );
+    let text = Call::new(
+        "calculator.repeat",
+        Encoding::Text,
+        b"2 hello world ".to_vec(),
+    );
     let reply = client.call_raw(text).await?;
-    println!("text  \"2 hello world \" -> {:?}", String::from_utf8_lossy(&reply));
+    println!(
+        "text  \"2 hello world \" -> {:?}",
+        String::from_utf8_lossy(&reply)
+    );
 
     server.shutdown().await;
     Ok(())

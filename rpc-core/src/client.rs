@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::encoding::{decode_result, to_bincode};
-use crate::{Call, Encoding, RpcError, Transport, DEFAULT_TIMEOUT};
+use crate::{Answer, Call, Encoding, RpcError, Transport, DEFAULT_TIMEOUT};
 
 /// A caller over any transport: the untyped half of every generated typed client.
 ///
@@ -118,6 +118,18 @@ impl Client {
         match tokio::time::timeout(timeout, self.transport.call(call)).await {
             Ok(result) => result,
             Err(_) => Err(RpcError::DeadlineExceeded),
+        }
+    }
+
+    /// Like [`Client::call_raw`], and says which consumer answered when the transport knows.
+    pub async fn call_traced(&self, call: Call) -> Answer {
+        let timeout = call.timeout;
+        match tokio::time::timeout(timeout, self.transport.call_traced(call)).await {
+            Ok(answer) => answer,
+            Err(_) => Answer {
+                result: Err(RpcError::DeadlineExceeded),
+                consumer: None,
+            },
         }
     }
 }

@@ -66,7 +66,7 @@ pub use envelope::{Call, Reply, Request, DEFAULT_TIMEOUT};
 pub use error::{ErrorKind, RpcError};
 pub use handler::{CallResult, Handler, Invocation, Procedure};
 pub use registry::{deadline_after, panic_message, Registry, DEFAULT_WORKERS};
-pub use transport::Transport;
+pub use transport::{Answer, Transport};
 
 /// Turns every `pub fn` of an `impl` block into a procedure `handler.method`, implements
 /// [`Handler`] for the type, and generates a typed client `<Type>Client`.

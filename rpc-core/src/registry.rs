@@ -128,7 +128,8 @@ impl Registry {
     async fn run(&self, call: Call) -> CallResult {
         let deadline = deadline_after(call.timeout);
         let invocation = self.invoke(&call)?;
-        tracing::debug!("running");
+        let started = std::time::Instant::now();
+        tracing::info!("running");
         let result = match invocation {
             Invocation::Blocking(job) => {
                 let permit = match timeout_at(deadline, self.permits.clone().acquire_owned()).await
@@ -161,8 +162,10 @@ impl Registry {
                 }
             }
         };
-        if let Err(err) = &result {
-            tracing::debug!(%err, "call failed");
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+        match &result {
+            Ok(_) => tracing::info!(elapsed_ms, "done"),
+            Err(err) => tracing::info!(elapsed_ms, %err, "failed"),
         }
         result
     }

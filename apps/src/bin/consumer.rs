@@ -1,0 +1,90 @@
+//! `consumer`: runs the procedures. Serves `fibonacci_generator` and `neural_analyzer` over the
+//! chosen transport until Ctrl-C or SIGTERM, then finishes and answers the tasks it holds.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use rpc_apps::cli::{init_logging, shutdown_on_signal, TransportOptions};
+use rpc_apps::connect;
+use rpc_apps::workloads::{self, NeuralAnalyzer};
+
+/// Runs the procedures fibonacci_generator.calculate and neural_analyzer.polarity for
+/// producers, over TCP (`--port`) or a RabbitMQ broker.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    #[command(flatten)]
+    transport: TransportOptions,
+
+    /// The TCP port to listen on (with --transport tcp).
+    #[arg(long, default_value_t = 9000)]
+    port: u16,
+
+    /// The address to listen on (with --transport tcp); 0.0.0.0 to serve other machines.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+
+    /// How many tasks run at once (each on its own thread).
+    #[arg(long, env = "RPC_WORKERS", default_value_t = 1)]
+    workers: usize,
+
+    /// Where the neural network's files are [default: $RPC_MODEL_DIR, else ./models/all-minilm-l6-v2].
+    #[arg(long, value_name = "DIR")]
+    model_dir: Option<PathBuf>,
+
+    /// Serve without the neural network: its calls then fail with a clear error.
+    #[arg(long)]
+    no_model: bool,
+}
+
+fn main() -> ExitCode {
+    // Each worker runs the network on one thread: parallelism comes from --workers (and from
+    // more consumers), not from threads inside one call competing with the other workers.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
+    let args = Args::parse();
+    init_logging();
+    if !args.no_model {
+        let dir = args
+            .model_dir
+            .clone()
+            .unwrap_or_else(neural::default_model_dir);
+        if let Err(err) = NeuralAnalyzer::load(&dir) {
+            tracing::error!("{err}");
+            eprintln!("consumer: {err}\n(or start with --no-model to serve Fibonacci only)");
+            return ExitCode::FAILURE;
+        }
+        tracing::info!("neural network loaded from {}", dir.display());
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("consumer: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let shutdown = shutdown_on_signal();
+        let registry = workloads::registry(args.workers);
+        tracing::info!(
+            workers = args.workers,
+            "serving {:?} over {:?}",
+            registry.procedure_names(),
+            args.transport.transport
+        );
+        match connect::serve(&args.transport, &args.host, args.port, registry, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                tracing::error!("{err}");
+                eprintln!("consumer: {err}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
