@@ -5,10 +5,12 @@
 //! RAYON_NUM_THREADS=1 cargo run --release -p neural --bin polarity_bench -- [ROUNDS]
 //! ```
 //!
-//! candle's CPU matrix multiplication runs on rayon with `RAYON_NUM_THREADS` threads (its
-//! `utils::get_num_threads`; without the variable it uses the number of physical cores), so
-//! that variable is what makes this a one-thread figure. The bench prints the thread count it
-//! ran with and refuses to guess: without `RAYON_NUM_THREADS` it says so in the output.
+//! candle's CPU matrix multiplication runs with `RAYON_NUM_THREADS` threads (its
+//! `utils::get_num_threads`; without the variable, the number of physical cores), and its
+//! element-wise kernels, for tensors of 64K elements or more, with `CANDLE_NUM_THREADS`, which
+//! falls back to `RAYON_NUM_THREADS`: so `RAYON_NUM_THREADS=1` makes this a one-thread figure.
+//! The bench prints the variable as it found it. Besides wall-clock times it prints the CPU
+//! time per call, which does not count time spent waiting for a core on a busy machine.
 
 use std::process::ExitCode;
 use std::time::Instant;
