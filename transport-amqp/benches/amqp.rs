@@ -1,10 +1,11 @@
 //! Calls per second and latency of the AMQP transport against the floor: a minimal lapin
 //! responder and caller with no RPC logic (no registry, no encoding, no confirms), measured in
-//! the same run on the same broker, for both reply modes.
+//! the same run on the same broker, for both reply modes, with a synchronous procedure (run on
+//! a blocking thread by rpc-core's registry) and an async one.
 //!
 //! `cargo bench -p transport-amqp` (a RabbitMQ broker must answer: scripts/start_rabbitmq.sh).
 //! `BENCH_CALLS` sets the number of calls per measurement (default 3000); each figure is the
-//! median of 5 rounds.
+//! median of 5 rounds, floor and rpc measurements alternating.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -122,23 +123,28 @@ async fn floor_responder(connection: &Connection, queue: &str, config: &AmqpConf
         .expect("consume");
     tokio::spawn(async move {
         while let Some(Ok(delivery)) = requests.next().await {
-            let Some(reply_to) = delivery.properties.reply_to().clone() else {
-                continue;
-            };
-            let mut properties = BasicProperties::default();
-            if let Some(id) = delivery.properties.correlation_id() {
-                properties = properties.with_correlation_id(id.clone());
-            }
-            let _ = channel
-                .basic_publish(
-                    "".into(),
-                    reply_to,
-                    BasicPublishOptions::default(),
-                    &delivery.data,
-                    properties,
-                )
-                .await;
-            let _ = delivery.ack(BasicAckOptions::default()).await;
+            // Each request on a task of its own, as the rpc consumer does, so that 64 in
+            // flight are answered concurrently rather than one publish-and-ack after another.
+            let channel = channel.clone();
+            tokio::spawn(async move {
+                let Some(reply_to) = delivery.properties.reply_to().clone() else {
+                    return;
+                };
+                let mut properties = BasicProperties::default();
+                if let Some(id) = delivery.properties.correlation_id() {
+                    properties = properties.with_correlation_id(id.clone());
+                }
+                let _ = channel
+                    .basic_publish(
+                        "".into(),
+                        reply_to,
+                        BasicPublishOptions::default(),
+                        &delivery.data,
+                        properties,
+                    )
+                    .await;
+                let _ = delivery.ack(BasicAckOptions::default()).await;
+            });
         }
     });
 }
@@ -276,28 +282,37 @@ async fn variant(config: &AmqpConfig, mode: ReplyMode, calls: usize) -> Vec<Stri
     let transport = AmqpTransport::connect(config.clone())
         .await
         .expect("rpc client");
-    // BENCH_PROCEDURE=add_async measures an async procedure (no blocking-thread hop).
-    let method = std::env::var("BENCH_PROCEDURE").unwrap_or_else(|_| "add".into());
-    let rpc = Rpc(Client::new(transport), format!("{name}.{method}"));
+    let client = Client::new(transport);
+    // A synchronous procedure runs on a blocking thread (rpc-core's Registry), an async one on
+    // the runtime: the difference is rpc-core's thread hop, the same over every transport.
+    let sync = Rpc(client.clone(), format!("{name}.add"));
+    let asynchronous = Rpc(client, format!("{name}.add_async"));
 
     let mut rows = Vec::new();
     for (label, in_flight) in [("1 at a time", 1), ("64 in flight", IN_FLIGHT)] {
         // Alternate floor and rpc over several rounds and keep the median of each figure, so
         // that load from elsewhere on the machine weighs on both alike.
-        let (mut floors, mut rpcs) = (Vec::new(), Vec::new());
+        let (mut floors, mut syncs, mut asyncs) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
             floors.push(measure(&floor, calls, in_flight).await);
-            rpcs.push(measure(&rpc, calls, in_flight).await);
+            syncs.push(measure(&sync, calls, in_flight).await);
+            asyncs.push(measure(&asynchronous, calls, in_flight).await);
         }
-        let (floor_figures, rpc_figures) = (median(floors), median(rpcs));
-        rows.push(row(&format!("{mode_name}, {label}: floor"), &floor_figures));
-        rows.push(row(&format!("{mode_name}, {label}: rpc"), &rpc_figures));
-        rows.push(format!(
-            "| {mode_name}, {label}: rpc / floor | {:.0}% | {:.2}x | {:.2}x |",
-            100.0 * rpc_figures.per_second / floor_figures.per_second,
-            rpc_figures.p50_us / floor_figures.p50_us,
-            rpc_figures.p99_us / floor_figures.p99_us
-        ));
+        let floor = median(floors);
+        rows.push(row(&format!("{mode_name}, {label}: floor"), &floor));
+        for (kind, rounds) in [("sync", syncs), ("async", asyncs)] {
+            let rpc = median(rounds);
+            rows.push(row(
+                &format!("{mode_name}, {label}: rpc, {kind} procedure"),
+                &rpc,
+            ));
+            rows.push(format!(
+                "| {mode_name}, {label}: rpc, {kind} / floor | {:.0}% | {:.2}x | {:.2}x |",
+                100.0 * rpc.per_second / floor.per_second,
+                rpc.p50_us / floor.p50_us,
+                rpc.p99_us / floor.p99_us
+            ));
+        }
     }
 
     server.shutdown().await;
