@@ -8,9 +8,11 @@ use std::path::PathBuf;
 pub enum LoadError {
     /// One or more model files are not in the directory.
     #[error(
-        "model files missing in {}: {files}; run ./scripts/fetch_model.sh to fetch them \
-         (or set RPC_MODEL_DIR to a directory that has them)",
-        dir.display()
+        "model files missing in {}: {files}; run {} to fetch them \
+         (or set {} to a directory that has them)",
+        dir.display(),
+        crate::FETCH_COMMAND,
+        crate::MODEL_DIR_ENV
     )]
     Missing {
         /// The directory that was searched.
@@ -44,8 +46,9 @@ pub enum LoadError {
     },
     /// The weights could not be mapped or do not fit the configuration.
     #[error(
-        "bad model weights {}: {source}; delete the directory and run ./scripts/fetch_model.sh",
-        path.display()
+        "bad model weights {}: {source}; delete the directory and run {}",
+        path.display(),
+        crate::FETCH_COMMAND
     )]
     Model {
         /// The weights file.

@@ -12,7 +12,7 @@ use crate::{LoadError, EMBEDDING_DIM};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Head {
     /// What the head was fitted on and how, for the reader of the JSON file.
-    pub about: String,
+    about: String,
     /// One weight per embedding dimension.
     weights: Vec<f32>,
     /// Added to the dot product before the squash.
@@ -57,6 +57,11 @@ impl Head {
     pub fn to_json(&self) -> String {
         // A struct of a string, finite floats and a float vector always serialises.
         serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// What the head was fitted on and how (the JSON file's `about`).
+    pub fn about(&self) -> &str {
+        &self.about
     }
 
     /// The weights, one per embedding dimension.
