@@ -290,13 +290,6 @@ fn main() {
         }
         let (floor_addr, floor_stop, floor_thread) = spawn_server(flavor, floor_server);
         let (rpc_addr, rpc_stop, rpc_thread) = spawn_server(flavor, |listener, stop| async move {
-            if std::env::var_os("ECHO_TICK").is_some() {
-                tokio::spawn(async {
-                    loop {
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                });
-            }
             let config = ServerConfig::default();
             transport_tcp::run(listener, Arc::new(registry()), config, stop).await
         });

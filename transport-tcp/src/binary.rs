@@ -44,11 +44,13 @@ pub(crate) async fn serve(stream: TcpStream, context: Arc<Context>) {
     let limit = config.max_in_flight.max(1);
     let mut reading = true;
     let mut violated = false;
-    // Idleness is checked at least every second rather than with one long timer: the tokio
-    // driver then always has a timer due soon, and the deadline each call registers never
-    // has to wake it early (an eventfd write and an extra epoll_wait per call otherwise).
+    // Idleness is checked every second rather than with one long timer: the tokio driver then
+    // always has a timer due soon, and the deadline each call registers never has to wake it
+    // early (an eventfd write and an extra epoll_wait per call otherwise). Activity is a flag,
+    // not a clock read per frame.
     let check_every = config.idle_timeout.min(IDLE_CHECK);
-    let mut last_active = Instant::now();
+    let mut active = false;
+    let mut quiet_for = Duration::ZERO;
     let idle = sleep(check_every);
     tokio::pin!(idle);
 
@@ -63,7 +65,7 @@ pub(crate) async fn serve(stream: TcpStream, context: Arc<Context>) {
         };
         let message = match event {
             Event::Reply(reply) => {
-                last_active = Instant::now();
+                active = true;
                 if !write_replies(&mut sink, reply, &mut calls, &context).await {
                     return;
                 }
@@ -73,11 +75,15 @@ pub(crate) async fn serve(stream: TcpStream, context: Arc<Context>) {
                 reading = false;
                 continue;
             }
-            Event::Idle if calls.is_empty() && last_active.elapsed() >= config.idle_timeout => {
-                tracing::debug!("idle connection closed");
-                break;
-            }
             Event::Idle => {
+                quiet_for = match std::mem::take(&mut active) || !calls.is_empty() {
+                    true => Duration::ZERO,
+                    false => quiet_for + check_every,
+                };
+                if quiet_for >= config.idle_timeout {
+                    tracing::debug!("idle connection closed");
+                    break;
+                }
                 idle.as_mut().reset(Instant::now() + check_every);
                 continue;
             }
@@ -98,10 +104,12 @@ pub(crate) async fn serve(stream: TcpStream, context: Arc<Context>) {
             }
             Event::Frame(Some(Ok(message))) => message,
         };
-        last_active = Instant::now();
+        active = true;
         match message {
             ClientMessage::Request(request) => calls.push(dispatch(&context.registry, request)),
-            ClientMessage::Hello { version } if version == PROTOCOL_VERSION => {
+            ClientMessage::Hello { version, max_frame } if version == PROTOCOL_VERSION => {
+                // Replies the producer would refuse become protocol errors here instead.
+                sink.encoder_mut().limit_encoding(max_frame as usize);
                 let welcome = Welcome {
                     version: PROTOCOL_VERSION,
                     workers: u32::try_from(context.registry.workers()).unwrap_or(u32::MAX),
@@ -111,7 +119,7 @@ pub(crate) async fn serve(stream: TcpStream, context: Arc<Context>) {
                     return;
                 }
             }
-            ClientMessage::Hello { version } => {
+            ClientMessage::Hello { version, .. } => {
                 let err = RpcError::Protocol(format!(
                     "protocol version {version} is not supported; this consumer speaks {PROTOCOL_VERSION}"
                 ));

@@ -8,16 +8,17 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use rpc_core::{Call, RpcError};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::{timeout_at, Instant};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 
 use crate::frame::{
-    too_large, ClientCodec, ClientMessage, Outgoing, ServerMessage, Welcome, PROTOCOL_VERSION,
+    ClientCodec, ClientMessage, Outgoing, ServerMessage, Welcome, PROTOCOL_VERSION,
 };
+use crate::writer::Writer;
 
 type Waiter = oneshot::Sender<Result<Vec<u8>, RpcError>>;
 
@@ -53,7 +54,7 @@ pub(crate) enum Outcome {
 /// One connection to a consumer, shared by every call sent on it.
 #[derive(Debug)]
 pub(crate) struct Connection {
-    outbox: mpsc::UnboundedSender<Outgoing>,
+    writer: Arc<Writer>,
     pending: Arc<Pending>,
     closed: CancellationToken,
     next_id: AtomicU64,
@@ -83,6 +84,7 @@ impl Connection {
         let mut sink = FramedWrite::new(write, ClientCodec::new(max_frame));
         let hello = ClientMessage::Hello {
             version: PROTOCOL_VERSION,
+            max_frame: u32::try_from(max_frame).unwrap_or(u32::MAX),
         };
         sink.send(hello).await?;
         let welcome = match frames.next().await {
@@ -93,15 +95,17 @@ impl Connection {
             }
             None => return Err(RpcError::Io("closed during the handshake".into())),
         };
-        let (outbox, outgoing) = mpsc::unbounded_channel();
+        let closed = CancellationToken::new();
+        // Requests are refused here, before they are sent, when the consumer would refuse them.
+        let request_limit = max_frame.min(welcome.max_frame as usize);
+        let writer = Writer::start(sink.into_inner(), request_limit, closed.clone());
         let connection = Arc::new(Self {
-            outbox,
+            writer,
             pending: Arc::new(Pending(Mutex::new(Some(HashMap::new())))),
-            closed: CancellationToken::new(),
+            closed,
             next_id: AtomicU64::new(1),
             welcome,
         });
-        tokio::spawn(write_requests(sink, outgoing, connection.closed.clone()));
         tokio::spawn(read_replies(
             frames,
             connection.pending.clone(),
@@ -146,23 +150,25 @@ impl Connection {
             call: call.clone(),
             timeout,
         };
-        let limit = self.welcome.max_frame as usize;
-        match outgoing.body_len() {
-            Ok(len) if len > limit => return Outcome::Done(Err(too_large(len, limit))),
-            Ok(_) => {}
-            Err(err) => return Outcome::Done(Err(err)),
-        }
         let (waiter, reply) = oneshot::channel();
-        match self.pending.lock().as_mut() {
-            Some(calls) => calls.insert(id, waiter),
+        let alone = match self.pending.lock().as_mut() {
+            Some(calls) => {
+                calls.insert(id, waiter);
+                calls.len() == 1
+            }
             None => return Outcome::Lost("connection closed".into()),
         };
         let _entry = Entry {
             pending: &self.pending,
             id,
         };
-        if self.outbox.send(outgoing).is_err() {
-            return Outcome::Lost("connection closed".into());
+        match self.writer.submit(outgoing, alone) {
+            Ok(()) => {}
+            Err(RpcError::Io(err)) => {
+                self.closed.cancel();
+                return Outcome::Lost(err);
+            }
+            Err(err) => return Outcome::Done(Err(err)),
         }
         match timeout_at(deadline, reply).await {
             Ok(Ok(result)) => Outcome::Done(result),
@@ -188,40 +194,6 @@ impl Drop for Entry<'_> {
     fn drop(&mut self) {
         self.pending.take(self.id);
     }
-}
-
-/// Writes requests as they come, one flush per batch, until the connection closes.
-async fn write_requests(
-    mut sink: FramedWrite<OwnedWriteHalf, ClientCodec>,
-    mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
-    closed: CancellationToken,
-) {
-    loop {
-        let first = tokio::select! {
-            _ = closed.cancelled() => break,
-            first = outgoing.recv() => match first {
-                Some(first) => first,
-                None => break,
-            },
-        };
-        let batch = async {
-            sink.feed(first).await?;
-            while let Ok(next) = outgoing.try_recv() {
-                sink.feed(next).await?;
-            }
-            SinkExt::<Outgoing>::flush(&mut sink).await
-        };
-        let written = tokio::select! {
-            _ = closed.cancelled() => break,
-            written = batch => written,
-        };
-        if let Err(err) = written {
-            tracing::debug!(%err, "write to consumer failed");
-            break;
-        }
-    }
-    closed.cancel();
-    let _ = SinkExt::<Outgoing>::close(&mut sink).await;
 }
 
 /// Hands each reply to its waiting call, until the connection closes; then fails every call

@@ -28,6 +28,9 @@ pub(crate) enum ClientMessage {
     Hello {
         /// The producer's [`PROTOCOL_VERSION`].
         version: u32,
+        /// The largest reply frame body the producer accepts; a larger reply becomes a
+        /// protocol error reply.
+        max_frame: u32,
     },
     /// A call to run.
     Request(Request),
@@ -97,12 +100,6 @@ impl Outgoing {
             timeout: self.timeout,
         })
     }
-
-    /// The size of this request's frame body, to check against the consumer's limit before
-    /// it is queued.
-    pub(crate) fn body_len(&self) -> Result<usize, RpcError> {
-        body_len(&self.as_message())
-    }
 }
 
 fn body_len<T: Serialize + ?Sized>(message: &T) -> Result<usize, RpcError> {
@@ -134,7 +131,7 @@ fn put_frame<T: Serialize + ?Sized>(
 }
 
 /// The error for a frame body of `len` bytes over a limit of `max_frame`.
-pub(crate) fn too_large(len: usize, max_frame: usize) -> RpcError {
+fn too_large(len: usize, max_frame: usize) -> RpcError {
     RpcError::Protocol(format!(
         "frame of {len} bytes exceeds the limit of {max_frame} bytes"
     ))
@@ -148,6 +145,7 @@ pub(crate) fn too_large(len: usize, max_frame: usize) -> RpcError {
 pub(crate) struct Codec<In, Out> {
     frames: LengthDelimitedCodec,
     max_frame: usize,
+    max_encode: usize,
     _types: PhantomData<fn(Out) -> In>,
 }
 
@@ -157,6 +155,12 @@ pub(crate) type ServerCodec = Codec<ClientMessage, ServerMessage>;
 pub(crate) type ClientCodec = Codec<ServerMessage, ClientMessage>;
 
 impl<In, Out> Codec<In, Out> {
+    /// Lowers the limit on frames this codec encodes (to what the peer accepts); the limit
+    /// on frames it decodes stays.
+    pub(crate) fn limit_encoding(&mut self, max_frame: usize) {
+        self.max_encode = self.max_encode.min(max_frame);
+    }
+
     /// A codec refusing frame bodies over `max_frame` bytes.
     pub(crate) fn new(max_frame: usize) -> Self {
         let max_frame = max_frame.min(u32::MAX as usize);
@@ -168,6 +172,7 @@ impl<In, Out> Codec<In, Out> {
         Self {
             frames,
             max_frame,
+            max_encode: max_frame,
             _types: PhantomData,
         }
     }
@@ -206,11 +211,11 @@ impl<In> Encoder<ServerMessage> for Codec<In, ServerMessage> {
 
     /// A reply too large for the frame limit becomes a protocol error reply to the same id.
     fn encode(&mut self, item: ServerMessage, dst: &mut BytesMut) -> Result<(), RpcError> {
-        match put_frame(&item, self.max_frame, dst) {
+        match put_frame(&item, self.max_encode, dst) {
             Err(err @ RpcError::Protocol(_)) => match item {
                 ServerMessage::Reply(reply) => {
                     let reply = Reply::new(reply.id, Err(err));
-                    put_frame(&ServerMessage::Reply(reply), self.max_frame, dst)
+                    put_frame(&ServerMessage::Reply(reply), self.max_encode, dst)
                 }
                 _ => Err(err),
             },
@@ -223,7 +228,7 @@ impl<In> Encoder<ClientMessage> for Codec<In, ClientMessage> {
     type Error = RpcError;
 
     fn encode(&mut self, item: ClientMessage, dst: &mut BytesMut) -> Result<(), RpcError> {
-        put_frame(&item, self.max_frame, dst)
+        put_frame(&item, self.max_encode, dst)
     }
 }
 
@@ -231,7 +236,7 @@ impl<In> Encoder<Outgoing> for Codec<In, ClientMessage> {
     type Error = RpcError;
 
     fn encode(&mut self, item: Outgoing, dst: &mut BytesMut) -> Result<(), RpcError> {
-        put_frame(&item.as_message(), self.max_frame, dst)
+        put_frame(&item.as_message(), self.max_encode, dst)
     }
 }
 
@@ -265,9 +270,10 @@ mod tests {
         let mut buf = BytesMut::new();
         let hello = ClientMessage::Hello {
             version: PROTOCOL_VERSION,
+            max_frame: 1 << 24,
         };
         ClientCodec::new(1 << 20).encode(hello, &mut buf).unwrap();
-        assert_eq!(&buf[..], &[0, 0, 0, 8, 0, 0, 0, 0, 1, 0, 0, 0]);
+        assert_eq!(&buf[..], &[0, 0, 0, 12, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1]);
     }
 
     #[test]

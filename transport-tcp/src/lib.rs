@@ -50,7 +50,7 @@
 //!
 //! | producer sends | variant | fields |
 //! |---|---|---|
-//! | `Hello` | 0 | `version: u32` (1) |
+//! | `Hello` | 0 | `version: u32` (1), `max_frame: u32` (the largest reply body it accepts) |
 //! | `Request` | 1 | `id: u64`, then the [`rpc_core::Call`]: `procedure: string`, `encoding: u32` (0 bincode, 1 JSON, 2 text), `args: bytes`, `timeout: Duration` (what is left of it) |
 //!
 //! | consumer sends | variant | fields |
@@ -59,9 +59,11 @@
 //! | `Reply` | 1 | `id: u64`, then `Result`: variant 0 `Ok(bytes)` (the result in the call's encoding) or 1 `Err(RpcError)` ([`rpc_core::RpcError`]'s variant index, then its message string if it has one) |
 //! | `Error` | 2 | an `RpcError`: why the consumer is closing the connection (protocol violation) |
 //!
-//! The handshake: the producer's first frame is `Hello` (`00 00 00 08  00 00 00 00  01 00 00 00`,
-//! which is also why a binary connection starts with a zero byte); the consumer answers
-//! `Welcome`, or `Error` and closes for another version. Then the producer sends `Request`s
+//! The handshake: the producer's first frame is `Hello` (`00 00 00 0c  00 00 00 00  01 00 00 00`
+//! then its limit: a binary connection starts with a zero byte); the consumer answers
+//! `Welcome`, or `Error` and closes for another version. Each side then refuses to send a
+//! frame larger than the other accepts: an oversized request fails at the producer with
+//! [`rpc_core::RpcError::Protocol`], an oversized reply is replaced by that error. Then the producer sends `Request`s
 //! with ids of its choosing, many in flight; the consumer runs each in a task of its own and
 //! sends each `Reply` when it is ready, so replies come back in any order.
 //!
@@ -91,7 +93,8 @@
 //! - `frame.rs`: the messages above and the codec that frames them.
 //! - `server.rs`: [`run`], [`serve`] and [`Server`]: accepting, limits, shutdown, telling the
 //!   modes apart; `binary.rs` and `text.rs` serve one connection in each mode.
-//! - `connection.rs`: a producer's connection to one consumer: handshake, ids, pending calls.
+//! - `connection.rs`: a producer's connection to one consumer: handshake, ids, pending calls;
+//!   `writer.rs` its write side, which batches requests in flight side by side.
 //! - `pool.rs`: [`Pool`]: balancing, waiting for a place, retrying lost calls.
 //! - `supervisor.rs`: keeps each consumer connected, probing a lost one with backoff.
 
@@ -107,6 +110,7 @@ mod pool;
 mod server;
 mod supervisor;
 mod text;
+mod writer;
 
 pub use config::{PoolConfig, ServerConfig, DEFAULT_MAX_FRAME};
 pub use frame::PROTOCOL_VERSION;

@@ -1,6 +1,7 @@
 //! The producer's [`Pool`]: one [`Transport`] over many consumers, balanced by least
 //! outstanding calls, with calls retried when their connection breaks.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once};
 
 use async_trait::async_trait;
@@ -53,6 +54,8 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     /// Woken when a place frees up or a consumer comes up or goes down.
     changed: Notify,
+    /// Calls waiting on `changed`: when none, a freed place wakes nobody and costs nothing.
+    waiting: AtomicUsize,
 }
 
 struct State {
@@ -124,6 +127,7 @@ impl Pool {
             stop: stop.clone(),
             state: Mutex::new(State { consumers, next: 0 }),
             changed: Notify::new(),
+            waiting: AtomicUsize::new(0),
         });
         let pool = Self {
             inner: Arc::new(Inner {
@@ -167,9 +171,17 @@ impl Pool {
     }
 
     /// A place on the least loaded consumer that is up, waiting for one when all are full or
-    /// down.
-    async fn acquire(&self, deadline: Instant) -> Result<(Place<'_>, Arc<Connection>), RpcError> {
+    /// down; the flag says whether it waited.
+    async fn acquire(
+        &self,
+        deadline: Instant,
+    ) -> Result<(Place<'_>, Arc<Connection>, bool), RpcError> {
         let shared = &self.inner.shared;
+        let queued = shared.config.queued_per_consumer;
+        if let Pick::Chosen(index, connection) = shared.lock().pick(queued) {
+            return Ok((Place { shared, index }, connection, false));
+        }
+        let _waiting = Waiting::new(&shared.waiting);
         let mut down_since = None;
         loop {
             let changed = shared.changed.notified();
@@ -177,10 +189,10 @@ impl Pool {
             changed.as_mut().enable();
             let wake_at = {
                 let mut state = shared.lock();
-                match state.pick(shared.config.queued_per_consumer) {
+                match state.pick(queued) {
                     Pick::Chosen(index, connection) => {
                         let place = Place { shared, index };
-                        return Ok((place, connection));
+                        return Ok((place, connection, true));
                     }
                     Pick::Full => {
                         down_since = None;
@@ -221,8 +233,13 @@ impl Transport for Pool {
         let call = Arc::new(call);
         let mut retries = 0;
         loop {
-            let (place, connection) = self.acquire(deadline).await?;
-            let remaining = deadline.saturating_duration_since(Instant::now());
+            let (place, connection, waited) = self.acquire(deadline).await?;
+            // Sent at once, the call still has its whole timeout (less microseconds): no need
+            // to read the clock again.
+            let remaining = match waited || retries > 0 {
+                true => deadline.saturating_duration_since(Instant::now()),
+                false => call.timeout,
+            };
             if remaining.is_zero() {
                 return Err(RpcError::DeadlineExceeded);
             }
@@ -345,6 +362,22 @@ impl Shared {
     }
 }
 
+/// Counts a call among those waiting for a place while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// A call's place on one consumer, given back when the call ends however it ends.
 struct Place<'a> {
     shared: &'a Shared,
@@ -368,6 +401,8 @@ impl Drop for Place<'_> {
             let consumer = &mut state.consumers[self.index];
             consumer.outstanding = consumer.outstanding.saturating_sub(1);
         }
-        self.shared.changed.notify_waiters();
+        if self.shared.waiting.load(Ordering::SeqCst) > 0 {
+            self.shared.changed.notify_waiters();
+        }
     }
 }

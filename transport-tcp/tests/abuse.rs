@@ -11,7 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use transport_tcp::{Server, ServerConfig};
 
-const HELLO: [u8; 12] = [0, 0, 0, 8, 0, 0, 0, 0, 1, 0, 0, 0];
+/// Hello, protocol 1, replies up to 16 MiB.
+const HELLO: [u8; 16] = [0, 0, 0, 12, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1];
 
 async fn server(config: ServerConfig) -> Server {
     Server::bind("127.0.0.1:0", common::registry(2), config)

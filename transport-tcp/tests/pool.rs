@@ -256,3 +256,30 @@ async fn graceful_shutdown_answers_the_calls_already_started() {
         assert!(call.expect("task").is_ok());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_calls_and_replies_are_protocol_errors() {
+    let mut config = ServerConfig::default();
+    config.max_frame = 4096;
+    let server = Server::bind("127.0.0.1:0", common::registry(1), config)
+        .await
+        .expect("bind");
+    let pool = common::pool_at(&[server.local_addr()]);
+    let client = client(&pool, Duration::from_secs(10));
+    // Refused by the producer before it is sent: the consumer said its limit.
+    let big = "x".repeat(8192);
+    let echo: Result<String, RpcError> = client.call("work.echo", &(big,)).await;
+    assert!(matches!(echo, Err(RpcError::Protocol(_))), "{echo:?}");
+    // A reply over the limit becomes a protocol error for that call alone.
+    let mut limited = PoolConfig::default();
+    limited.max_frame = 2048;
+    let small_pool = Pool::new([server.local_addr().to_string()], limited).expect("pool");
+    let small_client = Client::new(small_pool).with_timeout(Duration::from_secs(10));
+    let echo: Result<String, RpcError> = small_client.call("work.repeat", &("y", 3000usize)).await;
+    assert!(matches!(echo, Err(RpcError::Protocol(_))), "{echo:?}");
+    let echo: Result<String, RpcError> = small_client.call("work.repeat", &("y", 30usize)).await;
+    assert_eq!(echo.as_deref(), Ok("y".repeat(30).as_str()));
+    let echo: Result<String, RpcError> = client.call("work.echo", &("fine",)).await;
+    assert_eq!(echo.as_deref(), Ok("fine"));
+    server.shutdown().await;
+}

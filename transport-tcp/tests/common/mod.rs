@@ -30,6 +30,11 @@ impl Work {
         text
     }
 
+    /// `text` repeated `times` times.
+    pub fn repeat(text: String, times: usize) -> String {
+        text.repeat(times)
+    }
+
     /// Counts a run of `tag`, sleeps `ms` milliseconds and returns `tag`.
     pub fn slow(tag: String, ms: u64) -> String {
         {
