@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once};
 
 use async_trait::async_trait;
-use rpc_core::{deadline_after, Call, RpcError, Transport};
+use rpc_core::{deadline_after, Answer, Call, RpcError, Transport};
 use tokio::sync::Notify;
 use tokio::time::{timeout_at, Instant};
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -228,12 +228,23 @@ fn normalize(addr: &str) -> String {
 #[async_trait]
 impl Transport for Pool {
     async fn call(&self, call: Call) -> Result<Vec<u8>, RpcError> {
+        self.call_traced(call).await.result
+    }
+
+    /// The answer names the consumer (its address as given) that sent it.
+    async fn call_traced(&self, call: Call) -> Answer {
         self.start();
         let deadline = deadline_after(call.timeout);
         let call = Arc::new(call);
         let mut retries = 0;
-        loop {
-            let (place, connection, waited) = self.acquire(deadline).await?;
+        let mut consumer = None;
+        let result = loop {
+            let (place, connection, waited) = match self.acquire(deadline).await {
+                Ok(acquired) => acquired,
+                Err(err) => break Err(err),
+            };
+            let addr = &self.inner.shared.addrs[place.index];
+            consumer = Some(addr.clone());
             // Sent at once, the call still has its whole timeout (less microseconds): no need
             // to read the clock again.
             let remaining = match waited || retries > 0 {
@@ -241,10 +252,9 @@ impl Transport for Pool {
                 false => call.timeout,
             };
             if remaining.is_zero() {
-                return Err(RpcError::DeadlineExceeded);
+                break Err(RpcError::DeadlineExceeded);
             }
             let id = connection.next_id();
-            let addr = &self.inner.shared.addrs[place.index];
             let span =
                 tracing::debug_span!("request", id, procedure = %call.procedure, consumer = %addr);
             match connection
@@ -254,7 +264,7 @@ impl Transport for Pool {
             {
                 Outcome::Done(result) => {
                     place.answered();
-                    return result;
+                    break result;
                 }
                 Outcome::Lost(reason) if retries < self.inner.shared.config.max_retries => {
                     retries += 1;
@@ -262,12 +272,13 @@ impl Transport for Pool {
                     tracing::warn!(consumer = %addr, %reason, retries, "call lost with its connection: sending it again");
                 }
                 Outcome::Lost(reason) => {
-                    return Err(RpcError::Io(format!(
+                    break Err(RpcError::Io(format!(
                         "connection to {addr} lost before the reply, after {retries} retries: {reason}"
                     )));
                 }
             }
-        }
+        };
+        Answer { result, consumer }
     }
 }
 

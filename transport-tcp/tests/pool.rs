@@ -121,8 +121,13 @@ async fn a_consumer_killed_mid_call_the_call_completes_on_the_other() {
     assert!(!status[busy].up, "the killed consumer is out of rotation");
     assert_eq!(status[busy].retried, 1);
     assert_eq!(status[1 - busy].completed, 1);
-    // Later calls go to the survivor alone.
+    // Later calls go to the survivor alone, and the answer says so.
     assert_eq!(slow(&client, "after", 1).await.as_deref(), Ok("after"));
+    let args = rpc_core::encoding::to_bincode(&("traced",)).expect("encode");
+    let call = rpc_core::Call::new("work.echo", rpc_core::Encoding::Bincode, args);
+    let answer = rpc_core::Transport::call_traced(&pool, call).await;
+    assert!(answer.result.is_ok());
+    assert_eq!(answer.consumer, Some(survivor.addr.to_string()));
     drop(survivor);
 }
 
