@@ -31,10 +31,10 @@ pub struct TransportOptions {
     pub amqp_url: Option<String>,
 }
 
-/// Logs to stderr through `tracing`, filtered by `RUST_LOG` (default `info`).
-pub fn init_logging() {
+/// Logs to stderr through `tracing`, filtered by `RUST_LOG`, else by `default` (`info`, `warn`).
+pub fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())

@@ -19,7 +19,7 @@ struct Args {
 
     /// With --transport tcp: the consumer (port or host:port; several separated by commas),
     /// then the procedure and its arguments. With amqp: the procedure and its arguments.
-    #[arg(required = true, num_args = 1.., value_name = "[CONSUMER] PROCEDURE ARGS")]
+    #[arg(required = true, num_args = 1.., allow_hyphen_values = true, trailing_var_arg = true, value_name = "[CONSUMER] PROCEDURE ARGS")]
     words: Vec<String>,
 
     /// Send the arguments as one JSON object (`'{"n": 90}'`) instead of text tokens.
@@ -34,7 +34,7 @@ struct Args {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging();
+    init_logging("warn");
     let mut words = args.words.as_slice();
     let mut consumers = Vec::new();
     if args.transport.transport == TransportKind::Tcp {

@@ -45,7 +45,7 @@ fn main() -> ExitCode {
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
     let args = Args::parse();
-    init_logging();
+    init_logging("info");
     if !args.no_model {
         let dir = args
             .model_dir

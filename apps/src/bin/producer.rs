@@ -58,7 +58,7 @@ struct Args {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging();
+    init_logging("info");
     let transport = match connect::client_transport(&args.transport, &args.consumers).await {
         Ok(transport) => transport,
         Err(err) => {

@@ -1,0 +1,164 @@
+//! Running the real binaries as processes: a consumer whose log is watched, and the producer.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A consumer process and the lines it has logged so far.
+pub struct Consumer {
+    pub child: Child,
+    pub port: u16,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Consumer {
+    /// Starts `consumer` with `args` (plus `--port 0` for TCP) and waits until it serves.
+    pub fn start(args: &[&str]) -> Consumer {
+        let tcp = !args.contains(&"amqp");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_consumer"));
+        command.args(args).env("RUST_LOG", "info");
+        if tcp {
+            command.args(["--port", "0"]);
+        }
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the consumer binary");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("consumer stderr");
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[consumer] {line}");
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let mut consumer = Consumer {
+            child,
+            port: 0,
+            log,
+        };
+        let ready = if tcp {
+            "consumer listening"
+        } else {
+            "AMQP consumer ready"
+        };
+        let line = consumer.wait_for(ready, Duration::from_secs(60));
+        if tcp {
+            let port = line
+                .split("addr=127.0.0.1:")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|port| port.parse().ok())
+                .unwrap_or_else(|| panic!("no port in {line:?}"));
+            consumer.port = port;
+        }
+        consumer
+    }
+
+    /// Waits for a log line containing `needle` and returns it; panics with the log on timeout
+    /// or if the process exits first.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "consumer exited ({status}) before logging {needle:?}: {:#?}",
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in the consumer log: {:#?}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every line logged so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Sends `signal` (e.g. "INT", "KILL") to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits for the process to exit, at most `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the consumer") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "consumer did not exit: {:#?}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a binary of this package to completion and returns its output (stderr echoed).
+pub fn run(binary: &str, args: &[String]) -> Output {
+    let output = Command::new(binary)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the binary");
+    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+    output
+}
+
+/// The producer's summary line, e.g. `summary: 50 tasks, 50 ok, 0 failed in ...`.
+pub fn summary(output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(stdout.contains("summary:"), "no summary in {stdout}");
+    stdout
+}
+
+/// The ids of the tasks whose results the producer logged, in order.
+pub fn result_ids(output: &Output) -> Vec<u64> {
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter_map(|line| line.split("result #").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+/// Checks that tasks 1..=count were each answered exactly once.
+pub fn assert_each_answered_once(output: &Output, count: u64) {
+    let mut ids = result_ids(output);
+    ids.sort_unstable();
+    let expected: Vec<u64> = (1..=count).collect();
+    assert_eq!(ids, expected, "every task answered exactly once");
+    let summary = summary(output);
+    assert!(
+        summary.contains(&format!("summary: {count} tasks, {count} ok, 0 failed")),
+        "{summary}"
+    );
+    assert!(output.status.success(), "producer failed: {summary}");
+}
