@@ -141,15 +141,11 @@ impl Connection {
     pub(crate) async fn call(
         &self,
         id: u64,
-        call: &Arc<Call>,
+        call: &Call,
         timeout: Duration,
         deadline: Instant,
     ) -> Outcome {
-        let outgoing = Outgoing {
-            id,
-            call: call.clone(),
-            timeout,
-        };
+        let outgoing = Outgoing { id, call, timeout };
         let (waiter, reply) = oneshot::channel();
         let alone = match self.pending.lock().as_mut() {
             Some(calls) => {

@@ -80,17 +80,17 @@ pub(crate) struct Welcome {
     pub(crate) max_frame: u32,
 }
 
-/// A call as the producer's writer task takes it: the call is shared with the caller, which
-/// keeps it for a retry.
+/// A request as the producer encodes it: the call is borrowed from the caller, which keeps
+/// it for a retry.
 #[derive(Debug)]
-pub(crate) struct Outgoing {
+pub(crate) struct Outgoing<'a> {
     pub(crate) id: u64,
-    pub(crate) call: std::sync::Arc<Call>,
+    pub(crate) call: &'a Call,
     /// What is left of the call's timeout when it is sent.
     pub(crate) timeout: Duration,
 }
 
-impl Outgoing {
+impl Outgoing<'_> {
     fn as_message(&self) -> ClientMessageRef<'_> {
         ClientMessageRef::Request(RequestRef {
             id: self.id,
@@ -232,7 +232,7 @@ impl<In> Encoder<ClientMessage> for Codec<In, ClientMessage> {
     }
 }
 
-impl<In> Encoder<Outgoing> for Codec<In, ClientMessage> {
+impl<In> Encoder<Outgoing<'_>> for Codec<In, ClientMessage> {
     type Error = RpcError;
 
     fn encode(&mut self, item: Outgoing, dst: &mut BytesMut) -> Result<(), RpcError> {
@@ -250,7 +250,7 @@ mod tests {
             .with_timeout(Duration::from_millis(1500));
         let outgoing = Outgoing {
             id: 7,
-            call: std::sync::Arc::new(call.clone()),
+            call: &call,
             timeout: call.timeout,
         };
         let owned = ClientMessage::Request(Request { id: 7, call });

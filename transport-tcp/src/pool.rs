@@ -228,14 +228,23 @@ fn normalize(addr: &str) -> String {
 #[async_trait]
 impl Transport for Pool {
     async fn call(&self, call: Call) -> Result<Vec<u8>, RpcError> {
-        self.call_traced(call).await.result
+        self.send(call).await.0
     }
 
     /// The answer names the consumer (its address as given) that sent it.
     async fn call_traced(&self, call: Call) -> Answer {
+        let (result, consumer) = self.send(call).await;
+        let consumer = consumer.map(|index| self.inner.shared.addrs[index].clone());
+        Answer { result, consumer }
+    }
+}
+
+impl Pool {
+    /// Sends `call`, again on another consumer if its connection breaks; the result, and the
+    /// index of the consumer it was last sent to.
+    async fn send(&self, call: Call) -> (Result<Vec<u8>, RpcError>, Option<usize>) {
         self.start();
         let deadline = deadline_after(call.timeout);
-        let call = Arc::new(call);
         let mut retries = 0;
         let mut consumer = None;
         let result = loop {
@@ -244,7 +253,7 @@ impl Transport for Pool {
                 Err(err) => break Err(err),
             };
             let addr = &self.inner.shared.addrs[place.index];
-            consumer = Some(addr.clone());
+            consumer = Some(place.index);
             // Sent at once, the call still has its whole timeout (less microseconds): no need
             // to read the clock again.
             let remaining = match waited || retries > 0 {
@@ -278,7 +287,7 @@ impl Transport for Pool {
                 }
             }
         };
-        Answer { result, consumer }
+        (result, consumer)
     }
 }
 

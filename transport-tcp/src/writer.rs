@@ -68,7 +68,7 @@ impl Writer {
     /// # Errors
     /// [`RpcError::Protocol`] when the request is larger than the frame limit (nothing is
     /// queued), [`RpcError::Io`] when the socket failed.
-    pub(crate) fn submit(&self, outgoing: Outgoing, alone: bool) -> Result<(), RpcError> {
+    pub(crate) fn submit(&self, outgoing: Outgoing<'_>, alone: bool) -> Result<(), RpcError> {
         let mut state = self.lock();
         let State { buffer, codec, .. } = &mut *state;
         codec.encode(outgoing, buffer)?;
