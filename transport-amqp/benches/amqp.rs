@@ -8,6 +8,7 @@
 //! median of 5 rounds, floor and rpc measurements alternating.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -204,6 +205,10 @@ struct Figures {
     per_second: f64,
     p50_us: f64,
     p99_us: f64,
+    /// CPU time of this process (client and consumer) per call.
+    cpu_us: f64,
+    /// CPU time of the broker per call, when it runs on this machine.
+    broker_us: f64,
 }
 
 async fn measure<C: Caller>(caller: &C, calls: usize, in_flight: usize) -> Figures {
@@ -211,6 +216,10 @@ async fn measure<C: Caller>(caller: &C, calls: usize, in_flight: usize) -> Figur
         caller.call().await; // warm up
     }
     let per_task = calls / in_flight;
+    let own = PathBuf::from("/proc/self/stat");
+    let broker = broker_stat();
+    let cpu_before = cpu_ticks(&own);
+    let broker_before = broker.as_ref().map_or(0, |b| cpu_ticks(b));
     let started = Instant::now();
     let tasks = (0..in_flight).map(|_| {
         let caller = caller.clone();
@@ -230,12 +239,21 @@ async fn measure<C: Caller>(caller: &C, calls: usize, in_flight: usize) -> Figur
         .flat_map(|t| t.expect("task"))
         .collect();
     let elapsed = started.elapsed();
+    let per_call = |ticks: u64| ticks as f64 * 1e6 / TICKS_PER_SECOND / latencies.len() as f64;
+    let cpu_us = per_call(cpu_ticks(&own).saturating_sub(cpu_before));
+    let broker_us = per_call(
+        broker
+            .as_ref()
+            .map_or(0, |b| cpu_ticks(b).saturating_sub(broker_before)),
+    );
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     Figures {
         per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
         p50_us: at(0.50).as_secs_f64() * 1e6,
         p99_us: at(0.99).as_secs_f64() * 1e6,
+        cpu_us,
+        broker_us,
     }
 }
 
@@ -250,13 +268,15 @@ fn median(rounds: Vec<Figures>) -> Figures {
         per_second: mid(|f| f.per_second),
         p50_us: mid(|f| f.p50_us),
         p99_us: mid(|f| f.p99_us),
+        cpu_us: mid(|f| f.cpu_us),
+        broker_us: mid(|f| f.broker_us),
     }
 }
 
 fn row(label: &str, f: &Figures) -> String {
     format!(
-        "| {label} | {:.0} | {:.0} | {:.0} |",
-        f.per_second, f.p50_us, f.p99_us
+        "| {label} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+        f.per_second, f.p50_us, f.p99_us, f.cpu_us, f.broker_us
     )
 }
 
@@ -307,10 +327,12 @@ async fn variant(config: &AmqpConfig, mode: ReplyMode, calls: usize) -> Vec<Stri
                 &rpc,
             ));
             rows.push(format!(
-                "| {mode_name}, {label}: rpc, {kind} / floor | {:.0}% | {:.2}x | {:.2}x |",
+                "| **{mode_name}, {label}: rpc, {kind} / floor** | **{:.0}%** | **{:.2}x** | {:.2}x | {:.2}x | {:.2}x |",
                 100.0 * rpc.per_second / floor.per_second,
                 rpc.p50_us / floor.p50_us,
-                rpc.p99_us / floor.p99_us
+                rpc.p99_us / floor.p99_us,
+                rpc.cpu_us / floor.cpu_us,
+                rpc.broker_us / floor.broker_us
             ));
         }
     }
@@ -351,8 +373,8 @@ fn main() {
             config.url
         );
         println!();
-        println!("| measurement | calls/s | p50 µs | p99 µs |");
-        println!("|---|---|---|---|");
+        println!("| measurement | calls/s | p50 µs | p99 µs | bench CPU µs/call | broker CPU µs/call |");
+        println!("|---|---|---|---|---|---|");
         for mode in [ReplyMode::Queue, ReplyMode::DirectReplyTo] {
             for line in variant(&config, mode, calls).await {
                 println!("{line}");
@@ -360,4 +382,37 @@ fn main() {
         }
     });
     shutdown.cancel();
+}
+
+/// Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// User plus system CPU time, in clock ticks, of the process whose /proc stat file is `path`.
+fn cpu_ticks(path: &Path) -> u64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // Fields after the command name, which is in parentheses: utime and stime are 12th, 13th.
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+/// The stat file of the local broker's Erlang VM, if it runs on this machine.
+fn broker_stat() -> Option<PathBuf> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            (comm.trim() == "beam.smp").then(|| entry.path().join("stat"))
+        })
 }
