@@ -512,3 +512,41 @@ fn amqps_urls_speak_tls() {
         assert!(!message.contains("secret"), "{message}");
     });
 }
+
+#[test]
+fn shutdown_answers_what_it_holds_and_leaves_the_rest_queued() {
+    runtime().block_on(async {
+        let name = unique("draining");
+        let mut registry = Registry::new();
+        registry.register_as(name.clone(), First);
+        let server = serve(registry).await;
+        let client = client().await.with_timeout(Duration::from_secs(20));
+        let procedure = format!("{name}.work");
+        let call = |ms: u64| {
+            let client = client.clone();
+            let procedure = procedure.clone();
+            tokio::spawn(async move { client.call::<_, String>(&procedure, &(ms,)).await })
+        };
+        let held = call(800);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let waiting = call(10); // prefetch 1: stays in the queue
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        server.shutdown().await;
+        assert_eq!(
+            held.await.expect("task"),
+            Ok("first".into()),
+            "answered before stopping"
+        );
+        assert!(
+            !waiting.is_finished(),
+            "the queued call was not taken by a stopping consumer"
+        );
+
+        let mut registry = Registry::new();
+        registry.register_as(name.clone(), Second);
+        let next = serve(registry).await;
+        assert_eq!(waiting.await.expect("task"), Ok("second".into()));
+        next.shutdown().await;
+        delete_queues(&name, &["work"]).await;
+    });
+}
