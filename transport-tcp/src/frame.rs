@@ -253,7 +253,10 @@ mod tests {
             call: &call,
             timeout: call.timeout,
         };
-        let owned = ClientMessage::Request(Request { id: 7, call });
+        let owned = ClientMessage::Request(Request {
+            id: 7,
+            call: call.clone(),
+        });
         let mut a = BytesMut::new();
         let mut b = BytesMut::new();
         ClientCodec::new(1 << 20).encode(outgoing, &mut a).unwrap();
