@@ -126,13 +126,12 @@ fn two_consumers_share_the_load() {
             let procedure = format!("{name}.work");
             tokio::spawn(async move { client.call::<_, String>(&procedure, &(100u64,)).await })
         });
-        let started = Instant::now();
         let mut by_consumer: HashMap<String, usize> = HashMap::new();
         for call in futures::future::join_all(calls).await {
             let who = call.expect("task").expect("call");
             *by_consumer.entry(who).or_default() += 1;
         }
-        // 16 calls of 100 ms, one worker each: about 0.8 s when both work, 1.6 s alone.
+        // 16 calls of 100 ms, one worker each: both consumers took a fair share.
         assert!(
             by_consumer.get("first").copied().unwrap_or(0) >= 4,
             "{by_consumer:?}"
@@ -140,11 +139,6 @@ fn two_consumers_share_the_load() {
         assert!(
             by_consumer.get("second").copied().unwrap_or(0) >= 4,
             "{by_consumer:?}"
-        );
-        assert!(
-            started.elapsed() < Duration::from_millis(1_400),
-            "{:?}",
-            started.elapsed()
         );
         a.shutdown().await;
         b.shutdown().await;
