@@ -2,8 +2,8 @@
 //! one call at a time and 64 in flight on one connection, against the floor: a plain tokio
 //! length-delimited echo server and client with no RPC logic, measured in the same run.
 //!
-//! Each case runs with both sides on multi-threaded runtimes (2 workers) and on
-//! current-thread runtimes, to choose the runtime settings on evidence. Then it measures the
+//! Each case runs with both sides on current-thread runtimes, on multi-threaded runtimes (2
+//! workers), and mixed, to choose the runtime settings on evidence. Then it measures the
 //! resident memory of a small consumer process (this binary re-run as one).
 //!
 //! `cargo bench -p transport-tcp`; `ECHO_SECS` (default 0.6) sets the time per case and round,
@@ -172,7 +172,9 @@ async fn floor_sequential(addr: SocketAddr, secs: Duration) -> Sample {
     }
 }
 
-async fn floor_pipelined(addr: SocketAddr, secs: Duration) -> Sample {
+/// 64 frames in flight; `batched` writes every frame that can go at once with one flush (as
+/// the RPC client does), otherwise each frame is flushed on its own (`SinkExt::send`).
+async fn floor_pipelined(addr: SocketAddr, secs: Duration, batched: bool) -> Sample {
     let stream = TcpStream::connect(addr).await.expect("connect");
     stream.set_nodelay(true).expect("nodelay");
     let (read, write) = stream.into_split();
@@ -188,7 +190,7 @@ async fn floor_pipelined(addr: SocketAddr, secs: Duration) -> Sample {
             if sink.feed(payload.clone()).await.is_err() {
                 return;
             }
-            while let Ok(permit) = sent_tx.try_reserve() {
+            while let Some(permit) = sent_tx.try_reserve().ok().filter(|_| batched) {
                 permit.send(Instant::now());
                 if sink.feed(payload.clone()).await.is_err() {
                     return;
@@ -284,8 +286,18 @@ fn main() {
     println!("| case | runtimes (server and client) | calls/s | p50 µs | p99 µs |");
     println!("|---|---|---|---|---|");
     let mut summary = Vec::new();
-    for flavor in [Flavor::Current, Flavor::Multi] {
-        if !only.is_empty() && !flavor.name().starts_with(&only) {
+    use Flavor::{Current, Multi};
+    for (flavor, client_flavor) in [
+        (Current, Current),
+        (Multi, Multi),
+        (Current, Multi),
+        (Multi, Current),
+    ] {
+        let runtimes = match flavor == client_flavor {
+            true => flavor.name().to_string(),
+            false => format!("server {}, client {}", flavor.name(), client_flavor.name()),
+        };
+        if !only.is_empty() && !runtimes.starts_with(&only) {
             continue;
         }
         let (floor_addr, floor_stop, floor_thread) = spawn_server(flavor, floor_server);
@@ -293,7 +305,7 @@ fn main() {
             let config = ServerConfig::default();
             transport_tcp::run(listener, Arc::new(registry()), config, stop).await
         });
-        let client = flavor.runtime();
+        let client = client_flavor.runtime();
         let rpc = client.block_on(async {
             let rpc = Client::new(rpc_pool(rpc_addr));
             // Warm up: connect and fill the buffers.
@@ -307,6 +319,7 @@ fn main() {
             "floor, 64 in flight",
             "rpc sync echo, 64 in flight",
             "rpc async echo, 64 in flight",
+            "floor (a flush per frame), 64 in flight",
         ];
         let mut cases: Vec<Case> = labels
             .iter()
@@ -320,14 +333,16 @@ fn main() {
                 if !case.label.contains(&only_case) {
                     continue;
                 }
-                let (method, tasks) = match index % 3 {
-                    1 => ("echo.echo", if index < 3 { 1 } else { IN_FLIGHT }),
-                    2 => ("echo.echo_async", if index < 3 { 1 } else { IN_FLIGHT }),
-                    _ => ("", 0),
+                let tasks = if index < 3 { 1 } else { IN_FLIGHT };
+                let method = if index % 3 == 1 {
+                    "echo.echo"
+                } else {
+                    "echo.echo_async"
                 };
                 let sample = match index {
                     0 => client.block_on(floor_sequential(floor_addr, secs)),
-                    3 => client.block_on(floor_pipelined(floor_addr, secs)),
+                    3 => client.block_on(floor_pipelined(floor_addr, secs, true)),
+                    6 => client.block_on(floor_pipelined(floor_addr, secs, false)),
                     _ => client.block_on(rpc_calls(rpc.clone(), method, tasks, secs)),
                 };
                 case.keep(sample);
@@ -336,22 +351,23 @@ fn main() {
         let mut rows = Vec::new();
         for case in &mut cases {
             if let Some(sample) = case.best.as_mut() {
-                let (line, rate, p50) = sample.row(&case.label, flavor.name());
+                let (line, rate, p50) = sample.row(&case.label, &runtimes);
                 println!("{line}");
                 rows.push((rate, p50));
             }
         }
-        if rows.len() < labels.len() {
-            continue;
-        }
-        let (floor_p50, floor_rate) = (rows[0].1, rows[3].0);
-        for (label, seq, pipe) in [("sync echo", 1, 4), ("async echo", 2, 5)] {
-            summary.push(format!(
-                "{} / {label}: 64 in flight = {:.0}% of the floor's calls/s; 1 at a time p50 = {:.2}x the floor's",
-                flavor.name(),
-                100.0 * rows[pipe].0 / floor_rate,
-                rows[seq].1.as_secs_f64() / floor_p50.as_secs_f64()
-            ));
+        if rows.len() == labels.len() {
+            let (floor_p50, batched, flushed) = (rows[0].1, rows[3].0, rows[6].0);
+            for (label, seq, pipe) in [("sync echo", 1, 4), ("async echo", 2, 5)] {
+                summary.push(format!(
+                    "{} / {label}: 64 in flight = {:.0}% of the batched floor's calls/s ({:.0}% of \
+                     the flush-per-frame floor's); 1 at a time p50 = {:.2}x the floor's",
+                    runtimes,
+                    100.0 * rows[pipe].0 / batched,
+                    100.0 * rows[pipe].0 / flushed,
+                    rows[seq].1.as_secs_f64() / floor_p50.as_secs_f64()
+                ));
+            }
         }
         drop(rpc);
         // Let the pool's tasks see the pool dropped before the runtime goes.
