@@ -5,13 +5,16 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties, Consumer};
-use transport_amqp::AmqpConfig;
+use rpc_core::{Client, Registry};
+use transport_amqp::{AmqpConfig, AmqpServer, AmqpTransport};
 
 /// A name no other test (or concurrent run) uses.
 pub fn unique(prefix: &str) -> String {
@@ -100,4 +103,72 @@ pub async fn delete_queues(handler: &str, methods: &[&str]) {
     transport_amqp::topology::delete_request_queues(&config(), &queues)
         .await
         .expect("delete the test's queues");
+}
+
+/// The first of two consumers sharing a queue.
+pub struct First;
+
+#[rpc_core::handler]
+impl First {
+    /// Works `ms` milliseconds, says who did.
+    pub fn work(ms: u64) -> String {
+        std::thread::sleep(Duration::from_millis(ms));
+        "first".into()
+    }
+}
+
+/// The second of two consumers sharing a queue.
+pub struct Second;
+
+#[rpc_core::handler]
+impl Second {
+    /// Works `ms` milliseconds, says who did.
+    pub fn work(ms: u64) -> String {
+        std::thread::sleep(Duration::from_millis(ms));
+        "second".into()
+    }
+}
+
+static RUNS: Mutex<Option<HashMap<String, u64>>> = Mutex::new(None);
+
+/// Counts its runs per tag.
+pub struct Counter;
+
+#[rpc_core::handler]
+impl Counter {
+    /// How many times it ran with `tag`, this run included.
+    pub fn count(tag: String) -> u64 {
+        let mut runs = RUNS.lock().unwrap_or_else(|e| e.into_inner());
+        let n = runs
+            .get_or_insert_with(HashMap::new)
+            .entry(tag)
+            .or_insert(0);
+        *n += 1;
+        *n
+    }
+}
+
+/// A consumer of `registry` on the broker, serving when this returns.
+pub async fn serve(registry: Registry) -> AmqpServer {
+    AmqpServer::start(config(), Arc::new(registry))
+        .await
+        .expect("a consumer on the broker (scripts/start_rabbitmq.sh)")
+}
+
+/// A client on the broker.
+pub async fn client() -> Client {
+    Client::new(
+        AmqpTransport::connect(config())
+            .await
+            .expect("an AMQP client"),
+    )
+}
+
+/// The runtime the tests run on: two workers, the machines' core count.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
 }

@@ -1,0 +1,214 @@
+//! Consumers on a real broker: two share a queue's load, one killed mid-task (a real child
+//! process, SIGKILL) leaves its request to another, one stopping answers what it holds, and one
+//! whose queue is deleted declares it again.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use rpc_core::Registry;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use support::{client, delete_queues, eventually, runtime, serve, unique, Counter, First, Second};
+
+#[test]
+fn two_consumers_share_the_load() {
+    runtime().block_on(async {
+        let name = unique("shared");
+        let mut first = Registry::new();
+        first.register_as(name.clone(), First);
+        let mut second = Registry::new();
+        second.register_as(name.clone(), Second);
+        let (a, b) = (serve(first).await, serve(second).await);
+        let client = client().await;
+        let calls = (0..16).map(|_| {
+            let client = client.clone();
+            let procedure = format!("{name}.work");
+            tokio::spawn(async move { client.call::<_, String>(&procedure, &(100u64,)).await })
+        });
+        let mut by_consumer: HashMap<String, usize> = HashMap::new();
+        for call in futures::future::join_all(calls).await {
+            let who = call.expect("task").expect("call");
+            *by_consumer.entry(who).or_default() += 1;
+        }
+        // 16 calls of 100 ms, one worker each: both consumers took a fair share.
+        assert!(
+            by_consumer.get("first").copied().unwrap_or(0) >= 4,
+            "{by_consumer:?}"
+        );
+        assert!(
+            by_consumer.get("second").copied().unwrap_or(0) >= 4,
+            "{by_consumer:?}"
+        );
+        a.shutdown().await;
+        b.shutdown().await;
+        delete_queues(&name, &["work"]).await;
+    });
+}
+
+/// The procedure of the consumer that gets killed: announces that it started, then works.
+struct Doomed;
+
+#[rpc_core::handler]
+impl Doomed {
+    /// Prints `STARTED`, works `ms` milliseconds.
+    pub fn work(ms: u64) -> String {
+        println!("STARTED");
+        let _ = std::io::stdout().flush();
+        std::thread::sleep(Duration::from_millis(ms));
+        "doomed".into()
+    }
+}
+
+const CHILD_VARIABLE: &str = "TRANSPORT_AMQP_CHILD_HANDLER";
+
+/// Not a test of its own: the consumer process that `killed_consumer_...` starts (this same
+/// binary, with the handler name in the environment) and kills. Does nothing otherwise.
+#[test]
+fn child_consumer() {
+    let Ok(name) = std::env::var(CHILD_VARIABLE) else {
+        return;
+    };
+    runtime().block_on(async {
+        let mut registry = Registry::new();
+        registry.register_as(name, Doomed);
+        let _server = serve(registry).await;
+        println!("CONSUMING");
+        let _ = std::io::stdout().flush();
+        // Killed long before this; never linger if the parent died.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    });
+}
+
+#[test]
+fn killed_consumer_leaves_its_request_to_another() {
+    runtime().block_on(async {
+        let name = unique("doomed");
+        let mut child = tokio::process::Command::new(std::env::current_exe().expect("this test"))
+            .args([
+                "child_consumer",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_VARIABLE, &name)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the child consumer");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut wait_for = async |wanted: &str| {
+            let found = tokio::time::timeout(Duration::from_secs(20), async {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if line.contains(wanted) {
+                        return true;
+                    }
+                }
+                false
+            });
+            assert!(
+                found.await.unwrap_or(false),
+                "the child never said {wanted}"
+            );
+        };
+        wait_for("CONSUMING").await;
+
+        let client = client().await.with_timeout(Duration::from_secs(30));
+        let procedure = format!("{name}.work");
+        let call =
+            tokio::spawn(async move { client.call::<_, String>(&procedure, &(3_000u64,)).await });
+        wait_for("STARTED").await;
+
+        // The survivor subscribes while the child holds the request, then the child dies.
+        let mut registry = Registry::new();
+        registry.register_as(name.clone(), Second);
+        let survivor = serve(registry).await;
+        let killed = Instant::now();
+        child.start_kill().expect("SIGKILL the child");
+        let _ = child.wait().await;
+
+        let result = tokio::time::timeout(Duration::from_secs(15), call)
+            .await
+            .expect("the call ended")
+            .expect("task");
+        assert_eq!(
+            result,
+            Ok("second".to_string()),
+            "run again by the survivor, once"
+        );
+        // The survivor's own 3 s of work, not a timeout.
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            killed.elapsed()
+        );
+        survivor.shutdown().await;
+        delete_queues(&name, &["work"]).await;
+    });
+}
+
+#[test]
+fn shutdown_answers_what_it_holds_and_leaves_the_rest_queued() {
+    runtime().block_on(async {
+        let name = unique("draining");
+        let mut registry = Registry::new();
+        registry.register_as(name.clone(), First);
+        let server = serve(registry).await;
+        let client = client().await.with_timeout(Duration::from_secs(20));
+        let procedure = format!("{name}.work");
+        let call = |ms: u64| {
+            let client = client.clone();
+            let procedure = procedure.clone();
+            tokio::spawn(async move { client.call::<_, String>(&procedure, &(ms,)).await })
+        };
+        let held = call(800);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let waiting = call(10); // prefetch 1: stays in the queue
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        server.shutdown().await;
+        assert_eq!(
+            held.await.expect("task"),
+            Ok("first".into()),
+            "answered before stopping"
+        );
+        assert!(
+            !waiting.is_finished(),
+            "the queued call was not taken by a stopping consumer"
+        );
+
+        let mut registry = Registry::new();
+        registry.register_as(name.clone(), Second);
+        let next = serve(registry).await;
+        assert_eq!(waiting.await.expect("task"), Ok("second".into()));
+        next.shutdown().await;
+        delete_queues(&name, &["work"]).await;
+    });
+}
+
+#[test]
+fn a_deleted_queue_is_declared_again() {
+    runtime().block_on(async {
+        let name = unique("deleted");
+        let mut registry = Registry::new();
+        registry.register_as(name.clone(), Counter);
+        let server = serve(registry).await;
+        let client = client().await.with_timeout(Duration::from_secs(10));
+        let queue = format!("{name}.count");
+        assert_eq!(client.call::<_, u64>(&queue, &(name.clone(),)).await, Ok(1));
+        // Someone deletes the queue under the consumer: it re-declares it and serves on.
+        delete_queues(&name, &["count"]).await;
+        let served = eventually(Duration::from_secs(10), || async {
+            client
+                .call::<_, u64>(&queue, &(name.clone(),))
+                .await
+                .is_ok()
+        })
+        .await;
+        assert!(served, "the consumer never came back");
+        server.shutdown().await;
+        delete_queues(&name, &["count"]).await;
+    });
+}
