@@ -143,11 +143,11 @@ pub mod __private {
     /// Chosen first (no auto-ref needed) when the error already is an [`RpcError`].
     pub trait ExactRpcError {
         /// The error as it is.
-        fn into_rpc_error(&self) -> RpcError;
+        fn to_rpc_error(&self) -> RpcError;
     }
 
     impl ExactRpcError for ErrorWrap<RpcError> {
-        fn into_rpc_error(&self) -> RpcError {
+        fn to_rpc_error(&self) -> RpcError {
             self.0.clone()
         }
     }
@@ -155,11 +155,11 @@ pub mod __private {
     /// Chosen otherwise, through one more auto-ref.
     pub trait DisplayError {
         /// The error's text as a procedure failure.
-        fn into_rpc_error(&self) -> RpcError;
+        fn to_rpc_error(&self) -> RpcError;
     }
 
     impl<E: Display> DisplayError for &ErrorWrap<E> {
-        fn into_rpc_error(&self) -> RpcError {
+        fn to_rpc_error(&self) -> RpcError {
             RpcError::Failed(self.0.to_string())
         }
     }

@@ -88,7 +88,7 @@ fn render_arm(handler: &HandlerImpl, procedure: &ProcedureFn) -> TokenStream {
                 ::core::result::Result::Err(__err) => {
                     #[allow(unused_imports)]
                     use ::rpc_core::__private::{ExactRpcError as _, DisplayError as _};
-                    ::core::result::Result::Err((&::rpc_core::__private::ErrorWrap(__err)).into_rpc_error())
+                    ::core::result::Result::Err((&::rpc_core::__private::ErrorWrap(__err)).to_rpc_error())
                 }
             }
         },
