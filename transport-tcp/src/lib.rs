@@ -95,13 +95,15 @@
 //!   modes apart; `binary.rs` and `text.rs` serve one connection in each mode.
 //! - `connection.rs`: a producer's connection to one consumer: handshake, ids, pending calls;
 //!   `writer.rs` its write side, which batches requests in flight side by side.
-//! - `pool.rs`: [`Pool`]: balancing, waiting for a place, retrying lost calls.
+//! - `pool.rs`: [`Pool`]: the transport over many consumers, retrying lost calls;
+//!   `balance.rs` chooses the consumer for each call or makes it wait for a place.
 //! - `supervisor.rs`: keeps each consumer connected, probing a lost one with backoff.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
+mod balance;
 mod binary;
 mod config;
 mod connection;

@@ -1,17 +1,16 @@
 //! The producer's [`Pool`]: one [`Transport`] over many consumers, balanced by least
-//! outstanding calls, with calls retried when their connection breaks.
+//! outstanding calls (`balance.rs`), with calls retried when their connection breaks.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Once};
+use std::sync::{Arc, Once};
 
 use async_trait::async_trait;
 use rpc_core::{deadline_after, Answer, Call, RpcError, Transport};
-use tokio::sync::Notify;
-use tokio::time::{timeout_at, Instant};
+use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::Instrument;
 
-use crate::connection::{Connection, Outcome};
+use crate::balance::Shared;
+use crate::connection::Outcome;
 use crate::{supervisor, PoolConfig};
 
 /// A [`Transport`] over several consumers, each reached on one multiplexed connection.
@@ -44,34 +43,6 @@ struct Inner {
     shared: Arc<Shared>,
     started: Once,
     _stop: DropGuard,
-}
-
-/// What the pool and its supervisors share.
-pub(crate) struct Shared {
-    pub(crate) addrs: Vec<String>,
-    pub(crate) config: PoolConfig,
-    pub(crate) stop: CancellationToken,
-    state: Mutex<State>,
-    /// Woken when a place frees up or a consumer comes up or goes down.
-    changed: Notify,
-    /// Calls waiting on `changed`: when none, a freed place wakes nobody and costs nothing.
-    waiting: AtomicUsize,
-}
-
-struct State {
-    consumers: Vec<Consumer>,
-    /// Where the next search starts, so that ties go round the consumers.
-    next: usize,
-}
-
-#[derive(Default)]
-struct Consumer {
-    connection: Option<Arc<Connection>>,
-    capacity: usize,
-    outstanding: usize,
-    completed: u64,
-    retried: u64,
-    last_error: Option<String>,
 }
 
 /// One consumer as the pool sees it, from [`Pool::consumers`].
@@ -120,15 +91,7 @@ impl Pool {
             return Err(RpcError::NoConsumer("no consumer address given".into()));
         }
         let stop = CancellationToken::new();
-        let consumers = addrs.iter().map(|_| Consumer::default()).collect();
-        let shared = Arc::new(Shared {
-            addrs,
-            config,
-            stop: stop.clone(),
-            state: Mutex::new(State { consumers, next: 0 }),
-            changed: Notify::new(),
-            waiting: AtomicUsize::new(0),
-        });
+        let shared = Arc::new(Shared::new(addrs, config, stop.clone()));
         let pool = Self {
             inner: Arc::new(Inner {
                 shared,
@@ -144,22 +107,7 @@ impl Pool {
 
     /// The consumers, in the order given, as the pool sees them now.
     pub fn consumers(&self) -> Vec<ConsumerStatus> {
-        let shared = &self.inner.shared;
-        let state = shared.lock();
-        shared
-            .addrs
-            .iter()
-            .zip(&state.consumers)
-            .map(|(addr, c)| ConsumerStatus {
-                addr: addr.clone(),
-                up: c.connection.is_some(),
-                capacity: c.capacity,
-                outstanding: c.outstanding,
-                completed: c.completed,
-                retried: c.retried,
-                last_error: c.last_error.clone(),
-            })
-            .collect()
+        self.inner.shared.statuses()
     }
 
     fn start(&self) {
@@ -168,51 +116,6 @@ impl Pool {
                 tokio::spawn(supervisor::supervise(self.inner.shared.clone(), index));
             }
         });
-    }
-
-    /// A place on the least loaded consumer that is up, waiting for one when all are full or
-    /// down; the flag says whether it waited.
-    async fn acquire(
-        &self,
-        deadline: Instant,
-    ) -> Result<(Place<'_>, Arc<Connection>, bool), RpcError> {
-        let shared = &self.inner.shared;
-        let queued = shared.config.queued_per_consumer;
-        if let Pick::Chosen(index, connection) = shared.lock().pick(queued) {
-            return Ok((Place { shared, index }, connection, false));
-        }
-        let _waiting = Waiting::new(&shared.waiting);
-        let mut down_since = None;
-        loop {
-            let changed = shared.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            let wake_at = {
-                let mut state = shared.lock();
-                match state.pick(queued) {
-                    Pick::Chosen(index, connection) => {
-                        let place = Place { shared, index };
-                        return Ok((place, connection, true));
-                    }
-                    Pick::Full => {
-                        down_since = None;
-                        deadline
-                    }
-                    Pick::Down => {
-                        let now = Instant::now();
-                        let give_up =
-                            *down_since.get_or_insert(now) + shared.config.no_consumer_wait;
-                        if now >= give_up && now < deadline {
-                            return Err(RpcError::NoConsumer(state.describe(&shared.addrs)));
-                        }
-                        give_up.min(deadline)
-                    }
-                }
-            };
-            if timeout_at(wake_at, changed).await.is_err() && Instant::now() >= deadline {
-                return Err(RpcError::DeadlineExceeded);
-            }
-        }
     }
 }
 
@@ -248,7 +151,7 @@ impl Pool {
         let mut retries = 0;
         let mut consumer = None;
         let result = loop {
-            let (place, connection, waited) = match self.acquire(deadline).await {
+            let (place, connection, waited) = match self.inner.shared.acquire(deadline).await {
                 Ok(acquired) => acquired,
                 Err(err) => break Err(err),
             };
@@ -288,141 +191,5 @@ impl Pool {
             }
         };
         (result, consumer)
-    }
-}
-
-enum Pick {
-    Chosen(usize, Arc<Connection>),
-    /// Some consumer is up, every one is full.
-    Full,
-    /// No consumer is up.
-    Down,
-}
-
-impl State {
-    /// The consumer with the lowest load (outstanding calls for its capacity) that has room,
-    /// its place taken.
-    fn pick(&mut self, queued: usize) -> Pick {
-        let count = self.consumers.len();
-        let mut best: Option<usize> = None;
-        let mut any_up = false;
-        for k in 0..count {
-            let index = (self.next + k) % count;
-            let c = &self.consumers[index];
-            match &c.connection {
-                Some(connection) if !connection.is_closed() => any_up = true,
-                _ => continue,
-            }
-            if c.outstanding >= c.capacity + queued {
-                continue;
-            }
-            let lighter = best.is_none_or(|b| {
-                let b = &self.consumers[b];
-                c.outstanding * b.capacity < b.outstanding * c.capacity
-            });
-            if lighter {
-                best = Some(index);
-            }
-        }
-        let chosen = best.and_then(|index| {
-            let consumer = &mut self.consumers[index];
-            let connection = consumer.connection.clone()?;
-            consumer.outstanding += 1;
-            Some((index, connection))
-        });
-        match chosen {
-            Some((index, connection)) => {
-                self.next = (index + 1) % count;
-                Pick::Chosen(index, connection)
-            }
-            None if any_up => Pick::Full,
-            None => Pick::Down,
-        }
-    }
-
-    fn describe(&self, addrs: &[String]) -> String {
-        let reasons: Vec<String> = addrs
-            .iter()
-            .zip(&self.consumers)
-            .map(|(addr, c)| match &c.last_error {
-                Some(err) => format!("{addr}: {err}"),
-                None => format!("{addr}: not connected"),
-            })
-            .collect();
-        format!("every consumer is down ({})", reasons.join("; "))
-    }
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Puts consumer `index` in rotation on `connection`.
-    pub(crate) fn up(&self, index: usize, connection: Arc<Connection>) {
-        {
-            let mut state = self.lock();
-            let consumer = &mut state.consumers[index];
-            consumer.capacity = connection.workers();
-            consumer.connection = Some(connection);
-            consumer.last_error = None;
-        }
-        self.changed.notify_waiters();
-    }
-
-    /// Takes consumer `index` out of rotation because of `error`.
-    pub(crate) fn down(&self, index: usize, error: String) {
-        {
-            let mut state = self.lock();
-            let consumer = &mut state.consumers[index];
-            consumer.connection = None;
-            consumer.last_error = Some(error);
-        }
-        self.changed.notify_waiters();
-    }
-}
-
-/// Counts a call among those waiting for a place while it lives.
-struct Waiting<'a>(&'a AtomicUsize);
-
-impl<'a> Waiting<'a> {
-    fn new(count: &'a AtomicUsize) -> Self {
-        count.fetch_add(1, Ordering::SeqCst);
-        Self(count)
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// A call's place on one consumer, given back when the call ends however it ends.
-struct Place<'a> {
-    shared: &'a Shared,
-    index: usize,
-}
-
-impl Place<'_> {
-    fn answered(self) {
-        self.shared.lock().consumers[self.index].completed += 1;
-    }
-
-    fn retried(self) {
-        self.shared.lock().consumers[self.index].retried += 1;
-    }
-}
-
-impl Drop for Place<'_> {
-    fn drop(&mut self) {
-        {
-            let mut state = self.shared.lock();
-            let consumer = &mut state.consumers[self.index];
-            consumer.outstanding = consumer.outstanding.saturating_sub(1);
-        }
-        if self.shared.waiting.load(Ordering::SeqCst) > 0 {
-            self.shared.changed.notify_waiters();
-        }
     }
 }

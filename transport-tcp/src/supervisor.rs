@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use rpc_core::RpcError;
 use tokio::time::{sleep, timeout, Instant};
 
+use crate::balance::Shared;
 use crate::connection::Connection;
-use crate::pool::Shared;
 
 /// Runs until the pool is dropped.
 pub(crate) async fn supervise(shared: Arc<Shared>, index: usize) {
