@@ -3,7 +3,9 @@
 //!
 //! - Prefetch = the registry's workers, for the channel as a whole (`basic.qos` global): a
 //!   consumer holds no more requests than it can run, and the rest stay in the queue for other
-//!   consumers, or expire there and go back to their callers.
+//!   consumers, or expire there and go back to their callers. Where the broker refuses
+//!   channel-wide QoS (RabbitMQ 4.3 denies it by default) the prefetch is per consumer, i.e.
+//!   per procedure queue.
 //! - A request is acked only after its reply is published: a consumer that dies mid-task
 //!   leaves it unacked, and the broker redelivers it to another consumer.
 //! - A malformed request (no `reply_to`, a content type we do not speak, a body that does not
@@ -130,11 +132,25 @@ async fn declare_and_consume(
     config: &AmqpConfig,
     registry: &Registry,
 ) -> lapin::Result<(Channel, Vec<String>, Deliveries)> {
-    let channel = connection.create_channel().await?;
     let prefetch = u16::try_from(registry.workers()).unwrap_or(u16::MAX);
-    channel
+    let channel = connection.create_channel().await?;
+    let channel = match channel
         .basic_qos(prefetch, BasicQosOptions { global: true })
-        .await?;
+        .await
+    {
+        Ok(()) => channel,
+        Err(err) => {
+            // RabbitMQ 4.3 denies channel-wide QoS (`global_qos`) by default and closes the
+            // channel: fall back to per-consumer prefetch on a new one, which holds up to
+            // `workers` requests per procedure rather than per consumer.
+            tracing::warn!(%err, "channel-wide prefetch refused; using per-consumer prefetch");
+            let channel = connection.create_channel().await?;
+            channel
+                .basic_qos(prefetch, BasicQosOptions { global: false })
+                .await?;
+            channel
+        }
+    };
     declare_dlx(&channel).await?;
     let mut streams = Vec::new();
     let mut tags = Vec::new();

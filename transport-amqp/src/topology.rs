@@ -5,8 +5,15 @@
 //! |---|---|---|---|
 //! | request queue | the procedure, `handler.method` | non-durable (option), not exclusive, not auto-delete | `x-dead-letter-exchange: rpc.dlx` |
 //! | dead-letter exchange | `rpc.dlx` | headers, non-durable, auto-delete | |
-//! | reply queue | server-named | non-durable, not exclusive, auto-delete; consumed exclusive, no-ack | |
+//! | reply queue | server-named | non-durable, exclusive, auto-delete; consumed exclusive, no-ack | |
 //! | reply binding | reply queue to `rpc.dlx`, routing key `""` | | `From: <reply queue>`, `x-match: any` |
+//!
+//! One difference from aio-pika: the reply queue is declared exclusive (aio-pika's is not).
+//! Nobody else declares or reads it, so peers cannot tell, and RabbitMQ 4.3 refuses
+//! non-durable non-exclusive queues by default (the `transient_nonexcl_queues` deprecation).
+//! That deprecation hits the request queues too, which aio-pika declares non-durable: on such a
+//! broker either permit `transient_nonexcl_queues` or run every peer, Python ones included,
+//! with durable request queues ([`AmqpConfig::durable_queues`]).
 
 use lapin::options::{
     BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
@@ -66,8 +73,8 @@ pub async fn declare_dlx(channel: &Channel) -> lapin::Result<()> {
         .await
 }
 
-/// Declares a server-named reply queue, binds it to `rpc.dlx` by its `From` header and
-/// consumes it (exclusive, no-ack). Returns its name and the consumer.
+/// Declares a server-named exclusive reply queue, binds it to `rpc.dlx` by its `From` header
+/// and consumes it (exclusive, no-ack). Returns its name and the consumer.
 ///
 /// # Errors
 /// The broker's refusal, or the connection failing meanwhile.
@@ -75,6 +82,7 @@ pub async fn declare_reply_queue(channel: &Channel) -> lapin::Result<(String, Co
     declare_dlx(channel).await?;
     let options = QueueDeclareOptions {
         auto_delete: true,
+        exclusive: true,
         ..QueueDeclareOptions::default()
     };
     let queue = channel
