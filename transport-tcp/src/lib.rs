@@ -88,6 +88,13 @@
 //!   then closes. A producer sends the calls it had not yet got an answer for again elsewhere.
 //! - Calls through a [`Pool`] are delivered **at least once**: see [`Pool`].
 //!
+//! # Runtime settings
+//! On the 2-core machines this was measured on (`BENCHMARKS.md`), both halves do best on a
+//! current-thread runtime (`#[tokio::main(flavor = "current_thread")]`): a multi-threaded
+//! producer more than halves pipelined throughput (its calls wake each other across threads),
+//! and a multi-threaded consumer adds about 9 µs to each call. A consumer's synchronous
+//! procedures run on tokio's blocking threads, `workers` at a time, whatever the flavour.
+//!
 //! # Layout
 //! - `config.rs`: [`ServerConfig`] and [`PoolConfig`], every limit with its default.
 //! - `frame.rs`: the messages above and the codec that frames them.

@@ -5,6 +5,7 @@
 //! (a seed client sends one packet with no newline and waits). The answer is the result as
 //! text, or `ERROR <kind>: <message>`, then a newline, then the connection is closed.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rpc_core::text::{parse_command, render_error};
@@ -14,6 +15,9 @@ use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at, Instant};
 
 use crate::server::Context;
+
+/// Numbers text calls for their tracing spans (binary calls carry the producer's id).
+static TEXT_CALLS: AtomicU64 = AtomicU64::new(1);
 
 /// Reads one command, answers it and closes the connection.
 pub(crate) async fn serve(mut stream: TcpStream, context: Arc<Context>) {
@@ -113,5 +117,6 @@ async fn run(line: &str, context: &Context) -> Result<Vec<u8>, RpcError> {
         Encoding::Text,
         command.args.as_bytes().to_vec(),
     );
-    context.registry.dispatch("text", call).await
+    let id = TEXT_CALLS.fetch_add(1, Ordering::Relaxed);
+    context.registry.dispatch(format!("text-{id}"), call).await
 }
