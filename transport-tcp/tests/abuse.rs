@@ -171,3 +171,19 @@ async fn over_the_connection_limit_a_connection_is_closed() {
     drop(held);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_protocol_version_is_refused() {
+    let server = server(ServerConfig::default()).await;
+    let mut stream = TcpStream::connect(server.local_addr())
+        .await
+        .expect("connect");
+    let mut hello = HELLO;
+    hello[8] = 2; // version 2
+    stream.write_all(&hello).await.expect("hello");
+    let answer = read_to_close(&mut stream).await;
+    // An `Error` frame (variant 2) carrying `Protocol` (7), then the connection is closed.
+    assert_eq!(&answer[4..12], &[2, 0, 0, 0, 7, 0, 0, 0], "{answer:?}");
+    assert!(String::from_utf8_lossy(&answer).contains("version 2"));
+    server.shutdown().await;
+}

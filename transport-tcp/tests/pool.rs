@@ -288,3 +288,24 @@ async fn oversized_calls_and_replies_are_protocol_errors() {
     assert_eq!(echo.as_deref(), Ok("fine"));
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_is_closed_and_the_pool_reconnects() {
+    let mut config = ServerConfig::default();
+    config.idle_timeout = Duration::from_millis(300);
+    let server = Server::bind("127.0.0.1:0", common::registry(1), config)
+        .await
+        .expect("bind");
+    let pool = common::pool_at(&[server.local_addr()]);
+    let client = client(&pool, Duration::from_secs(10));
+    assert_eq!(slow(&client, "before", 1).await.as_deref(), Ok("before"));
+    // The consumer closes the silent connection; the pool notices and reconnects.
+    eventually(
+        Duration::from_secs(10),
+        "the idle connection is closed",
+        || pool.consumers()[0].last_error.is_some(),
+    )
+    .await;
+    assert_eq!(slow(&client, "after", 1).await.as_deref(), Ok("after"));
+    server.shutdown().await;
+}
