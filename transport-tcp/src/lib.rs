@@ -89,11 +89,11 @@
 //! - Calls through a [`Pool`] are delivered **at least once**: see [`Pool`].
 //!
 //! # Runtime settings
-//! On the 2-core machines this was measured on (`BENCHMARKS.md`), both halves do best on a
-//! current-thread runtime (`#[tokio::main(flavor = "current_thread")]`): a multi-threaded
-//! producer more than halves pipelined throughput (its calls wake each other across threads),
-//! and a multi-threaded consumer adds about 9 µs to each call. A consumer's synchronous
-//! procedures run on tokio's blocking threads, `workers` at a time, whatever the flavour.
+//! Measured on the project's 2-core machines (`BENCHMARKS.md`): run the producer on a
+//! current-thread runtime (`#[tokio::main(flavor = "current_thread")]`); a multi-threaded one
+//! more than halves pipelined throughput, its calls waking each other across threads. For a
+//! consumer neither flavour wins clearly: its synchronous procedures run on tokio's blocking
+//! threads, `workers` at a time, whatever the flavour, which only carries the network.
 //!
 //! # Layout
 //! - `config.rs`: [`ServerConfig`] and [`PoolConfig`], every limit with its default.
