@@ -63,9 +63,10 @@
 //! then its limit: a binary connection starts with a zero byte); the consumer answers
 //! `Welcome`, or `Error` and closes for another version. Each side then refuses to send a
 //! frame larger than the other accepts: an oversized request fails at the producer with
-//! [`rpc_core::RpcError::Protocol`], an oversized reply is replaced by that error. Then the producer sends `Request`s
-//! with ids of its choosing, many in flight; the consumer runs each in a task of its own and
-//! sends each `Reply` when it is ready, so replies come back in any order.
+//! [`rpc_core::RpcError::Protocol`], an oversized reply is replaced by that error. Then the
+//! producer sends `Request`s with ids of its choosing, many in flight; the consumer runs them
+//! side by side and sends each `Reply` as soon as its call finishes, so replies come back in
+//! any order.
 //!
 //! **Text mode** (the first byte is not zero): `handler method arg1 arg2 ...` (or
 //! `handler.method ...`) ending at a newline, at the end of the stream, or after a pause of
@@ -82,7 +83,7 @@
 //!   sends nothing is dropped after [`ServerConfig::handshake_timeout`], a text client that
 //!   never finishes its command after [`ServerConfig::text_timeout`], a silent binary
 //!   connection after [`ServerConfig::idle_timeout`], one that does not read its replies after
-//!   [`ServerConfig::write_timeout`]. Each connection is served by tasks of its own: none of
+//!   [`ServerConfig::write_timeout`]. Each connection is served by a task of its own: none of
 //!   them stalls the others.
 //! - On shutdown a consumer stops accepting and reading, answers every call it already read,
 //!   then closes. A producer sends the calls it had not yet got an answer for again elsewhere.
