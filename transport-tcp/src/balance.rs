@@ -37,6 +37,7 @@ struct Consumer {
     outstanding: usize,
     completed: u64,
     retried: u64,
+    connects: u64,
     last_error: Option<String>,
 }
 
@@ -67,6 +68,7 @@ impl Shared {
                 outstanding: c.outstanding,
                 completed: c.completed,
                 retried: c.retried,
+                connects: c.connects,
                 last_error: c.last_error.clone(),
             })
             .collect()
@@ -189,6 +191,7 @@ impl Shared {
             let consumer = &mut state.consumers[index];
             consumer.capacity = connection.workers();
             consumer.connection = Some(connection);
+            consumer.connects += 1;
             consumer.last_error = None;
         }
         self.changed.notify_waiters();

@@ -61,6 +61,9 @@ pub struct ConsumerStatus {
     pub completed: u64,
     /// Calls lost with a connection to it and sent again.
     pub retried: u64,
+    /// How many times the pool connected to it (a reconnection after a failure or an idle
+    /// close counts again).
+    pub connects: u64,
     /// Why it was last unreachable, if it was.
     pub last_error: Option<String>,
 }
