@@ -3,9 +3,11 @@
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio::sync::Semaphore;
 use tokio::time::{timeout_at, Instant};
 use tracing::Instrument;
@@ -115,7 +117,9 @@ impl Registry {
     ///
     /// The deadline starts now, from the call's remaining timeout. Arguments are decoded first;
     /// a synchronous procedure then waits for a free worker and runs on a blocking thread; a
-    /// call whose deadline passes before it starts is not run. A panic becomes
+    /// call whose deadline passes before it starts is not run. An `async` procedure runs on
+    /// the task that called `dispatch` (keep it cooperative: CPU-heavy work belongs in a
+    /// synchronous procedure) and is dropped when its deadline passes. A panic becomes
     /// [`RpcError::Panicked`] and the registry keeps serving.
     ///
     /// # Errors
@@ -151,14 +155,13 @@ impl Registry {
                 if Instant::now() >= deadline {
                     return Err(skipped());
                 }
-                let task = tokio::spawn(future);
-                let abort = task.abort_handle();
-                match timeout_at(deadline, task).await {
-                    Ok(joined) => joined.unwrap_or_else(|e| Err(join_error(e))),
-                    Err(_) => {
-                        abort.abort();
-                        Err(RpcError::DeadlineExceeded)
-                    }
+                // Run on the caller's task rather than a task of its own: a spawn per call
+                // costs more than a cheap procedure. Dropping the future at the deadline
+                // cancels it.
+                match timeout_at(deadline, AssertUnwindSafe(future).catch_unwind()).await {
+                    Ok(Ok(result)) => result,
+                    Ok(Err(payload)) => Err(RpcError::Panicked(panic_message(payload.as_ref()))),
+                    Err(_) => Err(RpcError::DeadlineExceeded),
                 }
             }
         };
