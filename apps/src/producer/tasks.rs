@@ -64,16 +64,14 @@ impl Task {
     /// # Errors
     /// Only if the arguments cannot be encoded, which does not happen for an `i64`.
     pub fn fibonacci(id: u64, n: i64) -> Result<Self, RpcError> {
-        Ok(Self {
+        let label = format!("fibonacci_generator.calculate({n})");
+        Self::bincode(
             id,
-            call: Call::new(
-                "fibonacci_generator.calculate",
-                Encoding::Bincode,
-                to_bincode(&(n,))?,
-            ),
-            label: format!("fibonacci_generator.calculate({n})"),
-            shape: Shape::Number,
-        })
+            "fibonacci_generator.calculate",
+            &(n,),
+            label,
+            Shape::Number,
+        )
     }
 
     /// `neural_analyzer.polarity(sentence)`.
@@ -81,15 +79,29 @@ impl Task {
     /// # Errors
     /// Only if the arguments cannot be encoded, which does not happen for a string.
     pub fn polarity(id: u64, sentence: &str) -> Result<Self, RpcError> {
+        let label = format!("neural_analyzer.polarity({sentence:?})");
+        Self::bincode(
+            id,
+            "neural_analyzer.polarity",
+            &(sentence,),
+            label,
+            Shape::Polarity,
+        )
+    }
+
+    fn bincode(
+        id: u64,
+        procedure: &str,
+        args: &impl serde::Serialize,
+        label: String,
+        shape: Shape,
+    ) -> Result<Self, RpcError> {
+        let call = Call::new(procedure, Encoding::Bincode, to_bincode(args)?);
         Ok(Self {
             id,
-            call: Call::new(
-                "neural_analyzer.polarity",
-                Encoding::Bincode,
-                to_bincode(&(sentence,))?,
-            ),
-            label: format!("neural_analyzer.polarity({sentence:?})"),
-            shape: Shape::Polarity,
+            call,
+            label,
+            shape,
         })
     }
 
