@@ -107,6 +107,11 @@ pub(crate) async fn serve(stream: TcpStream, context: Arc<Context>) {
         active = true;
         match message {
             ClientMessage::Request(request) => calls.push(dispatch(&context.registry, request)),
+            ClientMessage::Ping => {
+                if !send(&mut sink, ServerMessage::Pong, &context).await {
+                    return;
+                }
+            }
             ClientMessage::Hello { version, max_frame } if version == PROTOCOL_VERSION => {
                 // Replies the producer would refuse become protocol errors here instead.
                 sink.encoder_mut().limit_encoding(max_frame as usize);

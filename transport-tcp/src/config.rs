@@ -84,6 +84,12 @@ pub struct PoolConfig {
     /// How many times a call whose connection broke before its reply is sent again, to
     /// another consumer when there is one. Default: 3.
     pub max_retries: u32,
+    /// How often the pool pings each consumer; one that sends nothing (no reply, no pong)
+    /// for a whole interval after a ping is taken out of rotation and probed back like one
+    /// that broke its connection, its calls sent again elsewhere. A consumer busy with long
+    /// calls still answers pings: they are answered by its network task, not its workers.
+    /// Default: 10 s.
+    pub heartbeat_interval: Duration,
 }
 
 impl Default for PoolConfig {
@@ -96,6 +102,7 @@ impl Default for PoolConfig {
             backoff_max: Duration::from_secs(5),
             no_consumer_wait: Duration::from_secs(5),
             max_retries: 3,
+            heartbeat_interval: Duration::from_secs(10),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! matched to its reply by id.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -59,6 +59,8 @@ pub(crate) struct Connection {
     closed: CancellationToken,
     next_id: AtomicU64,
     welcome: Welcome,
+    /// Set by the reader on every frame; taken by [`Connection::heard_since`].
+    heard: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -90,7 +92,7 @@ impl Connection {
         let welcome = match frames.next().await {
             Some(Ok(ServerMessage::Welcome(welcome))) => welcome,
             Some(Ok(ServerMessage::Error(err))) | Some(Err(err)) => return Err(err),
-            Some(Ok(ServerMessage::Reply(_))) => {
+            Some(Ok(ServerMessage::Reply(_) | ServerMessage::Pong)) => {
                 return Err(RpcError::Protocol("a reply before the handshake".into()))
             }
             None => return Err(RpcError::Io("closed during the handshake".into())),
@@ -105,11 +107,13 @@ impl Connection {
             closed,
             next_id: AtomicU64::new(1),
             welcome,
+            heard: Arc::new(AtomicBool::new(false)),
         });
         tokio::spawn(read_replies(
             frames,
             connection.pending.clone(),
             connection.closed.clone(),
+            connection.heard.clone(),
         ));
         Ok(connection)
     }
@@ -122,6 +126,24 @@ impl Connection {
     /// Resolves when the connection is closed, from either side.
     pub(crate) async fn closed(&self) {
         self.closed.cancelled().await;
+    }
+
+    /// Whether the consumer sent anything since the last time this was asked.
+    pub(crate) fn heard_since(&self) -> bool {
+        self.heard.swap(false, Ordering::Relaxed)
+    }
+
+    /// Asks the consumer for a pong, which [`Connection::heard_since`] then notices.
+    pub(crate) fn ping(&self) {
+        if let Err(err) = self.writer.submit_message(ClientMessage::Ping) {
+            tracing::debug!(%err, "ping not sent");
+            self.closed.cancel();
+        }
+    }
+
+    /// Closes the connection: the calls waiting on it are sent again elsewhere.
+    pub(crate) fn close(&self) {
+        self.closed.cancel();
     }
 
     /// Whether the connection is closed (the pool may not have noticed yet).
@@ -198,12 +220,14 @@ async fn read_replies(
     mut frames: FramedRead<OwnedReadHalf, ClientCodec>,
     pending: Arc<Pending>,
     closed: CancellationToken,
+    heard: Arc<AtomicBool>,
 ) {
     loop {
         let frame = tokio::select! {
             _ = closed.cancelled() => break,
             frame = frames.next() => frame,
         };
+        heard.store(true, Ordering::Relaxed);
         match frame {
             Some(Ok(ServerMessage::Reply(reply))) => match pending.take(reply.id) {
                 Some(waiter) => {
@@ -211,7 +235,7 @@ async fn read_replies(
                 }
                 None => tracing::debug!(id = reply.id, "late reply discarded"),
             },
-            Some(Ok(ServerMessage::Welcome(_))) => {}
+            Some(Ok(ServerMessage::Welcome(_) | ServerMessage::Pong)) => {}
             Some(Ok(ServerMessage::Error(err))) => {
                 tracing::warn!(%err, "consumer closed the connection");
                 break;

@@ -34,6 +34,9 @@ pub(crate) enum ClientMessage {
     },
     /// A call to run.
     Request(Request),
+    /// Asks for a [`ServerMessage::Pong`]: the producer's check that the consumer still
+    /// answers.
+    Ping,
 }
 
 /// The same layout as [`ClientMessage`], borrowing the call so that the producer serializes
@@ -67,6 +70,8 @@ pub(crate) enum ServerMessage {
     Reply(Reply),
     /// The connection is being closed because of this error (a protocol violation).
     Error(RpcError),
+    /// The answer to [`ClientMessage::Ping`].
+    Pong,
 }
 
 /// The consumer's side of the handshake.

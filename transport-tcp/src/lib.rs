@@ -52,12 +52,14 @@
 //! |---|---|---|
 //! | `Hello` | 0 | `version: u32` (1), `max_frame: u32` (the largest reply body it accepts) |
 //! | `Request` | 1 | `id: u64`, then the [`rpc_core::Call`]: `procedure: string`, `encoding: u32` (0 bincode, 1 JSON, 2 text), `args: bytes`, `timeout: Duration` (what is left of it) |
+//! | `Ping` | 2 | none: asks for a `Pong` ([`PoolConfig::heartbeat_interval`]) |
 //!
 //! | consumer sends | variant | fields |
 //! |---|---|---|
 //! | `Welcome` | 0 | `version: u32`, `workers: u32` (its capacity), `max_frame: u32` |
 //! | `Reply` | 1 | `id: u64`, then `Result`: variant 0 `Ok(bytes)` (the result in the call's encoding) or 1 `Err(RpcError)` ([`rpc_core::RpcError`]'s variant index, then its message string if it has one) |
 //! | `Error` | 2 | an `RpcError`: why the consumer is closing the connection (protocol violation) |
+//! | `Pong` | 3 | none: the answer to `Ping`, from the connection's task (not a worker) |
 //!
 //! The handshake: the producer's first frame is `Hello` (`00 00 00 0c  00 00 00 00  01 00 00 00`
 //! then its limit: a binary connection starts with a zero byte); the consumer answers

@@ -27,17 +27,22 @@ pub(crate) async fn supervise(shared: Arc<Shared>, index: usize) {
                 let since = Instant::now();
                 shared.up(index, connection.clone());
                 failures = 0;
-                tokio::select! {
-                    _ = shared.stop.cancelled() => return,
-                    _ = connection.closed() => {}
-                }
-                shared.down(index, "connection lost".into());
-                tracing::warn!(consumer = %addr, "connection to consumer lost: out of rotation");
-                // A long-lived connection (closed when idle, say) reconnects at once; one that
-                // keeps breaking right away backs off like a refused one.
-                if since.elapsed() >= config.backoff_max {
-                    backoff = config.backoff_min;
-                    continue;
+                match watch(&shared, &connection, addr).await {
+                    Ended::Stopped => return,
+                    Ended::Silent => {
+                        // It accepts connections but answers nothing: back off as if refused.
+                        shared.down(index, "stopped answering".into());
+                    }
+                    Ended::Closed => {
+                        shared.down(index, "connection lost".into());
+                        tracing::warn!(consumer = %addr, "connection to consumer lost: out of rotation");
+                        // A long-lived connection (closed when idle, say) reconnects at once;
+                        // one that keeps breaking right away backs off like a refused one.
+                        if since.elapsed() >= config.backoff_max {
+                            backoff = config.backoff_min;
+                            continue;
+                        }
+                    }
                 }
             }
             Err(err) => {
@@ -55,6 +60,42 @@ pub(crate) async fn supervise(shared: Arc<Shared>, index: usize) {
             _ = sleep(jittered(backoff)) => {}
         }
         backoff = (backoff * 2).min(config.backoff_max);
+    }
+}
+
+/// How watching a connection ended.
+enum Ended {
+    /// The pool was dropped.
+    Stopped,
+    /// The connection closed, from either side.
+    Closed,
+    /// The consumer stopped answering; its connection is now closed.
+    Silent,
+}
+
+/// Pings the consumer every heartbeat interval until the connection closes or the pool is
+/// dropped; closes a connection whose consumer stopped answering.
+async fn watch(shared: &Shared, connection: &Connection, addr: &str) -> Ended {
+    let interval = shared.config.heartbeat_interval;
+    let mut pinged = false;
+    loop {
+        tokio::select! {
+            _ = shared.stop.cancelled() => return Ended::Stopped,
+            _ = connection.closed() => return Ended::Closed,
+            _ = sleep(interval) => {}
+        }
+        // Whatever came since the last ping (its pong, a reply) proves the consumer alive.
+        let heard = connection.heard_since();
+        if pinged && !heard {
+            tracing::warn!(
+                consumer = %addr,
+                "consumer silent for {interval:?} after a ping: out of rotation"
+            );
+            connection.close();
+            return Ended::Silent;
+        }
+        connection.ping();
+        pinged = true;
     }
 }
 

@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 use tokio_util::codec::Encoder;
 use tokio_util::sync::CancellationToken;
 
-use crate::frame::{ClientCodec, Outgoing};
+use crate::frame::{ClientCodec, ClientMessage, Outgoing};
 
 /// The shared write side of one connection.
 #[derive(Debug)]
@@ -81,6 +81,22 @@ impl Writer {
         state.busy = true;
         drop(state);
         self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Queues a control message for the writer task.
+    ///
+    /// # Errors
+    /// [`RpcError::Failed`] when it cannot be encoded.
+    pub(crate) fn submit_message(&self, message: ClientMessage) -> Result<(), RpcError> {
+        let mut state = self.lock();
+        let State { buffer, codec, .. } = &mut *state;
+        codec.encode(message, buffer)?;
+        if !state.busy {
+            state.busy = true;
+            drop(state);
+            self.wake.notify_one();
+        }
         Ok(())
     }
 

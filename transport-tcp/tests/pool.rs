@@ -307,3 +307,56 @@ async fn an_idle_connection_is_closed_and_the_pool_reconnects() {
     assert_eq!(slow(&client, "after", 1).await.as_deref(), Ok("after"));
     server.shutdown().await;
 }
+
+/// A consumer that completes the handshake and then answers nothing, its socket open: a
+/// process stopped (SIGSTOP) or wedged.
+async fn hung_consumer() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut hello = [0u8; 16];
+            if stream.read_exact(&mut hello).await.is_err() {
+                continue;
+            }
+            // Welcome: variant 0, version 1, 1 worker, frames up to 16 MiB.
+            let welcome = [0, 0, 0, 16, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1];
+            let _ = stream.write_all(&welcome).await;
+            held.push(stream);
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_stops_answering_is_taken_out_of_rotation() {
+    let (hung, hung_task) = hung_consumer().await;
+    let real = Consumer::start("127.0.0.1:0", 2, ServerConfig::default());
+    let mut config = PoolConfig::default();
+    config.heartbeat_interval = Duration::from_millis(300);
+    config.backoff_max = Duration::from_millis(500);
+    let pool = Pool::new([hung.to_string(), real.addr.to_string()], config).expect("pool");
+    all_up(&pool).await;
+    let client = client(&pool, Duration::from_secs(20));
+    let calls = (0..6).map(|i| {
+        let client = client.clone();
+        async move { slow(&client, &format!("hung{i}"), 10).await }
+    });
+    for (i, result) in join_all(calls).await.into_iter().enumerate() {
+        assert_eq!(result, Ok(format!("hung{i}")));
+    }
+    eventually(
+        Duration::from_secs(10),
+        "the silent consumer is out",
+        || {
+            let hung = &pool.consumers()[0];
+            !hung.up && hung.last_error.as_deref() == Some("stopped answering")
+        },
+    )
+    .await;
+    hung_task.abort();
+}
