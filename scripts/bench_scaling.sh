@@ -3,11 +3,15 @@
 # consumers take them (--interval 0 --mix fibonacci), to one consumer and to two (workers=1
 # each), over TCP and over AMQP. Prints a markdown table for docs/benchmarks.md.
 #
-#   ./scripts/bench_scaling.sh [TASKS]     (default 4000 tasks per run)
+#   ./scripts/bench_scaling.sh [TASKS] [FIBONACCI_MAX]
+#
+# TASKS defaults to 4000 per run; FIBONACCI_MAX (default 10000, the seed's tasks) raises the
+# largest n, for tasks heavy enough that the consumers' work, not the calls, dominates.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
 tasks=${1:-4000}
+fibonacci_max=${2:-10000}
 build_apps
 "$repo_root/scripts/start_rabbitmq.sh" > /dev/null
 
@@ -45,7 +49,7 @@ rate() {
     [[ $transport == tcp ]] && targets=("${ports[@]}")
     local summary
     summary=$(RUST_LOG=warn "$bin_dir/producer" --transport "$transport" "${targets[@]}" \
-        --interval 0 --mix fibonacci --count "$tasks" --seed 3 --concurrency 16 2>/dev/null)
+        --interval 0 --mix fibonacci --fibonacci-max "$fibonacci_max" --count "$tasks" --seed 3 --concurrency 16 2>/dev/null)
     stop_consumers
     echo "$summary" | sed -n 's/.*(\([0-9.]*\) calls\/s).*/\1/p' | head -1
 }

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use sentences::{sentence, Tone};
 pub use stats::{millis, quantile, Stats, Tally};
-pub use tasks::{shorten, Generator, Mix, Task};
+pub use tasks::{shorten, Generator, Mix, Task, FIBONACCI_MAX};
 
 /// What the producer does and how fast.
 #[derive(Debug, Clone)]
@@ -36,6 +36,9 @@ pub struct ProducerConfig {
     pub seed: Option<u64>,
     /// Which procedures to draw from. Default [`Mix::Both`].
     pub mix: Mix,
+    /// The largest `n` of generated Fibonacci tasks (drawn from `100..=fibonacci_max`).
+    /// Default 10,000, the seed's.
+    pub fibonacci_max: i64,
     /// Read text commands from stdin, one per line, instead of generating tasks. Default false.
     pub stdin: bool,
     /// Tasks called at once. Default 16.
@@ -55,6 +58,7 @@ impl Default for ProducerConfig {
             count: None,
             seed: None,
             mix: Mix::Both,
+            fibonacci_max: FIBONACCI_MAX,
             stdin: false,
             concurrency: 16,
             queue: 64,
@@ -86,6 +90,12 @@ impl ProducerConfig {
     /// Sets [`ProducerConfig::mix`].
     pub fn with_mix(mut self, mix: Mix) -> Self {
         self.mix = mix;
+        self
+    }
+
+    /// Sets [`ProducerConfig::fibonacci_max`].
+    pub fn with_fibonacci_max(mut self, max: i64) -> Self {
+        self.fibonacci_max = max;
         self
     }
 
@@ -171,7 +181,8 @@ async fn generate(
     config: &ProducerConfig,
     shutdown: &CancellationToken,
 ) -> Result<(), RpcError> {
-    let mut generator = Generator::new(config.seed, config.mix);
+    let mut generator =
+        Generator::new(config.seed, config.mix).with_fibonacci_max(config.fibonacci_max);
     let mut ticker = (!config.interval.is_zero()).then(|| {
         let mut ticker = tokio::time::interval(config.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);

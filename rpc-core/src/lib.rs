@@ -34,8 +34,8 @@
 //! # Layout
 //! - [`handler`](macro@handler): the attribute that turns an `impl` block into procedures.
 //! - [`Handler`], [`Procedure`], [`Invocation`] (`handler.rs`): what the attribute implements.
-//! - [`Registry`] (`registry.rs`): the handlers a consumer serves; runs calls on blocking
-//!   threads, at most `workers` at once, enforcing deadlines and catching panics.
+//! - [`Registry`] (`registry.rs`): the handlers a consumer serves; runs synchronous calls on
+//!   its `workers` threads (`workers.rs`), enforcing deadlines and catching panics.
 //! - [`Transport`] (`transport.rs`): the client half every transport implements.
 //! - [`Client`] (`client.rs`): calls over any transport, with the deadline enforced once.
 //! - [`Call`], [`Request`], [`Reply`] (`envelope.rs`): what travels.
@@ -58,6 +58,7 @@ pub mod memory;
 mod registry;
 pub mod text;
 mod transport;
+mod workers;
 
 pub use args::Argument;
 pub use client::Client;

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use tokio::sync::Semaphore;
 use tokio::time::{timeout_at, Instant};
 use tracing::Instrument;
 
 use crate::handler::{CallResult, Invocation};
+use crate::workers::Workers;
 use crate::{Call, Handler, RpcError};
 
 /// The default number of synchronous procedures a consumer runs at once: one, as in the seed.
@@ -46,8 +46,7 @@ pub const DEFAULT_WORKERS: usize = 1;
 /// ```
 pub struct Registry {
     handlers: BTreeMap<String, Arc<dyn Handler>>,
-    workers: usize,
-    permits: Arc<Semaphore>,
+    workers: Workers,
 }
 
 impl Default for Registry {
@@ -60,7 +59,7 @@ impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
             .field("procedures", &self.procedure_names())
-            .field("workers", &self.workers)
+            .field("workers", &self.workers.count())
             .finish()
     }
 }
@@ -70,21 +69,19 @@ impl Registry {
     pub fn new() -> Self {
         Self {
             handlers: BTreeMap::new(),
-            workers: DEFAULT_WORKERS,
-            permits: Arc::new(Semaphore::new(DEFAULT_WORKERS)),
+            workers: Workers::new(DEFAULT_WORKERS),
         }
     }
 
     /// The same registry running at most `workers` synchronous procedures at once (at least 1).
     pub fn with_workers(mut self, workers: usize) -> Self {
-        self.workers = workers.max(1);
-        self.permits = Arc::new(Semaphore::new(self.workers));
+        self.workers = Workers::new(workers);
         self
     }
 
     /// How many synchronous procedures run at once: the consumer's capacity.
     pub fn workers(&self) -> usize {
-        self.workers
+        self.workers.count()
     }
 
     /// Registers every procedure of `handler` under its own name.
@@ -116,8 +113,8 @@ impl Registry {
     /// Runs `call` and returns its encoded result. `id` only names the call in traces.
     ///
     /// The deadline starts now, from the call's remaining timeout. Arguments are decoded first;
-    /// a synchronous procedure then waits for a free worker and runs on a blocking thread; a
-    /// call whose deadline passes before it starts is not run. An `async` procedure runs on
+    /// a synchronous procedure then waits for one of the registry's `workers` threads; a call
+    /// whose deadline passes before it starts, or whose caller stopped waiting, is not run. An `async` procedure runs on
     /// the task that called `dispatch` (keep it cooperative: CPU-heavy work belongs in a
     /// synchronous procedure) and is dropped when its deadline passes. A panic becomes
     /// [`RpcError::Panicked`] and the registry keeps serving.
@@ -136,20 +133,10 @@ impl Registry {
         tracing::info!("running");
         let result = match invocation {
             Invocation::Blocking(job) => {
-                let permit = match timeout_at(deadline, self.permits.clone().acquire_owned()).await
-                {
-                    Ok(Ok(permit)) => permit,
-                    Ok(Err(_)) => return Err(RpcError::Shutdown),
-                    Err(_) => return Err(skipped()),
-                };
                 if Instant::now() >= deadline {
                     return Err(skipped());
                 }
-                let task = tokio::task::spawn_blocking(move || {
-                    let _worker = permit;
-                    job()
-                });
-                task.await.unwrap_or_else(|e| Err(join_error(e)))
+                self.workers.run(job, deadline).await
             }
             Invocation::Async(future) => {
                 if Instant::now() >= deadline {
@@ -195,13 +182,6 @@ pub fn deadline_after(timeout: Duration) -> Instant {
 fn skipped() -> RpcError {
     tracing::debug!("deadline passed before the call started: not run");
     RpcError::DeadlineExceeded
-}
-
-fn join_error(err: tokio::task::JoinError) -> RpcError {
-    match err.try_into_panic() {
-        Ok(payload) => RpcError::Panicked(panic_message(payload.as_ref())),
-        Err(_) => RpcError::Shutdown,
-    }
 }
 
 /// The text of a panic payload (`panic!("...")` gives a `&str` or a `String`).

@@ -38,6 +38,10 @@ struct Args {
     #[arg(long, default_value = "both")]
     mix: Mix,
 
+    /// The largest n of generated Fibonacci tasks (n is drawn from 100..=this).
+    #[arg(long, default_value_t = rpc_apps::producer::FIBONACCI_MAX)]
+    fibonacci_max: i64,
+
     /// Read tasks as text commands from stdin (`fibonacci_generator calculate 10`), one a line.
     #[arg(long)]
     stdin: bool,
@@ -71,6 +75,7 @@ async fn main() -> ExitCode {
         .with_count(args.count)
         .with_seed(args.seed)
         .with_mix(args.mix)
+        .with_fibonacci_max(args.fibonacci_max)
         .with_stdin(args.stdin)
         .with_concurrency(args.concurrency)
         .with_queue(args.queue)

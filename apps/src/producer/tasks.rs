@@ -174,8 +174,12 @@ pub fn shorten(text: &str) -> String {
 pub struct Generator {
     rng: StdRng,
     mix: Mix,
+    fibonacci_max: i64,
     next_id: u64,
 }
+
+/// The largest `n` the generator asks Fibonacci of unless told otherwise (the seed's 10,000).
+pub const FIBONACCI_MAX: i64 = 10_000;
 
 impl Generator {
     /// A generator drawing from `mix`, seeded with `seed` (random when `None`).
@@ -187,12 +191,20 @@ impl Generator {
         Self {
             rng,
             mix,
+            fibonacci_max: FIBONACCI_MAX,
             next_id: 1,
         }
     }
 
-    /// The next task: `fibonacci_generator.calculate(100..=10000)` or
-    /// `neural_analyzer.polarity(<sentence>)`.
+    /// The same generator drawing Fibonacci's `n` from `100..=max` (at least 100): heavier
+    /// tasks, for measuring how the work scales over consumers.
+    pub fn with_fibonacci_max(mut self, max: i64) -> Self {
+        self.fibonacci_max = max.max(100);
+        self
+    }
+
+    /// The next task: `fibonacci_generator.calculate(100..=10000)` (up to the Fibonacci
+    /// maximum) or `neural_analyzer.polarity(<sentence>)`.
     ///
     /// # Errors
     /// Only if encoding the arguments fails, which does not happen for these types.
@@ -205,7 +217,7 @@ impl Generator {
             Mix::Polarity => false,
         };
         if fibonacci {
-            Task::fibonacci(id, self.rng.random_range(100..=10_000))
+            Task::fibonacci(id, self.rng.random_range(100..=self.fibonacci_max))
         } else {
             let (text, _) = sentences::sentence(&mut self.rng);
             Task::polarity(id, &text)
