@@ -58,8 +58,10 @@ fn main() -> ExitCode {
         }
         tracing::info!("neural network loaded from {}", dir.display());
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread carries the network; the procedures run on the registry's worker threads.
+    // Measured (docs/benchmarks.md): two consumers on one 2-core machine scale better this way
+    // than with a multi-threaded runtime each, whose extra threads compete with the workers.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
