@@ -92,7 +92,7 @@
 //! - Calls through a [`Pool`] are delivered **at least once**: see [`Pool`].
 //!
 //! # Runtime settings
-//! Measured on the project's 2-core machines (`BENCHMARKS.md`): run the producer on a
+//! Measured on the project's 2-core machines (`docs/benchmarks.md`): run the producer on a
 //! current-thread runtime (`#[tokio::main(flavor = "current_thread")]`); a multi-threaded one
 //! more than halves pipelined throughput, its calls waking each other across threads. For a
 //! consumer neither flavour wins clearly: its synchronous procedures run on tokio's blocking

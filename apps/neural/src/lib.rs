@@ -57,7 +57,7 @@
 //! positive sentence scores about +0.4 rather than +0.45) and bought the best separation.
 //! On the 230 sentences of the accuracy test the shipped head agrees in sign with 93.9%; the
 //! lexicon-only head, measured there before the neutral words were tried, 96.1% (see
-//! `BENCHMARKS.md`). Read the score's sign as the polarity and its size as confidence:
+//! `docs/benchmarks.md`). Read the score's sign as the polarity and its size as confidence:
 //! clearly worded sentences land around ±0.2..0.7, plain statements mostly within ±0.2
 //! (0.1 on average).
 //!
@@ -69,7 +69,7 @@
 //! - `bin/train_head.rs`: fits the head; `bin/polarity_bench.rs`: speed and memory.
 //! - `data/`: the head, the labeled test sentences, the dev sentences the head was chosen on.
 //! - `scripts/`: `train_head.sh` (fetches the lexicon, runs `train_head`) and
-//!   `reference_embed.py` (the numpy reference). `BENCHMARKS.md`: the measured figures.
+//!   `reference_embed.py` (the numpy reference). `docs/benchmarks.md` at the repository root: the measured figures.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
