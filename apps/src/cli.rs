@@ -32,9 +32,13 @@ pub struct TransportOptions {
 }
 
 /// Logs to stderr through `tracing`, filtered by `RUST_LOG`, else by `default` (`info`, `warn`).
+///
+/// lapin's own warning for a returned message is silenced by default: transport-amqp turns the
+/// return into the call's `UnknownProcedure` error, and lapin would print the whole message.
 pub fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{default},lapin::returned_messages=error"))
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
