@@ -311,4 +311,54 @@ mod tests {
             Err(RpcError::Protocol(_))
         ));
     }
+
+    /// 10,000 cases per property by default; `RPC_PROPTEST_CASES` for more.
+    fn cases() -> u32 {
+        std::env::var("RPC_PROPTEST_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(10_000)
+    }
+
+    /// Feeds `bytes` to a codec as a peer would, then closes: every frame is a message or a
+    /// protocol error, never a panic.
+    fn drain<In: serde::de::DeserializeOwned>(bytes: &[u8], max_frame: usize) {
+        let mut codec = Codec::<In, ServerMessage>::new(max_frame);
+        let mut buffer = BytesMut::from(bytes);
+        loop {
+            match codec.decode(&mut buffer) {
+                Ok(Some(_)) => continue,
+                Ok(None) => break,
+                Err(RpcError::Protocol(message)) => return assert!(!message.is_empty()),
+                Err(other) => panic!("decoder answered {other:?}"),
+            }
+        }
+        match codec.decode_eof(&mut buffer) {
+            Ok(_) | Err(RpcError::Protocol(_)) => {}
+            Err(other) => panic!("decoder answered {other:?} at the end"),
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(cases()))]
+
+        #[test]
+        fn the_frame_decoder_never_panics(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            max_frame in 0usize..256,
+        ) {
+            drain::<ClientMessage>(&bytes, max_frame);
+            drain::<ServerMessage>(&bytes, max_frame);
+        }
+
+        #[test]
+        fn length_prefixed_garbage_never_panics(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ) {
+            let mut framed = (body.len() as u32).to_be_bytes().to_vec();
+            framed.extend_from_slice(&body);
+            drain::<ClientMessage>(&framed, 1024);
+            drain::<ServerMessage>(&framed, 1024);
+        }
+    }
 }
