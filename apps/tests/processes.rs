@@ -127,3 +127,86 @@ fn sigint_mid_task_still_delivers_the_result() {
         "consumer exit status"
     );
 }
+
+/// Ctrl-C to the producer while calls are in flight and queued: it stops generating, still
+/// calls every task it had accepted, and its summary counts each exactly once.
+#[test]
+fn producer_ctrl_c_answers_every_accepted_task() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let consumer = Consumer::start(&["--transport", "tcp", "--no-model"]);
+    let mut producer = Command::new(env!("CARGO_BIN_EXE_producer"))
+        .args(producer(&[
+            "--transport",
+            "tcp",
+            &consumer.port.to_string(),
+            "--interval",
+            "0.005",
+            "--mix",
+            "fibonacci",
+            "--fibonacci-max",
+            "2000000",
+            "--queue",
+            "4",
+            "--concurrency",
+            "4",
+            "--seed",
+            "11",
+        ]))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the producer");
+    let stderr = producer.stderr.take().expect("producer stderr");
+    let (results, seen) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("result #") {
+                let _ = results.send(());
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    for _ in 0..3 {
+        seen.recv_timeout(Duration::from_secs(60))
+            .expect("the producer logs results");
+    }
+    let interrupt = Command::new("kill")
+        .args(["-INT", &producer.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(interrupt.success());
+    let status = producer.wait().expect("the producer exits");
+    let lines = reader.join().expect("reader thread");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut producer.stdout.take().expect("stdout"), &mut stdout)
+        .expect("read the summary");
+
+    let ids = |marker: &str| -> Vec<u64> {
+        let mut ids: Vec<u64> = lines
+            .iter()
+            .filter_map(|line| line.split(marker).nth(1))
+            .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    let added = ids("task added: #");
+    let answered = ids("result #");
+    assert!(
+        lines.iter().any(|l| l.contains("shutting down")),
+        "no shutdown logged"
+    );
+    assert!(!added.is_empty());
+    assert_eq!(answered, added, "every accepted task answered exactly once");
+    let n = added.len();
+    assert!(
+        stdout.contains(&format!("summary: {n} tasks, {n} ok, 0 failed")),
+        "{stdout}"
+    );
+    assert!(status.success(), "producer exit status {status}");
+}
