@@ -42,6 +42,8 @@
 //! - [`Encoding`] (`encoding.rs`): bincode, JSON and text, and the result codecs;
 //!   [`args`]: argument decoding; [`text`]: the seed's command line.
 //! - [`RpcError`] (`error.rs`): every way a call fails, as data that crosses the wire.
+//! - [`ServerTask`] (`server_task.rs`): a server half running in the background, stopped
+//!   gracefully or on drop; every transport's convenience wrapper uses it.
 //! - [`memory`]: the in-memory transport.
 
 #![deny(missing_docs)]
@@ -56,6 +58,7 @@ mod error;
 mod handler;
 pub mod memory;
 mod registry;
+mod server_task;
 pub mod text;
 mod transport;
 mod workers;
@@ -67,6 +70,7 @@ pub use envelope::{Call, Reply, Request, DEFAULT_TIMEOUT};
 pub use error::{ErrorKind, RpcError};
 pub use handler::{CallResult, Handler, Invocation, Procedure};
 pub use registry::{deadline_after, panic_message, Registry, DEFAULT_WORKERS};
+pub use server_task::ServerTask;
 pub use transport::{Answer, Transport};
 
 /// Turns every `pub fn` of an `impl` block into a procedure `handler.method`, implements

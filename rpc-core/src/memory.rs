@@ -7,12 +7,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::handler::CallResult;
-use crate::{Call, Registry, RpcError, Transport};
+use crate::{Call, Registry, RpcError, ServerTask, Transport};
 
 /// How many calls may wait in the channel before callers wait for room.
 pub const CHANNEL_CAPACITY: usize = 1024;
@@ -79,38 +78,13 @@ pub async fn serve(listener: MemoryListener, registry: Arc<Registry>, shutdown: 
     tracker.wait().await;
 }
 
-/// A running in-memory server; dropping it or calling [`MemoryServer::shutdown`] stops it.
-#[derive(Debug)]
-pub struct MemoryServer {
-    shutdown: CancellationToken,
-    task: Option<JoinHandle<()>>,
-}
-
-impl MemoryServer {
-    /// Stops taking calls, answers the ones already started, and returns when all are answered.
-    pub async fn shutdown(mut self) {
-        self.shutdown.cancel();
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for MemoryServer {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
+/// A running in-memory server; dropping it or calling `shutdown` stops it.
+pub type MemoryServer = ServerTask;
 
 /// Starts a server for `registry` on the current runtime and returns a transport to it.
 pub fn spawn(registry: Registry) -> (MemoryTransport, MemoryServer) {
     let (transport, listener) = pair();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(serve(listener, Arc::new(registry), shutdown.clone()));
-    let server = MemoryServer {
-        shutdown,
-        task: Some(task),
-    };
+    let server = ServerTask::spawn(|shutdown| serve(listener, Arc::new(registry), shutdown));
     (transport, server)
 }
 

@@ -25,8 +25,7 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
-use rpc_core::{Encoding, Registry, RpcError};
-use tokio::task::JoinHandle;
+use rpc_core::{Encoding, Registry, RpcError, ServerTask};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -68,8 +67,7 @@ pub async fn serve(
 /// A consumer running in the background; [`AmqpServer::shutdown`] stops it.
 #[derive(Debug)]
 pub struct AmqpServer {
-    shutdown: CancellationToken,
-    task: Option<JoinHandle<()>>,
+    task: ServerTask,
 }
 
 impl AmqpServer {
@@ -80,26 +78,13 @@ impl AmqpServer {
     /// As [`serve`]'s first connection.
     pub async fn start(config: AmqpConfig, registry: Arc<Registry>) -> Result<Self, RpcError> {
         let session = open(&config, &registry).await?;
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run(config, registry, session, shutdown.clone()));
-        Ok(Self {
-            shutdown,
-            task: Some(task),
-        })
+        let task = ServerTask::spawn(|shutdown| run(config, registry, session, shutdown));
+        Ok(Self { task })
     }
 
     /// Stops taking requests, finishes and answers the ones it holds, and returns.
-    pub async fn shutdown(mut self) {
-        self.shutdown.cancel();
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for AmqpServer {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+    pub async fn shutdown(self) {
+        self.task.shutdown().await;
     }
 }
 

@@ -6,10 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rpc_core::Registry;
+use rpc_core::{Registry, ServerTask};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -126,8 +125,7 @@ async fn serve_connection(stream: TcpStream, context: Arc<Context>) {
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
-    shutdown: CancellationToken,
-    task: Option<JoinHandle<()>>,
+    task: ServerTask,
 }
 
 impl Server {
@@ -142,13 +140,9 @@ impl Server {
     ) -> io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run(listener, registry.into(), config, shutdown.clone()));
-        Ok(Self {
-            addr,
-            shutdown,
-            task: Some(task),
-        })
+        let registry = registry.into();
+        let task = ServerTask::spawn(|shutdown| run(listener, registry, config, shutdown));
+        Ok(Self { addr, task })
     }
 
     /// The address the server listens on.
@@ -158,17 +152,8 @@ impl Server {
 
     /// Stops accepting, finishes and answers the calls already started, and returns when
     /// every connection is closed.
-    pub async fn shutdown(mut self) {
-        self.shutdown.cancel();
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+    pub async fn shutdown(self) {
+        self.task.shutdown().await;
     }
 }
 
