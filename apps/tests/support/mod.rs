@@ -17,11 +17,17 @@ pub struct Consumer {
 impl Consumer {
     /// Starts `consumer` with `args` (plus `--port 0` for TCP) and waits until it serves.
     pub fn start(args: &[&str]) -> Consumer {
+        Consumer::start_on(args, 0)
+    }
+
+    /// Starts `consumer` with `args` (plus `--port <port>` for TCP; 0 picks a free port) and
+    /// waits until it serves: the way to restart a TCP consumer where its producers expect it.
+    pub fn start_on(args: &[&str], port: u16) -> Consumer {
         let tcp = !args.contains(&"amqp");
         let mut command = Command::new(env!("CARGO_BIN_EXE_consumer"));
         command.args(args).env("RUST_LOG", "info");
         if tcp {
-            command.args(["--port", "0"]);
+            command.args(["--port", &port.to_string()]);
         }
         let mut child = command
             .stdout(Stdio::null())
@@ -88,6 +94,13 @@ impl Consumer {
         self.log.lock().unwrap().clone()
     }
 
+    /// The process's peak resident memory so far (`VmHWM`), in KiB; `None` once it has exited.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
     /// Sends `signal` (e.g. "INT", "KILL") to the process.
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
@@ -145,6 +158,15 @@ pub fn result_ids(output: &Output) -> Vec<u64> {
     String::from_utf8_lossy(&output.stderr)
         .lines()
         .filter_map(|line| line.split("result #").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+/// The ids of the tasks the producer logged as failed, in order.
+pub fn failed_ids(output: &Output) -> Vec<u64> {
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter_map(|line| line.split("failed #").nth(1))
         .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
         .collect()
 }
