@@ -4,6 +4,10 @@ use std::time::Duration;
 
 use crate::AmqpUrl;
 
+/// The default largest request body a consumer decodes: 16 MiB, as the TCP transport's
+/// largest frame (`transport_tcp::DEFAULT_MAX_FRAME`).
+pub const DEFAULT_MAX_BODY: usize = 16 << 20;
+
 /// Where replies come back to a caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -49,6 +53,12 @@ pub struct AmqpConfig {
     pub reconnect_max: Duration,
     /// The connection name shown in RabbitMQ's management UI. Default: `rpc`.
     pub connection_name: String,
+    /// The largest request body a consumer decodes, in bytes. A larger request is not decoded
+    /// nor run: it gets a [`rpc_core::RpcError::Protocol`] reply ("exceeds the limit") and is
+    /// acked, never requeued. The body has already crossed the network by then; what bounds
+    /// the memory a message takes is the broker's own `max_message_size` (128 MiB by default
+    /// on RabbitMQ 3.8 and later). Default: [`DEFAULT_MAX_BODY`], 16 MiB.
+    pub max_body: usize,
 }
 
 impl Default for AmqpConfig {
@@ -60,6 +70,7 @@ impl Default for AmqpConfig {
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),
             connection_name: "rpc".to_string(),
+            max_body: DEFAULT_MAX_BODY,
         }
     }
 }
@@ -89,6 +100,12 @@ impl AmqpConfig {
     pub fn with_reconnect_delays(mut self, min: Duration, max: Duration) -> Self {
         self.reconnect_min = min;
         self.reconnect_max = max.max(min);
+        self
+    }
+
+    /// The same configuration with another limit on request bodies, in bytes.
+    pub fn with_max_body(mut self, max_body: usize) -> Self {
+        self.max_body = max_body;
         self
     }
 

@@ -9,7 +9,11 @@
 //! - A request is acked only after its reply is published: a consumer that dies mid-task
 //!   leaves it unacked, and the broker redelivers it to another consumer.
 //! - A malformed request (no `reply_to`, a content type we do not speak, a body that does not
-//!   decode) gets an error reply when it has a `reply_to` and is acked: never requeued.
+//!   decode) gets an error reply when it has a `reply_to` and is acked: never requeued. A body
+//!   over [`AmqpConfig::max_body`] is not even decoded: a protocol error, as an oversized
+//!   frame on TCP.
+//! - A request's deadline is its `expiration`: one that arrives with none left (`"0"`) is
+//!   answered `deadline exceeded` and its procedure does not run.
 //! - When the broker goes away the consumer reconnects with backoff and declares its queues
 //!   again; requests it was running are redelivered by the broker (at-least-once).
 
@@ -186,7 +190,8 @@ async fn run(
                 Some((procedure, Some(Ok(delivery)))) => {
                     let registry = registry.clone();
                     let channel = session.channel.clone();
-                    tracker.spawn(handle(registry, channel, procedure, delivery));
+                    let max_body = config.max_body;
+                    tracker.spawn(handle(registry, channel, procedure, delivery, max_body));
                 }
                 Some((_, Some(Err(e)))) => {
                     break Some(io_error("connection to the broker lost", &e))
@@ -230,12 +235,14 @@ async fn run(
     tracing::info!("AMQP consumer stopped");
 }
 
-/// Runs one request, publishes its reply, then acks it.
+/// Runs one request, publishes its reply, then acks it. A body over `max_body` bytes is
+/// answered with a protocol error, not decoded.
 async fn handle(
     registry: Arc<Registry>,
     channel: Channel,
     procedure: Arc<str>,
     delivery: Delivery,
+    max_body: usize,
 ) {
     let Delivery {
         properties,
@@ -255,9 +262,17 @@ async fn handle(
         .map(|r| r.as_str().to_string())
         .filter(|r| !r.is_empty());
     let encoding = request_encoding(&properties).unwrap_or(Encoding::Json);
-    let result = match parse_request(&procedure, &properties, data) {
-        Ok(call) => registry.dispatch(&id, call).await,
-        Err(err) => Err(err),
+    let result = if data.len() > max_body {
+        let len = data.len();
+        drop(data);
+        Err(RpcError::Protocol(format!(
+            "request body of {len} bytes exceeds the limit of {max_body} bytes"
+        )))
+    } else {
+        match parse_request(&procedure, &properties, data) {
+            Ok(call) => registry.dispatch(&id, call).await,
+            Err(err) => Err(err),
+        }
     };
     let Some(reply_to) = reply_to else {
         tracing::warn!(%id, %procedure, "request without reply_to: its result is dropped");

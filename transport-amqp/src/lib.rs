@@ -58,7 +58,8 @@
 //! # Layout
 //! - [`url`](AmqpUrl) (`url.rs`): the broker URL from flag, environment or default, shown
 //!   without its password.
-//! - [`AmqpConfig`] (`config.rs`): URL, reply mode, queue durability, reconnection delays.
+//! - [`AmqpConfig`] (`config.rs`): URL, reply mode, queue durability, reconnection delays,
+//!   the largest request body a consumer decodes.
 //! - [`topology`]: the queue and exchange declarations, flag for flag as aio-pika's.
 //! - [`message`]: request and reply properties, bodies in each encoding, the JSON error shape.
 //! - `reconnect.rs`: connecting, backoff between attempts.
@@ -81,7 +82,7 @@ pub mod topology;
 mod url;
 
 pub use client::AmqpTransport;
-pub use config::{AmqpConfig, ReplyMode};
+pub use config::{AmqpConfig, ReplyMode, DEFAULT_MAX_BODY};
 pub use consumer::{serve, AmqpServer};
 pub use rpc::Rpc;
 pub use url::{AmqpUrl, DEFAULT_URL, URL_VARIABLES};
