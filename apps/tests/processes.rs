@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{assert_each_answered_once, run, summary, Consumer};
+use support::{assert_each_answered_once, run, summary, Consumer, Producer};
 
 fn producer(args: &[&str]) -> Vec<String> {
     args.iter().map(|a| a.to_string()).collect()
@@ -132,81 +132,42 @@ fn sigint_mid_task_still_delivers_the_result() {
 /// calls every task it had accepted, and its summary counts each exactly once.
 #[test]
 fn producer_ctrl_c_answers_every_accepted_task() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-
     let consumer = Consumer::start(&["--transport", "tcp", "--no-model"]);
-    let mut producer = Command::new(env!("CARGO_BIN_EXE_producer"))
-        .args(producer(&[
-            "--transport",
-            "tcp",
-            &consumer.port.to_string(),
-            "--interval",
-            "0.005",
-            "--mix",
-            "fibonacci",
-            "--fibonacci-max",
-            "2000000",
-            "--queue",
-            "4",
-            "--concurrency",
-            "4",
-            "--seed",
-            "11",
-        ]))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the producer");
-    let stderr = producer.stderr.take().expect("producer stderr");
-    let (results, seen) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("result #") {
-                let _ = results.send(());
-            }
-            lines.push(line);
-        }
-        lines
-    });
-    for _ in 0..3 {
-        seen.recv_timeout(Duration::from_secs(60))
-            .expect("the producer logs results");
-    }
-    let interrupt = Command::new("kill")
-        .args(["-INT", &producer.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(interrupt.success());
-    let status = producer.wait().expect("the producer exits");
-    let lines = reader.join().expect("reader thread");
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(&mut producer.stdout.take().expect("stdout"), &mut stdout)
-        .expect("read the summary");
+    let mut producer = Producer::spawn(&producer(&[
+        "--transport",
+        "tcp",
+        &consumer.port.to_string(),
+        "--interval",
+        "0.005",
+        "--mix",
+        "fibonacci",
+        "--fibonacci-max",
+        "2000000",
+        "--queue",
+        "4",
+        "--concurrency",
+        "4",
+        "--seed",
+        "11",
+    ]));
+    producer.wait_for_results(3, Duration::from_secs(60));
+    producer.interrupt();
+    let run = producer.finish();
 
-    let ids = |marker: &str| -> Vec<u64> {
-        let mut ids: Vec<u64> = lines
-            .iter()
-            .filter_map(|line| line.split(marker).nth(1))
-            .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
-            .collect();
-        ids.sort_unstable();
-        ids
-    };
-    let added = ids("task added: #");
-    let answered = ids("result #");
+    let added = run.ids("task added: #");
+    let answered = run.ids("result #");
     assert!(
-        lines.iter().any(|l| l.contains("shutting down")),
+        run.lines.iter().any(|l| l.contains("shutting down")),
         "no shutdown logged"
     );
     assert!(!added.is_empty());
     assert_eq!(answered, added, "every accepted task answered exactly once");
     let n = added.len();
     assert!(
-        stdout.contains(&format!("summary: {n} tasks, {n} ok, 0 failed")),
-        "{stdout}"
+        run.stdout
+            .contains(&format!("summary: {n} tasks, {n} ok, 0 failed")),
+        "{}",
+        run.stdout
     );
-    assert!(status.success(), "producer exit status {status}");
+    assert!(run.status.success(), "producer exit status {}", run.status);
 }

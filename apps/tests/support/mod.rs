@@ -184,3 +184,111 @@ pub fn assert_each_answered_once(output: &Output, count: u64) {
     );
     assert!(output.status.success(), "producer failed: {summary}");
 }
+
+/// A producer process whose log is read as it runs, for tests that act during a run.
+pub struct Producer {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+/// What a producer run left: its log lines, its stdout (the summary) and its exit status.
+pub struct Finished {
+    pub lines: Vec<String>,
+    pub stdout: String,
+    pub status: std::process::ExitStatus,
+}
+
+impl Producer {
+    /// Starts `producer` with `args`; its log lines are collected as they come.
+    pub fn spawn(args: &[String]) -> Producer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_producer"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the producer binary");
+        let stderr = child.stderr.take().expect("producer stderr");
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[producer] {line}");
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Producer {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Takes in the lines logged so far, so that the next wait counts only later results.
+    pub fn drain(&mut self) {
+        self.seen.extend(self.lines.try_iter());
+    }
+
+    /// Waits until `count` more results (`result #`) are logged; panics after `timeout`.
+    pub fn wait_for_results(&mut self, count: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut results = 0;
+        while results < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("{results}/{count} results, then {e}"));
+            results += usize::from(line.contains("result #"));
+            self.seen.push(line);
+        }
+    }
+
+    /// Sends SIGINT (Ctrl-C) to the producer.
+    pub fn interrupt(&self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -INT failed");
+    }
+
+    /// Waits for the producer to exit and returns what it logged and printed.
+    pub fn finish(mut self) -> Finished {
+        let status = self.child.wait().expect("the producer exits");
+        self.seen.extend(self.lines.iter());
+        let mut stdout = String::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            std::io::Read::read_to_string(&mut out, &mut stdout).expect("read the summary");
+        }
+        Finished {
+            lines: std::mem::take(&mut self.seen),
+            stdout,
+            status,
+        }
+    }
+}
+
+impl Finished {
+    /// The task ids that follow `marker` (`task added: #`, `result #`, `failed #`), sorted.
+    pub fn ids(&self, marker: &str) -> Vec<u64> {
+        let mut ids: Vec<u64> = self
+            .lines
+            .iter()
+            .filter_map(|line| line.split(marker).nth(1))
+            .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
