@@ -23,9 +23,15 @@ impl Consumer {
     /// Starts `consumer` with `args` (plus `--port <port>` for TCP; 0 picks a free port) and
     /// waits until it serves: the way to restart a TCP consumer where its producers expect it.
     pub fn start_on(args: &[&str], port: u16) -> Consumer {
+        Consumer::start_logging(args, port, "info")
+    }
+
+    /// [`Consumer::start_on`] with the log filtered by `filter` (`RUST_LOG`), which must keep
+    /// the info line that says it serves.
+    pub fn start_logging(args: &[&str], port: u16, filter: &str) -> Consumer {
         let tcp = !args.contains(&"amqp");
         let mut command = Command::new(env!("CARGO_BIN_EXE_consumer"));
-        command.args(args).env("RUST_LOG", "info");
+        command.args(args).env("RUST_LOG", filter);
         if tcp {
             command.args(["--port", &port.to_string()]);
         }
