@@ -149,6 +149,10 @@ fn too_large(len: usize, max_frame: usize) -> RpcError {
 #[derive(Debug)]
 pub(crate) struct Codec<In, Out> {
     frames: LengthDelimitedCodec,
+    /// The body length of the frame being received, once the length-delimited codec has
+    /// consumed its prefix and until the whole body is in: an end of stream then cuts a frame
+    /// short, even with no byte of its body buffered.
+    partial: Option<usize>,
     max_frame: usize,
     max_encode: usize,
     _types: PhantomData<fn(Out) -> In>,
@@ -176,6 +180,7 @@ impl<In, Out> Codec<In, Out> {
             .new_codec();
         Self {
             frames,
+            partial: None,
             max_frame,
             max_encode: max_frame,
             _types: PhantomData,
@@ -188,10 +193,20 @@ impl<In: DeserializeOwned, Out> Decoder for Codec<In, Out> {
     type Error = RpcError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<In>, RpcError> {
+        let prefix = src
+            .get(..LENGTH_BYTES)
+            .and_then(|head| Some(u32::from_be_bytes(head.try_into().ok()?) as usize));
         // The length-delimited codec fails only on an oversized length prefix.
         match self.frames.decode(src) {
-            Ok(Some(body)) => from_bincode(&body).map(Some),
-            Ok(None) => Ok(None),
+            Ok(Some(body)) => {
+                self.partial = None;
+                from_bincode(&body).map(Some)
+            }
+            Ok(None) => {
+                // A whole prefix was there: the codec consumed it and waits for the body.
+                self.partial = self.partial.or(prefix);
+                Ok(None)
+            }
             Err(_) => Err(RpcError::Protocol(format!(
                 "frame exceeds the limit of {} bytes",
                 self.max_frame
@@ -200,11 +215,15 @@ impl<In: DeserializeOwned, Out> Decoder for Codec<In, Out> {
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<In>, RpcError> {
-        match self.decode(src)? {
-            Some(frame) => Ok(Some(frame)),
-            None if src.is_empty() => Ok(None),
-            None => Err(RpcError::Protocol(format!(
-                "connection closed inside a frame ({} bytes left over)",
+        match (self.decode(src)?, self.partial) {
+            (Some(frame), _) => Ok(Some(frame)),
+            (None, Some(len)) => Err(RpcError::Protocol(format!(
+                "connection closed inside a frame ({} of its {len} bytes received)",
+                src.len()
+            ))),
+            (None, None) if src.is_empty() => Ok(None),
+            (None, None) => Err(RpcError::Protocol(format!(
+                "connection closed inside a frame's length prefix ({} of {LENGTH_BYTES} bytes)",
                 src.len()
             ))),
         }
@@ -310,6 +329,38 @@ mod tests {
             ServerCodec::new(64).decode(&mut buf),
             Err(RpcError::Protocol(_))
         ));
+    }
+
+    #[test]
+    fn the_end_of_stream_inside_a_frame_is_a_protocol_error() {
+        // A length prefix alone, a prefix and part of its body, part of a prefix.
+        for (bytes, says) in [
+            (&[0, 0, 0, 9][..], "0 of its 9 bytes"),
+            (&[0, 0, 0, 9, 1, 2][..], "2 of its 9 bytes"),
+            (&[0, 0][..], "2 of 4 bytes"),
+        ] {
+            let mut codec = ServerCodec::new(64);
+            let mut buf = BytesMut::from(bytes);
+            assert!(matches!(codec.decode(&mut buf), Ok(None)));
+            match codec.decode_eof(&mut buf) {
+                Err(RpcError::Protocol(message)) => {
+                    assert!(message.contains("closed inside a frame"), "{message}");
+                    assert!(message.contains(says), "{message}");
+                }
+                other => panic!("{bytes:?}: {other:?}"),
+            }
+        }
+        // Between frames, the end of the stream is a clean end.
+        let mut buf = BytesMut::new();
+        ClientCodec::new(64)
+            .encode(ClientMessage::Ping, &mut buf)
+            .unwrap();
+        let mut codec = ServerCodec::new(64);
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Ok(Some(ClientMessage::Ping))
+        ));
+        assert!(matches!(codec.decode_eof(&mut buf), Ok(None)));
     }
 
     /// 10,000 cases per property by default; `RPC_PROPTEST_CASES` for more.

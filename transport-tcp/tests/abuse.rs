@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use rand::{Rng, SeedableRng};
-use rpc_core::{Client, RpcError};
+use rpc_core::encoding::{from_bincode, to_bincode};
+use rpc_core::{Call, Client, Encoding, Reply, Request, RpcError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use transport_tcp::{Server, ServerConfig};
+use transport_tcp::{Server, ServerConfig, DEFAULT_MAX_FRAME};
 
 /// Hello, protocol 1, replies up to 16 MiB.
 const HELLO: [u8; 16] = [0, 0, 0, 12, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1];
@@ -185,5 +186,179 @@ async fn another_protocol_version_is_refused() {
     // An `Error` frame (variant 2) carrying `Protocol` (7), then the connection is closed.
     assert_eq!(&answer[4..12], &[2, 0, 0, 0, 7, 0, 0, 0], "{answer:?}");
     assert!(String::from_utf8_lossy(&answer).contains("version 2"));
+    server.shutdown().await;
+}
+
+/// A `Request` frame (variant 1) for `procedure` with bincode `args`, as a producer sends it.
+fn request_frame(id: u64, procedure: &str, args: Vec<u8>) -> Vec<u8> {
+    let call = Call::new(procedure, Encoding::Bincode, args).with_timeout(Duration::from_secs(30));
+    let body = to_bincode(&(1u32, Request { id, call })).expect("encode a request");
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    frame
+}
+
+/// Connects and completes the handshake.
+async fn handshake(server: &Server) -> TcpStream {
+    let mut stream = TcpStream::connect(server.local_addr())
+        .await
+        .expect("connect");
+    stream.write_all(&HELLO).await.expect("hello");
+    let mut welcome = [0u8; 20];
+    stream.read_exact(&mut welcome).await.expect("welcome");
+    assert_eq!(&welcome[..8], &[0, 0, 0, 16, 0, 0, 0, 0], "{welcome:?}");
+    stream
+}
+
+/// The message of the `Error` frame carrying `Protocol` (7) that starts `frames`, if it does.
+fn protocol_error(frames: &[u8]) -> Option<String> {
+    let body = frames.get(4..)?;
+    if body.get(..8)? != [2, 0, 0, 0, 7, 0, 0, 0] {
+        return None;
+    }
+    let len = u64::from_le_bytes(body.get(8..16)?.try_into().ok()?) as usize;
+    let message = body.get(16..16usize.checked_add(len)?)?;
+    Some(String::from_utf8_lossy(message).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_one_byte_over_the_limit_is_a_protocol_error() {
+    let server = server(ServerConfig::default()).await;
+    let mut stream = handshake(&server).await;
+    let over = u32::try_from(DEFAULT_MAX_FRAME + 1).expect("the limit fits a prefix");
+    stream.write_all(&over.to_be_bytes()).await.expect("prefix");
+    stream.write_all(&[1, 0, 0, 0]).await.expect("body");
+    let answer = read_to_close(&mut stream).await;
+    let message = protocol_error(&answer).unwrap_or_else(|| panic!("{answer:?}"));
+    assert!(message.contains("exceeds the limit"), "{message}");
+    still_serves(&server).await;
+    server.shutdown().await;
+
+    // At a small limit: a frame of exactly the limit is served, one byte more is refused.
+    let mut config = ServerConfig::default();
+    config.max_frame = 256;
+    let server = self::server(config).await;
+    let base = request_frame(1, "work.echo", to_bincode(&("",)).expect("args")).len() - 4;
+    for (len, served) in [(256, true), (257, false)] {
+        let text = "x".repeat(len - base);
+        let frame = request_frame(1, "work.echo", to_bincode(&(text.as_str(),)).expect("args"));
+        assert_eq!(frame.len() - 4, len);
+        let mut stream = handshake(&server).await;
+        stream.write_all(&frame).await.expect("request");
+        if served {
+            let mut prefix = [0u8; 4];
+            stream.read_exact(&mut prefix).await.expect("reply");
+            let mut body = vec![0u8; u32::from_be_bytes(prefix) as usize];
+            stream.read_exact(&mut body).await.expect("reply body");
+            assert_eq!(&body[..4], &[1, 0, 0, 0], "a reply: {body:?}");
+            let reply: Reply = from_bincode(&body[4..]).expect("decode the reply");
+            let echoed: String = from_bincode(&reply.into_result().expect("ok")).expect("text");
+            assert_eq!(echoed, text);
+        } else {
+            let answer = read_to_close(&mut stream).await;
+            let message = protocol_error(&answer).unwrap_or_else(|| panic!("{answer:?}"));
+            assert!(message.contains("exceeds the limit of 256"), "{message}");
+        }
+    }
+    still_serves(&server).await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_frames_are_protocol_errors() {
+    let server = server(ServerConfig::default()).await;
+    let whole = request_frame(1, "work.echo", to_bincode(&("cut short",)).expect("args"));
+    // Half a request, a length prefix alone, half a length prefix, and (with no hello) three
+    // zero bytes.
+    let cases: [(bool, &[u8]); 4] = [
+        (true, &whole[..whole.len() / 2]),
+        (true, &whole[..4]),
+        (true, &whole[..2]),
+        (false, &[0, 0, 0]),
+    ];
+    for (hello, bytes) in cases {
+        let mut stream = match hello {
+            true => handshake(&server).await,
+            false => TcpStream::connect(server.local_addr())
+                .await
+                .expect("connect"),
+        };
+        stream.write_all(bytes).await.expect("truncated frame");
+        stream.shutdown().await.expect("half-close");
+        let answer = read_to_close(&mut stream).await;
+        let message = protocol_error(&answer).unwrap_or_else(|| panic!("{bytes:?}: {answer:?}"));
+        assert!(message.contains("closed inside a frame"), "{message}");
+    }
+    still_serves(&server).await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_runs_at_most_max_in_flight_calls() {
+    let mut config = ServerConfig::default();
+    config.max_in_flight = 2;
+    let server = Server::bind("127.0.0.1:0", common::registry(4), config)
+        .await
+        .expect("bind");
+    let mut stream = handshake(&server).await;
+    let args = to_bincode(&("in-flight", 1500u64)).expect("args");
+    for id in 1..=6 {
+        let frame = request_frame(id, "work.slow", args.clone());
+        stream.write_all(&frame).await.expect("request");
+    }
+    // Four workers are free, but the connection holds only two calls: the others wait unread.
+    common::eventually(Duration::from_secs(10), "two calls run", || {
+        common::runs("in-flight") >= 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(common::runs("in-flight"), 2);
+    let mut prefix = [0u8; 4];
+    stream.read_exact(&mut prefix).await.expect("a reply");
+    common::eventually(Duration::from_secs(10), "the next call runs", || {
+        common::runs("in-flight") > 2
+    })
+    .await;
+    drop(stream);
+    still_serves(&server).await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_held_back_then_dropped() {
+    let mut config = ServerConfig::default();
+    config.max_in_flight = 4;
+    config.write_timeout = Duration::from_secs(1);
+    let server = self::server(config).await;
+    let stream = handshake(&server).await;
+    let (_unread, mut write) = stream.into_split();
+    // Each request is 4 KiB and asks for 16 KiB back: the budget is 64 MiB of requests, far
+    // more than the sockets' buffers hold, and would be 256 MiB of replies held unsent.
+    let text = "x".repeat(4096);
+    let frame = request_frame(1, "work.repeat", to_bincode(&(text, 4usize)).expect("args"));
+    const BUDGET: usize = 16_384;
+    let pushed = tokio::time::timeout(Duration::from_secs(60), async {
+        for sent in 0..BUDGET {
+            if let Err(err) = write.write_all(&frame).await {
+                return (sent, Some(err));
+            }
+        }
+        (BUDGET, None)
+    });
+    let (sent, err) = pushed
+        .await
+        .expect("the consumer drops the connection in time");
+    // The consumer stopped reading (back-pressure), then closed the connection it could not
+    // write to: the write fails rather than blocking or succeeding forever.
+    assert!(sent < BUDGET, "the consumer read every request");
+    let err = err.expect("the write failed");
+    assert!(
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+        "{err}"
+    );
+    still_serves(&server).await;
     server.shutdown().await;
 }
