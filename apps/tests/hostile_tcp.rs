@@ -120,17 +120,6 @@ fn protocol_error(frames: &[u8]) -> Option<String> {
     Some(String::from_utf8_lossy(message).into_owned())
 }
 
-/// The consumer's `field` (`VmRSS`, `VmHWM`) from /proc, in bytes.
-fn memory(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.trim().strip_suffix("kB")?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in {status}"));
-    kib * 1024
-}
-
 /// This process's soft limit on open files.
 fn open_files_limit() -> u64 {
     let limits = std::fs::read_to_string("/proc/self/limits").expect("read /proc/self/limits");
@@ -384,7 +373,7 @@ fn hostile_clients_cost_a_tcp_consumer_only_their_own_connections() {
         "this test holds {needed} sockets; the open-file limit is {limit} (raise `ulimit -n`)"
     );
     let consumer = Consumer::start(&["--transport", "tcp", "--no-model"]);
-    let (port, pid) = (consumer.port, consumer.child.id());
+    let port = consumer.port;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -392,7 +381,7 @@ fn hostile_clients_cost_a_tcp_consumer_only_their_own_connections() {
         .expect("a runtime");
     let limits = limits();
     let drop_within = limits.write_timeout + Duration::from_secs(90);
-    let baseline = memory(pid, "VmRSS");
+    let baseline = consumer.memory("VmRSS").expect("the consumer runs");
 
     let report = runtime.block_on(async {
         // The well-behaved client, from the start to the end.
@@ -498,7 +487,7 @@ fn hostile_clients_cost_a_tcp_consumer_only_their_own_connections() {
     });
     let (slow, deaf, silent_closed, held, rounds, round_failures, ok, failures) = report;
 
-    let peak = memory(pid, "VmHWM");
+    let peak = consumer.memory("VmHWM").expect("the consumer runs");
     let mut consumer = consumer;
     assert!(
         consumer

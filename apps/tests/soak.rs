@@ -66,7 +66,7 @@ struct Outcome {
 }
 
 /// Restarts the two consumers by turns every `every` until `stop`; returns the restarts made
-/// and the largest peak RSS (KiB) any consumer instance reached.
+/// and the largest peak RSS (bytes) any consumer instance reached.
 fn restart_by_turns(
     args: &'static [&'static str],
     mut consumers: [Consumer; 2],
@@ -74,7 +74,7 @@ fn restart_by_turns(
     stop: Arc<AtomicBool>,
 ) -> (Vec<String>, u64) {
     let mut restarts = Vec::new();
-    let mut peak_kib = 0;
+    let mut peak = 0;
     let mut turn = 0usize;
     let mut next = Instant::now() + every;
     while !stop.load(Ordering::Relaxed) {
@@ -87,7 +87,7 @@ fn restart_by_turns(
         let signal = if turn % 4 < 2 { "INT" } else { "KILL" };
         turn += 1;
         let consumer = &mut consumers[which];
-        peak_kib = peak_kib.max(consumer.peak_rss_kib().unwrap_or(0));
+        peak = peak.max(consumer.memory("VmHWM").unwrap_or(0));
         consumer.signal(signal);
         consumer.wait_exit(Duration::from_secs(60));
         let port = consumer.port;
@@ -95,9 +95,9 @@ fn restart_by_turns(
         restarts.push(format!("consumer {which} by SIG{signal}"));
     }
     for consumer in &consumers {
-        peak_kib = peak_kib.max(consumer.peak_rss_kib().unwrap_or(0));
+        peak = peak.max(consumer.memory("VmHWM").unwrap_or(0));
     }
-    (restarts, peak_kib)
+    (restarts, peak)
 }
 
 fn soak(transport: TransportKind, seconds: u64, calls: u64, every: Duration) {
@@ -181,7 +181,7 @@ fn soak(transport: TransportKind, seconds: u64, calls: u64, every: Duration) {
     });
     let elapsed = started.elapsed();
     stop.store(true, Ordering::Relaxed);
-    let (restarts, peak_kib) = restarter.join().expect("the restarter thread");
+    let (restarts, peak) = restarter.join().expect("the restarter thread");
 
     let outcome = outcome.lock().expect("outcome lock");
     let failed: u64 = outcome.errors.values().sum();
@@ -202,7 +202,7 @@ fn soak(transport: TransportKind, seconds: u64, calls: u64, every: Duration) {
         millis(outcome.latencies.iter().max().copied()),
         restarts.len(),
         restarts.join(", "),
-        peak_kib as f64 / 1024.0,
+        peak as f64 / (1 << 20) as f64,
     );
     assert_eq!(lost, 0, "a call without an outcome");
     assert_eq!(outcome.wrong, 0, "wrong answers");

@@ -100,11 +100,15 @@ impl Consumer {
         self.log.lock().unwrap().clone()
     }
 
-    /// The process's peak resident memory so far (`VmHWM`), in KiB; `None` once it has exited.
-    pub fn peak_rss_kib(&self) -> Option<u64> {
+    /// The process's memory `field` from /proc (`VmRSS` now, `VmHWM` the peak so far), in
+    /// bytes; `None` once it has exited.
+    pub fn memory(&self, field: &str) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        line.split_whitespace().nth(1)?.parse().ok()
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|rest| rest.trim().strip_suffix("kB")?.trim().parse().ok())?;
+        Some(kib * 1024)
     }
 
     /// Sends `signal` (e.g. "INT", "KILL") to the process.
