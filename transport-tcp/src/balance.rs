@@ -1,6 +1,9 @@
 //! Balancing: which consumer takes a call. Each has room for its capacity plus a few queued
-//! calls; a call takes the least loaded one with room, or waits for a place.
+//! calls; a call takes the least loaded one with room, or waits for a place in a first come,
+//! first served line: a freed place goes to the call that has waited longest, never to one
+//! that just arrived, so no call waits behind calls made after it.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -28,6 +31,10 @@ struct State {
     consumers: Vec<Consumer>,
     /// Where the next search starts, so that ties go round the consumers.
     next: usize,
+    /// The tickets of the calls waiting for a place, oldest first.
+    line: VecDeque<u64>,
+    /// The next ticket given out.
+    tickets: u64,
 }
 
 #[derive(Default)]
@@ -49,7 +56,12 @@ impl Shared {
             addrs,
             config,
             stop,
-            state: Mutex::new(State { consumers, next: 0 }),
+            state: Mutex::new(State {
+                consumers,
+                next: 0,
+                line: VecDeque::new(),
+                tickets: 0,
+            }),
             changed: Notify::new(),
             waiting: AtomicUsize::new(0),
         }
@@ -74,17 +86,22 @@ impl Shared {
             .collect()
     }
 
-    /// A place on the least loaded consumer that is up, waiting for one when all are full or
-    /// down; the flag says whether it waited.
+    /// A place on the least loaded consumer that is up, waiting in line for one when all are
+    /// full or down, or when other calls already wait; the flag says whether it waited.
     pub(crate) async fn acquire(
         &self,
         deadline: Instant,
     ) -> Result<(Place<'_>, Arc<Connection>, bool), RpcError> {
         let queued = self.config.queued_per_consumer;
-        if let Pick::Chosen(index, connection) = self.lock().pick(queued) {
-            return Ok((Place::new(self, index), connection, false));
-        }
-        let _waiting = Waiting::new(&self.waiting);
+        let ticket = {
+            let mut state = self.lock();
+            if state.line.is_empty() {
+                if let Pick::Chosen(index, connection) = state.pick(queued) {
+                    return Ok((Place::new(self, index), connection, false));
+                }
+            }
+            Ticket::new(self, &mut state)
+        };
         let mut down_since = None;
         loop {
             let changed = self.changed.notified();
@@ -92,8 +109,15 @@ impl Shared {
             changed.as_mut().enable();
             let wake_at = {
                 let mut state = self.lock();
-                match state.pick(queued) {
+                let pick = match state.line.front() == Some(&ticket.id) {
+                    true => state.pick(queued),
+                    false => state.waiting_pick(),
+                };
+                match pick {
                     Pick::Chosen(index, connection) => {
+                        state.line.pop_front();
+                        drop(state);
+                        ticket.served();
                         return Ok((Place::new(self, index), connection, true));
                     }
                     Pick::Full => {
@@ -166,6 +190,21 @@ impl State {
         }
     }
 
+    /// For a call in line behind others: `Full` while some consumer is up (the calls ahead
+    /// take the places first), `Down` when none is.
+    fn waiting_pick(&self) -> Pick {
+        let up = self.consumers.iter().any(|c| {
+            c.connection
+                .as_ref()
+                .is_some_and(|connection| !connection.is_closed())
+        });
+        if up {
+            Pick::Full
+        } else {
+            Pick::Down
+        }
+    }
+
     fn describe(&self, addrs: &[String]) -> String {
         let reasons: Vec<String> = addrs
             .iter()
@@ -209,19 +248,46 @@ impl Shared {
     }
 }
 
-/// Counts a call among those waiting for a place while it lives.
-struct Waiting<'a>(&'a AtomicUsize);
+/// A call's place in the line of calls waiting for a consumer. Leaving the line unserved
+/// (its call timed out or was dropped) lets the next in line move up.
+struct Ticket<'a> {
+    shared: &'a Shared,
+    id: u64,
+    served: bool,
+}
 
-impl<'a> Waiting<'a> {
-    fn new(count: &'a AtomicUsize) -> Self {
-        count.fetch_add(1, Ordering::SeqCst);
-        Self(count)
+impl<'a> Ticket<'a> {
+    /// Joins the end of the line.
+    fn new(shared: &'a Shared, state: &mut State) -> Self {
+        let id = state.tickets;
+        state.tickets += 1;
+        state.line.push_back(id);
+        shared.waiting.fetch_add(1, Ordering::SeqCst);
+        Self {
+            shared,
+            id,
+            served: false,
+        }
+    }
+
+    /// Out of the line with a place (the caller popped it): the next in line may take one too.
+    fn served(mut self) {
+        self.served = true;
     }
 }
 
-impl Drop for Waiting<'_> {
+impl Drop for Ticket<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        if !self.served {
+            let id = self.id;
+            self.shared.lock().line.retain(|&t| t != id);
+        }
+        self.shared.waiting.fetch_sub(1, Ordering::SeqCst);
+        // The next in line may find a place: a served ticket took one of perhaps several free,
+        // and a ticket that gave up was perhaps at the front.
+        if self.shared.waiting.load(Ordering::SeqCst) > 0 {
+            self.shared.changed.notify_waiters();
+        }
     }
 }
 

@@ -360,3 +360,55 @@ async fn a_consumer_that_stops_answering_is_taken_out_of_rotation() {
     .await;
     hung_task.abort();
 }
+
+/// Calls beyond the consumers' room wait in a first come, first served line: a call made
+/// later never takes a freed place ahead of one already waiting. 16 callers each make 40 calls
+/// one after another against one consumer with room for 3; a call is overtaken when a call
+/// made after it is answered before it. Without the line, a caller whose call was just
+/// answered takes the freed place at once, and calls already waiting are overtaken again and
+/// again.
+#[tokio::test]
+async fn waiting_calls_are_served_first_come_first_served() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let a = Consumer::start("127.0.0.1:0", 1, ServerConfig::default());
+    let pool = common::pool(&[&a]);
+    all_up(&pool).await;
+    let client = client(&pool, Duration::from_secs(30));
+    let clock = Arc::new(AtomicU64::new(0));
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let callers = (0..16).map(|caller| {
+        let (client, clock, calls) = (client.clone(), clock.clone(), calls.clone());
+        tokio::spawn(async move {
+            for i in 0..40 {
+                let made = clock.fetch_add(1, Ordering::SeqCst);
+                let tag = format!("{caller}.{i}");
+                let echo: Result<String, RpcError> = client.call("work.echo", &(&tag,)).await;
+                assert_eq!(echo.as_deref(), Ok(tag.as_str()));
+                let answered = clock.fetch_add(1, Ordering::SeqCst);
+                calls.lock().unwrap().push((made, answered));
+            }
+        })
+    });
+    for caller in join_all(callers).await {
+        caller.expect("caller task");
+    }
+    let calls = calls.lock().unwrap();
+    let most_overtaken = calls
+        .iter()
+        .map(|&(made, answered)| {
+            calls
+                .iter()
+                .filter(|&&(m, a)| m > made && a < answered)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    // Calls already sent to the consumer can finish in any order among themselves (its
+    // worker and its replies), so allow the consumer's room of 3 and no more.
+    assert!(
+        most_overtaken <= 3,
+        "a call was overtaken by {most_overtaken} calls made after it"
+    );
+}
