@@ -19,11 +19,13 @@ use crate::{supervisor, PoolConfig};
 ///   pool connects. A call goes to the consumer with the fewest outstanding calls for its
 ///   capacity; each consumer holds at most `capacity + queued_per_consumer` calls, and calls
 ///   beyond that wait here, so that a slow task on one consumer never holds up work that
-///   another could do.
+///   another could do. They wait in line: a freed place goes to the call that has waited
+///   longest, never to one made after it.
 /// - **Faults**: a consumer that refuses connections, breaks one, or stops answering pings
 ///   (`heartbeat_interval`) is out of rotation and probed back with exponential backoff
-///   (`backoff_min` to `backoff_max`); it rejoins as soon as a probe succeeds. With no consumer up, a call waits at most `no_consumer_wait`, then
-///   fails with [`RpcError::NoConsumer`].
+///   (`backoff_min` to `backoff_max`); it rejoins as soon as a probe succeeds. With no
+///   consumer up, a call waits at most `no_consumer_wait`, then fails with
+///   [`RpcError::NoConsumer`].
 /// - **At-least-once**: a call whose connection broke before its reply is sent again, to
 ///   another consumer when one is up, at most `max_retries` times. The consumer that lost
 ///   the connection may have run it already: procedures called through a pool should be
