@@ -8,44 +8,18 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use lapin::options::{BasicPublishOptions, QueueBindOptions};
+use lapin::options::QueueBindOptions;
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Consumer};
+use lapin::{BasicProperties, Channel};
 use rpc_core::{Call, Client, Encoding, ErrorKind, Registry, RpcError};
 use transport_amqp::message::{decode_reply, request_properties, MessageType};
 use transport_amqp::topology::{long_string, DLX_NAME};
 use transport_amqp::{AmqpServer, AmqpTransport, DEFAULT_MAX_BODY};
 
 use support::{
-    client, config, delete_queues, eventually, queue_counts, raw_channel, raw_reply_queue, runtime,
-    serve, unique, Counter, First,
+    client, config, delete_queues, emptied, next_reply, publish, raw_channel, raw_reply_queue,
+    runtime, serve, unique, Counter, First,
 };
-
-/// Publishes `body` to `queue` through the default exchange, by hand.
-async fn publish(channel: &Channel, queue: &str, properties: BasicProperties, body: &[u8]) {
-    channel
-        .basic_publish(
-            "".into(),
-            queue.into(),
-            BasicPublishOptions::default(),
-            body,
-            properties,
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("published");
-}
-
-/// The next message on `replies`, within a generous 30 s.
-async fn next_reply(replies: &mut Consumer) -> lapin::message::Delivery {
-    tokio::time::timeout(Duration::from_secs(30), replies.next())
-        .await
-        .expect("a reply in time")
-        .expect("the reply consumer ended")
-        .expect("a delivery")
-}
 
 /// A JSON request `{"tag": "<tag>xxx..."}` of exactly `len` bytes.
 fn json_body_of_len(tag: &str, len: usize) -> Vec<u8> {
@@ -56,13 +30,21 @@ fn json_body_of_len(tag: &str, len: usize) -> Vec<u8> {
     body
 }
 
-/// True once `queue` holds no message, acked or not: called after its consumer stopped,
-/// since a stopping consumer's unacked messages go back to the queue.
-async fn emptied(channel: &Channel, queue: &str) -> bool {
-    eventually(Duration::from_secs(10), || async {
-        queue_counts(channel, queue).await.0 == 0
-    })
-    .await
+/// After a hostile request for `tag` to `<name>.count` (a [`Counter`]): the consumer still
+/// serves, the request never ran (the count for `tag` is 1 with this call), and it was acked,
+/// not requeued (once the consumer is gone nothing is left in its queue; an unacked request
+/// would be back in it). Stops the consumer and deletes the queue.
+async fn never_ran_and_acked(server: AmqpServer, channel: &Channel, name: &str, tag: &str) {
+    let queue = format!("{name}.count");
+    let client = client().await.with_timeout(Duration::from_secs(10));
+    assert_eq!(
+        client.call::<_, u64>(&queue, &(tag,)).await,
+        Ok(1),
+        "the consumer serves, and the hostile request did not run"
+    );
+    server.shutdown().await;
+    assert!(emptied(channel, &queue).await, "the queue emptied");
+    delete_queues(name, &["count"]).await;
 }
 
 #[test]
@@ -133,19 +115,7 @@ fn a_body_over_the_limit_gets_a_protocol_error_undecoded_and_is_acked() {
         let expected = format!("{} bytes exceeds the limit of {LIMIT} bytes", LIMIT + 1);
         assert!(err.message().contains(&expected), "{err}");
 
-        // The consumer keeps serving, and the oversized request never ran.
-        let client = client().await.with_timeout(Duration::from_secs(10));
-        assert_eq!(
-            client.call::<_, u64>(&queue, &(tag,)).await,
-            Ok(1),
-            "the oversized request did not run"
-        );
-
-        // Acked, not requeued: once the consumer is gone, nothing is left in the queue (an
-        // unacked request would be back in it).
-        server.shutdown().await;
-        assert!(emptied(&channel, &queue).await, "the queue emptied");
-        delete_queues(&name, &["count"]).await;
+        never_ran_and_acked(server, &channel, &name, &tag).await;
     });
 }
 
@@ -177,12 +147,8 @@ fn a_20_mib_call_against_the_default_limit_fails_fast_and_the_consumer_keeps_ser
             other => panic!("expected a protocol error, got {other:?}"),
         }
 
-        // Served afterwards, and the huge request never ran.
-        assert_eq!(client.call::<_, u64>(&queue, &(tag,)).await, Ok(1));
         let (_connection, channel) = raw_channel().await;
-        server.shutdown().await;
-        assert!(emptied(&channel, &queue).await, "the queue emptied");
-        delete_queues(&name, &["count"]).await;
+        never_ran_and_acked(server, &channel, &name, &tag).await;
     });
 }
 
@@ -247,16 +213,7 @@ fn a_request_arriving_past_its_deadline_is_answered_deadline_exceeded_and_not_ru
             Err(RpcError::DeadlineExceeded)
         );
 
-        // The procedure never ran for that tag.
-        let client = client().await.with_timeout(Duration::from_secs(10));
-        assert_eq!(
-            client.call::<_, u64>(&queue, &(tag,)).await,
-            Ok(1),
-            "the expired request did not run"
-        );
-        server.shutdown().await;
-        assert!(emptied(&channel, &queue).await, "the queue emptied");
-        delete_queues(&name, &["count"]).await;
+        never_ran_and_acked(server, &channel, &name, &tag).await;
     });
 }
 

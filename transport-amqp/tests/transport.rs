@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use lapin::options::{BasicPublishOptions, QueueBindOptions};
+use lapin::options::QueueBindOptions;
 use lapin::types::FieldTable;
 use lapin::BasicProperties;
 use rpc_core::{Call, Encoding, Registry, RpcError, Transport};
@@ -15,8 +15,8 @@ use transport_amqp::topology::{declare_dlx, declare_request_queue, long_string, 
 use transport_amqp::{AmqpTransport, ReplyMode};
 
 use support::{
-    client, config, delete_queues, eventually, queue_counts, raw_channel, raw_reply_queue, runtime,
-    serve, unique, Counter,
+    client, config, delete_queues, emptied, publish, raw_channel, raw_reply_queue, runtime, serve,
+    unique, Counter,
 };
 
 #[test]
@@ -39,27 +39,6 @@ fn unroutable_call_fails_fast() {
             started.elapsed()
         );
     });
-}
-
-/// Publishes `body` to `queue` by hand and returns the reply: (type, content type, body).
-async fn publish_by_hand(
-    channel: &lapin::Channel,
-    queue: &str,
-    properties: BasicProperties,
-    body: &[u8],
-) {
-    channel
-        .basic_publish(
-            "".into(),
-            queue.into(),
-            BasicPublishOptions::default(),
-            body,
-            properties,
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("published");
 }
 
 #[test]
@@ -106,7 +85,7 @@ fn malformed_messages_get_error_replies_and_are_not_requeued() {
             if let Some(content_type) = content_type {
                 properties = properties.with_content_type(content_type.into());
             }
-            publish_by_hand(&channel, &queue, properties, body).await;
+            publish(&channel, &queue, properties, body).await;
             let reply = tokio::time::timeout(Duration::from_secs(10), replies.next())
                 .await
                 .expect("a reply in time")
@@ -129,7 +108,7 @@ fn malformed_messages_get_error_replies_and_are_not_requeued() {
         let tag = unique("tag");
         let body = serde_json::to_vec(&serde_json::json!({ "tag": tag })).expect("json");
         let properties = BasicProperties::default().with_content_type("application/json".into());
-        publish_by_hand(&channel, &queue, properties, &body).await;
+        publish(&channel, &queue, properties, &body).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let client = client().await;
         assert_eq!(
@@ -140,13 +119,7 @@ fn malformed_messages_get_error_replies_and_are_not_requeued() {
         // Acked, not requeued: once the consumer is gone nothing is left in the queue (an
         // unacked message would be back in it; while the consumer holds it, it is not counted).
         server.shutdown().await;
-        assert!(
-            eventually(Duration::from_secs(5), || async {
-                queue_counts(&channel, &queue).await.0 == 0
-            })
-            .await,
-            "the queue emptied"
-        );
+        assert!(emptied(&channel, &queue).await, "the queue emptied");
         delete_queues(&name, &["count"]).await;
     });
 }
@@ -179,7 +152,7 @@ fn expired_request_comes_back_through_the_dead_letter_exchange() {
         let properties =
             transport_amqp::message::request_properties(&call, "expiring", &reply_queue);
         let started = Instant::now();
-        publish_by_hand(&channel, &queue, properties, b"{}").await;
+        publish(&channel, &queue, properties, b"{}").await;
         let back = tokio::time::timeout(Duration::from_secs(10), replies.next())
             .await
             .expect("dead-lettered in time")

@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection, ConnectionProperties, Consumer};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 use rpc_core::{Client, Registry};
 use transport_amqp::{AmqpConfig, AmqpServer, AmqpTransport};
 
@@ -171,4 +171,40 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a tokio runtime")
+}
+
+/// Publishes `body` to `queue` through the default exchange, by hand.
+pub async fn publish(channel: &Channel, queue: &str, properties: BasicProperties, body: &[u8]) {
+    channel
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions::default(),
+            body,
+            properties,
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("published");
+}
+
+/// The next message on `replies`, within a generous 30 s.
+pub async fn next_reply(replies: &mut Consumer) -> lapin::message::Delivery {
+    use futures::StreamExt;
+    tokio::time::timeout(Duration::from_secs(30), replies.next())
+        .await
+        .expect("a reply in time")
+        .expect("the reply consumer ended")
+        .expect("a delivery")
+}
+
+/// True once `queue` holds no message, acked or not. Call it after the queue's consumer
+/// stopped: a message a consumer holds unacked is not counted, and goes back to the queue when
+/// that consumer stops.
+pub async fn emptied(channel: &Channel, queue: &str) -> bool {
+    eventually(Duration::from_secs(10), || async {
+        queue_counts(channel, queue).await.0 == 0
+    })
+    .await
 }
