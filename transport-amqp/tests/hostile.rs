@@ -8,17 +8,14 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lapin::options::QueueBindOptions;
-use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel};
 use rpc_core::{Call, Client, Encoding, ErrorKind, Registry, RpcError};
 use transport_amqp::message::{decode_reply, request_properties, MessageType};
-use transport_amqp::topology::{long_string, DLX_NAME};
 use transport_amqp::{AmqpServer, AmqpTransport, DEFAULT_MAX_BODY};
 
 use support::{
-    client, config, delete_queues, emptied, next_reply, publish, raw_channel, raw_reply_queue,
-    runtime, serve, unique, Counter, First,
+    bind_to_dlx, client, config, delete_queues, emptied, next_reply, publish, raw_channel,
+    raw_reply_queue, runtime, serve, unique, Counter, First,
 };
 
 /// A JSON request `{"tag": "<tag>xxx..."}` of exactly `len` bytes.
@@ -150,27 +147,6 @@ fn a_20_mib_call_against_the_default_limit_fails_fast_and_the_consumer_keeps_ser
         let (_connection, channel) = raw_channel().await;
         never_ran_and_acked(server, &channel, &name, &tag).await;
     });
-}
-
-/// Binds `reply_queue` to the dead-letter exchange by its `From` header, as a client's reply
-/// queue is, so that a request expiring in its queue comes back to it.
-async fn bind_to_dlx(channel: &Channel, reply_queue: &str) {
-    transport_amqp::topology::declare_dlx(channel)
-        .await
-        .expect("declare the dlx");
-    let mut binding = FieldTable::default();
-    binding.insert("From".into(), long_string(reply_queue));
-    binding.insert("x-match".into(), long_string("any"));
-    channel
-        .queue_bind(
-            reply_queue.into(),
-            DLX_NAME.into(),
-            "".into(),
-            QueueBindOptions::default(),
-            binding,
-        )
-        .await
-        .expect("bind the reply queue to the dlx");
 }
 
 #[test]

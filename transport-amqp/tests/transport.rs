@@ -6,17 +6,15 @@ mod support;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use lapin::options::QueueBindOptions;
-use lapin::types::FieldTable;
 use lapin::BasicProperties;
 use rpc_core::{Call, Encoding, Registry, RpcError, Transport};
 use transport_amqp::message::{decode_reply, MessageType};
-use transport_amqp::topology::{declare_dlx, declare_request_queue, long_string, DLX_NAME};
+use transport_amqp::topology::declare_request_queue;
 use transport_amqp::{AmqpTransport, ReplyMode};
 
 use support::{
-    client, config, delete_queues, emptied, publish, raw_channel, raw_reply_queue, runtime, serve,
-    unique, Counter,
+    bind_to_dlx, client, config, delete_queues, emptied, publish, raw_channel, raw_reply_queue,
+    runtime, serve, unique, Counter,
 };
 
 #[test]
@@ -132,21 +130,8 @@ fn expired_request_comes_back_through_the_dead_letter_exchange() {
         declare_request_queue(&channel, &queue, &config())
             .await
             .expect("declare");
-        declare_dlx(&channel).await.expect("dlx");
         let (reply_queue, mut replies) = raw_reply_queue(&channel).await;
-        let mut binding = FieldTable::default();
-        binding.insert("From".into(), long_string(&reply_queue));
-        binding.insert("x-match".into(), long_string("any"));
-        channel
-            .queue_bind(
-                reply_queue.as_str().into(),
-                DLX_NAME.into(),
-                "".into(),
-                QueueBindOptions::default(),
-                binding,
-            )
-            .await
-            .expect("bind");
+        bind_to_dlx(&channel, &reply_queue).await;
         let call = Call::new(queue.clone(), Encoding::Json, b"{}".to_vec())
             .with_timeout(Duration::from_millis(200));
         let properties =

@@ -10,10 +10,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 use rpc_core::{Client, Registry};
+use transport_amqp::topology::{declare_dlx, long_string, DLX_NAME};
 use transport_amqp::{AmqpConfig, AmqpServer, AmqpTransport};
 
 /// A name no other test (or concurrent run) uses.
@@ -207,4 +210,23 @@ pub async fn emptied(channel: &Channel, queue: &str) -> bool {
         queue_counts(channel, queue).await.0 == 0
     })
     .await
+}
+
+/// Binds `reply_queue` to the dead-letter exchange by its `From` header, as a client's reply
+/// queue is, so that a request expiring in its queue comes back to it.
+pub async fn bind_to_dlx(channel: &Channel, reply_queue: &str) {
+    declare_dlx(channel).await.expect("declare the dlx");
+    let mut binding = FieldTable::default();
+    binding.insert("From".into(), long_string(reply_queue));
+    binding.insert("x-match".into(), long_string("any"));
+    channel
+        .queue_bind(
+            reply_queue.into(),
+            DLX_NAME.into(),
+            "".into(),
+            QueueBindOptions::default(),
+            binding,
+        )
+        .await
+        .expect("bind the reply queue to the dlx");
 }
