@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lapin::{BasicProperties, Channel};
@@ -15,7 +14,7 @@ use transport_amqp::{AmqpServer, AmqpTransport, DEFAULT_MAX_BODY};
 
 use support::{
     bind_to_dlx, client, config, delete_queues, emptied, next_reply, publish, raw_channel,
-    raw_reply_queue, runtime, serve, unique, Counter, First,
+    raw_reply_queue, runtime, serve, serve_counter, unique, Counter, First,
 };
 
 /// A JSON request `{"tag": "<tag>xxx..."}` of exactly `len` bytes.
@@ -48,13 +47,7 @@ async fn never_ran_and_acked(server: AmqpServer, channel: &Channel, name: &str, 
 fn a_body_over_the_limit_gets_a_protocol_error_undecoded_and_is_acked() {
     const LIMIT: usize = 1 << 20;
     runtime().block_on(async {
-        let name = unique("oversized");
-        let queue = format!("{name}.count");
-        let mut registry = Registry::new();
-        registry.register_as(name.clone(), Counter);
-        let server = AmqpServer::start(config().with_max_body(LIMIT), Arc::new(registry))
-            .await
-            .expect("a consumer on the broker (scripts/start_rabbitmq.sh)");
+        let (name, queue, server) = serve_counter("oversized", config().with_max_body(LIMIT)).await;
         let (_connection, channel) = raw_channel().await;
         let (reply_queue, mut replies) = raw_reply_queue(&channel).await;
         let properties = |id: &str| {
@@ -121,11 +114,7 @@ fn a_20_mib_call_against_the_default_limit_fails_fast_and_the_consumer_keeps_ser
     const HUGE: usize = 20 << 20;
     const _: () = assert!(HUGE > DEFAULT_MAX_BODY);
     runtime().block_on(async {
-        let name = unique("huge");
-        let queue = format!("{name}.count");
-        let mut registry = Registry::new();
-        registry.register_as(name.clone(), Counter);
-        let server = serve(registry).await;
+        let (name, queue, server) = serve_counter("huge", config()).await;
         let client = client().await.with_timeout(Duration::from_secs(60));
 
         // Through the ordinary client: the caller gets the consumer's protocol error.
@@ -152,11 +141,7 @@ fn a_20_mib_call_against_the_default_limit_fails_fast_and_the_consumer_keeps_ser
 #[test]
 fn a_request_arriving_past_its_deadline_is_answered_deadline_exceeded_and_not_run() {
     runtime().block_on(async {
-        let name = unique("expired");
-        let queue = format!("{name}.count");
-        let mut registry = Registry::new();
-        registry.register_as(name.clone(), Counter);
-        let server = serve(registry).await;
+        let (name, queue, server) = serve_counter("expired", config()).await;
         let (_connection, channel) = raw_channel().await;
         let (reply_queue, mut replies) = raw_reply_queue(&channel).await;
         bind_to_dlx(&channel, &reply_queue).await;

@@ -14,7 +14,7 @@ use transport_amqp::{AmqpTransport, ReplyMode};
 
 use support::{
     bind_to_dlx, client, config, delete_queues, emptied, publish, raw_channel, raw_reply_queue,
-    runtime, serve, unique, Counter,
+    runtime, serve, serve_counter, unique, Counter,
 };
 
 #[test]
@@ -42,11 +42,7 @@ fn unroutable_call_fails_fast() {
 #[test]
 fn malformed_messages_get_error_replies_and_are_not_requeued() {
     runtime().block_on(async {
-        let name = unique("malformed");
-        let queue = format!("{name}.count");
-        let mut registry = Registry::new();
-        registry.register_as(name.clone(), Counter);
-        let server = serve(registry).await;
+        let (name, queue, server) = serve_counter("malformed", config()).await;
         let (_connection, channel) = raw_channel().await;
         let (reply_queue, mut replies) = raw_reply_queue(&channel).await;
 

@@ -158,6 +158,19 @@ pub async fn serve(registry: Registry) -> AmqpServer {
         .expect("a consumer on the broker (scripts/start_rabbitmq.sh)")
 }
 
+/// A [`Counter`] served as `<prefix>-<unique>` with `config`: its name, the queue of its
+/// `count` procedure (`<name>.count`), and the consumer.
+pub async fn serve_counter(prefix: &str, config: AmqpConfig) -> (String, String, AmqpServer) {
+    let name = unique(prefix);
+    let mut registry = Registry::new();
+    registry.register_as(name.clone(), Counter);
+    let server = AmqpServer::start(config, Arc::new(registry))
+        .await
+        .expect("a consumer on the broker (scripts/start_rabbitmq.sh)");
+    let queue = format!("{name}.count");
+    (name, queue, server)
+}
+
 /// A client on the broker.
 pub async fn client() -> Client {
     Client::new(
