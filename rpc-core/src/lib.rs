@@ -51,7 +51,9 @@
 #![warn(unreachable_pub)]
 
 pub mod args;
+mod cancellation;
 mod client;
+mod deadline;
 pub mod encoding;
 mod envelope;
 mod error;
@@ -64,12 +66,14 @@ mod transport;
 mod workers;
 
 pub use args::Argument;
+pub use cancellation::Cancellation;
 pub use client::Client;
+pub use deadline::Deadline;
 pub use encoding::Encoding;
 pub use envelope::{Call, Reply, Request, DEFAULT_TIMEOUT};
 pub use error::{ErrorKind, RpcError};
 pub use handler::{CallResult, Handler, Invocation, Procedure};
-pub use registry::{deadline_after, panic_message, Registry, DEFAULT_WORKERS};
+pub use registry::{Registry, DEFAULT_WORKERS};
 pub use server_task::ServerTask;
 pub use transport::{Answer, Transport};
 
