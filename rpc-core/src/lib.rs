@@ -77,6 +77,10 @@ pub use registry::{Registry, DEFAULT_WORKERS};
 pub use server_task::ServerTask;
 pub use transport::{Answer, Transport};
 
+/// The largest message any transport carries by default: 16 MiB, for a TCP frame's body and
+/// an AMQP request's body alike. Each transport's configuration can change its own.
+pub const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
+
 /// Turns every `pub fn` of an `impl` block into a procedure `handler.method`, implements
 /// [`Handler`] for the type, and generates a typed client `<Type>Client`.
 ///
