@@ -1,6 +1,7 @@
 //! `consumer`: runs the procedures. Serves `fibonacci_generator` and `neural_analyzer` over the
 //! chosen transport until Ctrl-C or SIGTERM, then finishes and answers the tasks it holds.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -36,6 +37,11 @@ struct Args {
     /// Serve without the neural network: its calls then fail with a clear error.
     #[arg(long)]
     no_model: bool,
+
+    /// Serve Prometheus metrics (GET /metrics) on this address, e.g. 127.0.0.1:9100: calls
+    /// by procedure and outcome, run time, time waited for a worker, workers busy.
+    #[arg(long, env = "RPC_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -73,6 +79,20 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         let shutdown = shutdown_on_signal();
+        let metrics = match args.metrics_listen {
+            Some(addr) => {
+                // Installed before the registry exists, so that its first call is counted.
+                if let Err(err) = rpc_apps::prometheus::install() {
+                    eprintln!("consumer: {err}");
+                    return ExitCode::FAILURE;
+                }
+                Some(tokio::spawn(rpc_apps::prometheus::serve(
+                    addr,
+                    shutdown.clone(),
+                )))
+            }
+            None => None,
+        };
         let registry = workloads::registry(args.workers);
         tracing::info!(
             workers = args.workers,
@@ -80,7 +100,27 @@ fn main() -> ExitCode {
             registry.procedure_names(),
             args.transport.transport
         );
-        match connect::serve(&args.transport, &args.host, args.port, registry, shutdown).await {
+        let served = connect::serve(
+            &args.transport,
+            &args.host,
+            args.port,
+            registry,
+            shutdown.clone(),
+        )
+        .await;
+        shutdown.cancel();
+        if let Some(metrics) = metrics {
+            match metrics.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => {
+                    tracing::error!("metrics: {err}");
+                    eprintln!("consumer: {err}");
+                    return ExitCode::FAILURE;
+                }
+                Err(err) => tracing::error!("the metrics server failed: {err}"),
+            }
+        }
+        match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 tracing::error!("{err}");
