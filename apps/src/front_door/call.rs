@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use futures::StreamExt;
 use rpc_core::{Call, Encoding, ErrorKind, RpcError};
 use serde_json::value::RawValue;
 
@@ -57,7 +58,7 @@ pub async fn call(
         ));
         return reply::rpc_error(&err);
     };
-    let args = match read_kwargs(&headers, body, door.config.max_body, deadline).await {
+    let args = match read_kwargs(body, door.config.max_body, deadline).await {
         Ok(args) => args,
         Err(response) => return response,
     };
@@ -116,64 +117,61 @@ fn request_timeout(
     Ok(Duration::try_from_secs_f64(seconds).unwrap_or(max).min(max))
 }
 
+/// Bytes of an oversized body read and thrown away before answering 413, so that a client
+/// still sending it reads the answer instead of a reset connection; beyond this (or
+/// [`DRAIN_TIME`]) the connection is closed on it.
+const DRAIN_MAX: usize = 8 << 20;
+
+/// The longest time spent throwing away an oversized body.
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
 /// The body, at most `max` bytes, read before `deadline`, when it is one JSON object.
 ///
 /// # Errors
-/// The response to send: 413 when over the limit, 400 when not a JSON object, 504 when the
-/// body did not arrive in time.
+/// The response to send: 413 when over the limit, 400 when not a JSON object or unreadable,
+/// 504 when the body did not arrive in time.
 async fn read_kwargs(
-    headers: &HeaderMap,
     body: Body,
     max: usize,
     deadline: tokio::time::Instant,
 ) -> Result<Vec<u8>, Response> {
-    let too_large = || {
-        reply::error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Protocol",
-            &format!("the body is over the limit of {max} bytes"),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > max as u64) {
-        return Err(too_large());
-    }
-    let bytes = match tokio::time::timeout_at(deadline, axum::body::to_bytes(body, max)).await {
-        Err(_) => return Err(reply::rpc_error(&RpcError::DeadlineExceeded)),
-        Ok(Err(err)) => {
-            return Err(if over_the_limit(&err) {
-                too_large()
-            } else {
-                reply::error(
-                    StatusCode::BAD_REQUEST,
-                    "Protocol",
-                    &format!("cannot read the body: {err}"),
-                )
-            });
+    let mut chunks = body.into_data_stream();
+    let mut bytes = Vec::new();
+    loop {
+        let chunk = match tokio::time::timeout_at(deadline, chunks.next()).await {
+            Err(_) => return Err(reply::rpc_error(&RpcError::DeadlineExceeded)),
+            Ok(None) => break,
+            Ok(Some(Err(err))) => {
+                let message = format!("cannot read the body: {err}");
+                return Err(reply::error(StatusCode::BAD_REQUEST, "Protocol", &message));
+            }
+            Ok(Some(Ok(chunk))) => chunk,
+        };
+        if bytes.len() + chunk.len() > max {
+            let mut drained = bytes.len() + chunk.len();
+            drop(bytes);
+            let drain = async {
+                while let Some(Ok(chunk)) = chunks.next().await {
+                    drained += chunk.len();
+                    if drained > DRAIN_MAX {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+            return Err(reply::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Protocol",
+                &format!("the body is over the limit of {max} bytes"),
+            ));
         }
-        Ok(Ok(bytes)) => bytes,
-    };
+        bytes.extend_from_slice(&chunk);
+    }
     match serde_json::from_slice::<&RawValue>(&bytes) {
-        Ok(raw) if raw.get().starts_with('{') => Ok(bytes.to_vec()),
+        Ok(raw) if raw.get().starts_with('{') => Ok(bytes),
         Ok(_) => Err(not_an_object("the body is JSON but not an object")),
         Err(err) => Err(not_an_object(&format!("the body is not JSON: {err}"))),
     }
-}
-
-/// Whether reading a body failed for its length (http-body-util's `LengthLimitError`, which
-/// axum wraps).
-fn over_the_limit(err: &axum::Error) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(error) = cause {
-        if error.to_string().contains("length limit exceeded") {
-            return true;
-        }
-        cause = error.source();
-    }
-    false
 }
 
 fn not_an_object(why: &str) -> Response {
