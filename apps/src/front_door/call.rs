@@ -109,7 +109,7 @@ fn request_timeout(
         .trim()
         .parse()
         .map_err(|_| format!("{TIMEOUT_HEADER}: `{text}` is not a number of seconds"))?;
-    if !(seconds > 0.0) || !seconds.is_finite() {
+    if seconds.is_nan() || seconds <= 0.0 || !seconds.is_finite() {
         return Err(format!(
             "{TIMEOUT_HEADER}: `{text}` is not a positive number of seconds"
         ));
