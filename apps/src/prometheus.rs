@@ -12,6 +12,7 @@ use std::time::Duration;
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::http::{self, ConnectionLimits};
@@ -105,23 +106,34 @@ pub fn text(handle: &PrometheusHandle) -> impl axum::response::IntoResponse {
     )
 }
 
-/// Serves `GET /metrics` on `addr` until `shutdown` fires: the consumer's `--metrics-listen`.
+/// Binds `addr` for [`serve`]: the consumer's `--metrics-listen`, bound before it serves so
+/// that a taken port stops it at once.
 ///
 /// # Errors
 /// A message when the recorder cannot be installed or `addr` cannot be bound.
-pub async fn serve(addr: SocketAddr, shutdown: CancellationToken) -> Result<(), String> {
-    let handle = install()?;
-    let listener = tokio::net::TcpListener::bind(addr)
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+    install()?;
+    let listener = TcpListener::bind(addr)
         .await
-        .map_err(|err| format!("cannot listen on {addr}: {err}"))?;
-    let bound = listener.local_addr().map_err(|err| err.to_string())?;
-    tracing::info!(addr = %bound, "metrics listening");
-    http::serve(
-        listener,
-        router(handle),
-        ConnectionLimits::default(),
-        shutdown,
-    )
-    .await;
-    Ok(())
+        .map_err(|err| format!("cannot listen for metrics on {addr}: {err}"))?;
+    if let Ok(bound) = listener.local_addr() {
+        tracing::info!(addr = %bound, "metrics listening");
+    }
+    Ok(listener)
+}
+
+/// Serves `GET /metrics` on `listener` (from [`bind`]) until `shutdown` fires.
+pub async fn serve(listener: TcpListener, shutdown: CancellationToken) {
+    match install() {
+        Ok(handle) => {
+            http::serve(
+                listener,
+                router(handle),
+                ConnectionLimits::default(),
+                shutdown,
+            )
+            .await
+        }
+        Err(err) => tracing::error!("{err}"),
+    }
 }
