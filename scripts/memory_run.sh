@@ -11,9 +11,12 @@ seconds=${1:-600}
 build_apps
 
 pids=()
+# The producer (and hey) stop first, so that the consumers answer what it still holds.
 cleanup() {
-    for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+        kill -INT "${pids[i]}" 2>/dev/null || true
+        wait "${pids[i]}" 2>/dev/null || true
+    done
 }
 trap cleanup EXIT
 
