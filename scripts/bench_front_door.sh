@@ -6,7 +6,8 @@
 #   - the RPC floor: direct Pool calls, no HTTP (examples/rpc_floor.rs).
 # Cheap calls (F(90)) at 64 connections and at 1; then overload: heavy calls (F($HEAVY_N)) at
 # twice the consumers' measured capacity, goodput and the p99 of admitted calls against the
-# peak and the unloaded p99.
+# peak and the unloaded p99, with the default admission and with a tight one ($TUNED_FLAGS,
+# default `--max-in-flight 6 --max-waiting 2`: the consumers' own places and a short line).
 #
 #   ./scripts/bench_front_door.sh [SECONDS]      (each measurement; default 10)
 set -euo pipefail
@@ -38,11 +39,18 @@ door=$(free_port)
 RUST_LOG=warn "$bin_dir/producer" --transport tcp "${ports[@]}" --listen "127.0.0.1:$door" \
     > /dev/null 2>&1 &
 pids+=($!)
+tuned=$(free_port)
+tuned_flags=${TUNED_FLAGS:---max-in-flight 6 --max-waiting 2}
+# shellcheck disable=SC2086
+RUST_LOG=warn "$bin_dir/producer" --transport tcp "${ports[@]}" --listen "127.0.0.1:$tuned" \
+    $tuned_flags > /dev/null 2>&1 &
+pids+=($!)
 floor=$(free_port)
 "$examples/http_floor" "127.0.0.1:$floor" 2>/dev/null &
 pids+=($!)
 wait_for_port "$door" 30
 wait_for_port "$floor" 30
+wait_for_port "$tuned" 30
 
 csv=$(mktemp)
 # load NAME PORT BODY HEY_ARGS...: runs hey, prints a table row: requests/s, 200s, 503s, p50
@@ -91,7 +99,12 @@ echo "|---|---|---|---|---|---|---|"
 heavy="{\"n\": $heavy_n}"
 load "unloaded (1 connection)" "$door" "$heavy" -c 1
 load "peak (8 connections, no pause)" "$door" "$heavy" -c 8
-# Twice the capacity, offered at a fixed rate: 64 connections, each its share of 2x.
-rate=$(python3 -c "print(max(1, round(2 * $capacity / 64)))")
-load "2x capacity ($((rate * 64)) requests/s offered, 64 connections)" "$door" "$heavy" -c 64 -q "$rate"
+# Twice the capacity, offered at a fixed rate from 512 connections (more than the default
+# admission's 64 running + 256 waiting, so that it can refuse), each its share of 2x.
+rate=$(python3 -c "print(round(2 * $capacity / 512, 3))")
+offered=$((2 * capacity))
+load "2x capacity ($offered requests/s offered, 512 connections), defaults" "$door" "$heavy" -c 512 -q "$rate"
+load "unloaded (1 connection), $tuned_flags" "$tuned" "$heavy" -c 1
+load "peak (8 connections, no pause), $tuned_flags" "$tuned" "$heavy" -c 8
+load "2x capacity ($offered requests/s offered, 512 connections), $tuned_flags" "$tuned" "$heavy" -c 512 -q "$rate"
 rm -f "$csv"
