@@ -51,6 +51,10 @@ pub async fn call(
     }
     let Some(ticket) = door.admission.enter() else {
         metrics::counter!(names::PRODUCER_REJECTED).increment(1);
+        // Its (usually small) body is read and thrown away first: a response that leaves the
+        // body unread closes the connection, and an overloaded producer would then spend its
+        // time on clients reconnecting to be refused again.
+        drain(body, DRAIN_REFUSED).await;
         let err = RpcError::Overloaded(format!(
             "{} calls running and {} waiting: try again shortly",
             door.admission.in_flight(),
@@ -122,6 +126,10 @@ fn request_timeout(
 /// [`DRAIN_TIME`]) the connection is closed on it.
 const DRAIN_MAX: usize = 8 << 20;
 
+/// The longest time spent throwing away the body of a request refused for overload (up to
+/// [`DRAIN_MAX`] bytes).
+const DRAIN_REFUSED: Duration = Duration::from_millis(100);
+
 /// The longest time spent throwing away an oversized body.
 const DRAIN_TIME: Duration = Duration::from_secs(2);
 
@@ -148,17 +156,8 @@ async fn read_kwargs(
             Ok(Some(Ok(chunk))) => chunk,
         };
         if bytes.len() + chunk.len() > max {
-            let mut drained = bytes.len() + chunk.len();
             drop(bytes);
-            let drain = async {
-                while let Some(Ok(chunk)) = chunks.next().await {
-                    drained += chunk.len();
-                    if drained > DRAIN_MAX {
-                        break;
-                    }
-                }
-            };
-            let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+            drain_stream(chunks, DRAIN_TIME).await;
             return Err(reply::error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "Protocol",
@@ -172,6 +171,24 @@ async fn read_kwargs(
         Ok(_) => Err(not_an_object("the body is JSON but not an object")),
         Err(err) => Err(not_an_object(&format!("the body is not JSON: {err}"))),
     }
+}
+
+/// Reads `body` and throws it away, at most [`DRAIN_MAX`] bytes and `time`.
+async fn drain(body: Body, time: Duration) {
+    drain_stream(body.into_data_stream(), time).await;
+}
+
+async fn drain_stream(mut chunks: axum::body::BodyDataStream, time: Duration) {
+    let mut drained = 0usize;
+    let drain = async {
+        while let Some(Ok(chunk)) = chunks.next().await {
+            drained += chunk.len();
+            if drained > DRAIN_MAX {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(time, drain).await;
 }
 
 fn not_an_object(why: &str) -> Response {
