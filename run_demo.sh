@@ -12,11 +12,12 @@ tasks=${DEMO_TASKS:-40}
 build_apps
 
 pids=()
+# The last started stops first: the web producer before the consumers it calls.
 stop_consumers() {
-    for pid in "${pids[@]}"; do
-        kill -INT "$pid" 2>/dev/null || true
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+        kill -INT "${pids[i]}" 2>/dev/null || true
+        wait "${pids[i]}" 2>/dev/null || true
     done
-    wait "${pids[@]}" 2>/dev/null || true
 }
 trap stop_consumers EXIT
 trap 'exit 130' INT TERM
