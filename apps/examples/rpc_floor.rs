@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rpc_apps::producer::Latencies;
-use rpc_core::{Call, Client, Encoding};
+use rpc_core::{Client, Encoding};
 use transport_tcp::{Pool, PoolConfig};
 
 #[tokio::main]
@@ -22,12 +22,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pool = Pool::new(&args[3..], PoolConfig::default())?;
     let client = Client::new(pool);
     // Warm up: the pool connects in the background.
-    let warm = Call::new(
-        "fibonacci_generator.calculate",
-        Encoding::Json,
-        body.clone().into(),
-    );
-    client.call_raw(warm).await?;
+    client
+        .call_raw(
+            "fibonacci_generator.calculate",
+            Encoding::Json,
+            body.clone().into(),
+        )
+        .await?;
 
     let latencies = Arc::new(Mutex::new(Latencies::new()));
     let until = Instant::now() + Duration::from_secs_f64(seconds);
@@ -40,13 +41,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tokio::spawn(async move {
                 let mut failed = 0u64;
                 while Instant::now() < until {
-                    let call = Call::new(
-                        "fibonacci_generator.calculate",
-                        Encoding::Json,
-                        body.clone().into(),
-                    );
                     let at = Instant::now();
-                    let result = client.call_raw(call).await;
+                    let result = client
+                        .call_raw(
+                            "fibonacci_generator.calculate",
+                            Encoding::Json,
+                            body.clone().into(),
+                        )
+                        .await;
                     let took = at.elapsed();
                     match result {
                         Ok(_) => latencies.lock().expect("not poisoned").record(took),

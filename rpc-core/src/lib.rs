@@ -51,7 +51,9 @@
 #![warn(unreachable_pub)]
 
 pub mod args;
+mod cancellation;
 mod client;
+mod deadline;
 pub mod encoding;
 mod envelope;
 mod error;
@@ -64,14 +66,20 @@ mod transport;
 mod workers;
 
 pub use args::Argument;
+pub use cancellation::Cancellation;
 pub use client::Client;
+pub use deadline::Deadline;
 pub use encoding::Encoding;
 pub use envelope::{Call, Reply, Request, DEFAULT_TIMEOUT};
 pub use error::{ErrorKind, RpcError};
 pub use handler::{CallResult, Handler, Invocation, Procedure};
-pub use registry::{deadline_after, panic_message, Registry, DEFAULT_WORKERS};
+pub use registry::{Registry, DEFAULT_WORKERS};
 pub use server_task::ServerTask;
 pub use transport::{Answer, Transport};
+
+/// The largest message any transport carries by default: 16 MiB, for a TCP frame's body and
+/// an AMQP request's body alike. Each transport's configuration can change its own.
+pub const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
 
 /// Turns every `pub fn` of an `impl` block into a procedure `handler.method`, implements
 /// [`Handler`] for the type, and generates a typed client `<Type>Client`.

@@ -8,18 +8,18 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
 
 use tokio::sync::oneshot;
 
 use crate::handler::CallResult;
-use crate::{panic_message, RpcError};
+use crate::registry::panic_message;
+use crate::{Cancellation, RpcError};
 
 type Work = Box<dyn FnOnce() -> CallResult + Send + 'static>;
 
 struct Job {
     work: Work,
-    deadline: Instant,
+    cancel: Cancellation,
     reply: oneshot::Sender<CallResult>,
     span: tracing::Span,
 }
@@ -44,9 +44,10 @@ impl Workers {
         self.count
     }
 
-    /// Runs `work` on the next free worker, unless `deadline` has passed by the time one takes
-    /// it, or the caller stopped waiting; a panic becomes [`RpcError::Panicked`].
-    pub(crate) async fn run(&self, work: Work, deadline: tokio::time::Instant) -> CallResult {
+    /// Runs `work` on the next free worker, unless by the time one takes it the call's
+    /// deadline has passed, it was cancelled, or the caller stopped waiting; a panic becomes
+    /// [`RpcError::Panicked`].
+    pub(crate) async fn run(&self, work: Work, cancel: Cancellation) -> CallResult {
         let Some(queue) = self.queue() else {
             return Err(RpcError::Overloaded(
                 "no worker thread could be started".into(),
@@ -55,7 +56,7 @@ impl Workers {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             work,
-            deadline: deadline.into_std(),
+            cancel,
             reply,
             span: tracing::Span::current(),
         };
@@ -103,9 +104,9 @@ fn work_loop(receiver: &Mutex<mpsc::Receiver<Job>>) {
             tracing::debug!("the caller stopped waiting before the call started: not run");
             continue;
         }
-        let result = if Instant::now() >= job.deadline {
-            tracing::debug!("deadline passed before the call started: not run");
-            Err(RpcError::DeadlineExceeded)
+        let result = if let Err(err) = job.cancel.check() {
+            tracing::debug!(%err, "not run");
+            Err(err)
         } else {
             std::panic::catch_unwind(AssertUnwindSafe(job.work))
                 .unwrap_or_else(|payload| Err(RpcError::Panicked(panic_message(payload.as_ref()))))

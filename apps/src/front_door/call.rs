@@ -16,7 +16,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures::StreamExt;
-use rpc_core::{Call, Encoding, ErrorKind, RpcError};
+use rpc_core::{Encoding, ErrorKind, RpcError};
 use serde_json::value::RawValue;
 
 use super::{reply, FrontDoor};
@@ -73,8 +73,8 @@ pub async fn call(
         return reply::rpc_error(&err);
     };
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-    let call = Call::new(procedure.clone(), Encoding::Json, args).with_timeout(left);
-    let answer = door.client.call_traced(call).await;
+    let client = door.client.clone().with_timeout(left);
+    let answer = client.call_traced(&procedure, Encoding::Json, args).await;
     let consumer = answer.consumer.as_deref();
     let latency = started.elapsed();
     door.observer.record(

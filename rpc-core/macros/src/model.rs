@@ -43,9 +43,30 @@ pub struct ProcedureFn {
     pub ident: Ident,
     pub method: String,
     pub docs: Vec<SynAttribute>,
-    pub params: Vec<Param>,
+    /// Whether it takes `&self` (else it is an associated function).
+    pub takes_self: bool,
+    /// Its parameters in order, the wire's and the cancellation.
+    pub inputs: Vec<Input>,
     pub is_async: bool,
     pub output: Output,
+}
+
+/// One parameter of a procedure.
+pub enum Input {
+    /// An argument that travels on the wire.
+    Wire(Param),
+    /// The call's `rpc_core::Cancellation`, given by the registry, not by the caller.
+    Cancellation,
+}
+
+impl ProcedureFn {
+    /// The parameters that travel on the wire, in order.
+    pub fn params(&self) -> impl Iterator<Item = &Param> + Clone {
+        self.inputs.iter().filter_map(|input| match input {
+            Input::Wire(param) => Some(param),
+            Input::Cancellation => None,
+        })
+    }
 }
 
 pub struct Param {
@@ -128,12 +149,24 @@ impl HandlerImpl {
 impl ProcedureFn {
     fn parse(function: &syn::ImplItemFn) -> syn::Result<Self> {
         let sig = &function.sig;
-        if let Some(receiver) = sig.receiver() {
-            return Err(syn::Error::new(
-                receiver.span(),
-                "a procedure cannot take `self`: procedures are associated functions (the seed's @staticmethod); remove the receiver, or make the method private to keep it out of the procedures",
-            ));
-        }
+        let takes_self = match sig.receiver() {
+            None => false,
+            Some(receiver) if receiver.reference.is_some() && receiver.colon_token.is_none() => {
+                if receiver.mutability.is_some() {
+                    return Err(syn::Error::new(
+                        receiver.span(),
+                        "a procedure cannot take `&mut self`: calls run at the same time on several workers; take `&self` and keep mutable state behind interior mutability (an atomic, a `Mutex`, an `RwLock`)",
+                    ));
+                }
+                true
+            }
+            Some(receiver) => {
+                return Err(syn::Error::new(
+                    receiver.span(),
+                    "a procedure takes `&self` or no receiver: the registry keeps one handler and lends it to every call",
+                ));
+            }
+        };
         if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
             return Err(syn::Error::new(
                 sig.generics.span(),
@@ -146,10 +179,11 @@ impl ProcedureFn {
                 "a procedure cannot be `unsafe fn`",
             ));
         }
-        let params = sig
+        let inputs = sig
             .inputs
             .iter()
-            .map(Param::parse)
+            .filter(|input| matches!(input, FnArg::Typed(_)))
+            .map(Input::parse)
             .collect::<syn::Result<Vec<_>>>()?;
         let docs = function
             .attrs
@@ -161,11 +195,29 @@ impl ProcedureFn {
             ident: sig.ident.clone(),
             method: sig.ident.unraw().to_string(),
             docs,
-            params,
+            takes_self,
+            inputs,
             is_async: sig.asyncness.is_some(),
             output: Output::parse(&sig.output),
         })
     }
+}
+
+impl Input {
+    fn parse(input: &FnArg) -> syn::Result<Self> {
+        if let FnArg::Typed(typed) = input {
+            if is_cancellation(&typed.ty) {
+                return Ok(Input::Cancellation);
+            }
+        }
+        Param::parse(input).map(Input::Wire)
+    }
+}
+
+/// Whether `ty` is `Cancellation` (by its last path segment: `rpc_core::Cancellation` too).
+fn is_cancellation(ty: &Type) -> bool {
+    matches!(ty, Type::Path(path) if path.qself.is_none()
+        && path.path.segments.last().is_some_and(|s| s.ident == "Cancellation" && s.arguments.is_empty()))
 }
 
 impl Param {
