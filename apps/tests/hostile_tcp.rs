@@ -36,8 +36,8 @@ use tokio::net::TcpStream;
 use tokio::time::{sleep, timeout};
 use transport_tcp::{Pool, PoolConfig, ServerConfig, DEFAULT_MAX_FRAME};
 
-/// Hello, protocol 1, replies up to 16 MiB.
-const HELLO: [u8; 16] = [0, 0, 0, 12, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1];
+/// Hello, protocol 2 (transport_tcp::PROTOCOL_VERSION), replies up to 16 MiB.
+const HELLO: [u8; 16] = [0, 0, 0, 12, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 1];
 /// A `Welcome` frame: 4 bytes of length, 16 of body.
 const WELCOME_LEN: usize = 20;
 
