@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rpc_core::{Registry, RpcError, Transport};
 use tokio_util::sync::CancellationToken;
 use transport_amqp::{AmqpConfig, AmqpTransport, AmqpUrl};
-use transport_tcp::{Pool, PoolConfig, ServerConfig};
+use transport_tcp::{TcpServerConfig, TcpTransport, TcpTransportConfig};
 
 use crate::cli::{TransportKind, TransportOptions};
 
@@ -29,7 +29,10 @@ pub async fn client_transport(
                 ));
             }
             tracing::info!("calling TCP consumers {consumers:?}");
-            Ok(Arc::new(Pool::new(consumers, PoolConfig::default())?))
+            Ok(Arc::new(TcpTransport::new(
+                consumers,
+                TcpTransportConfig::default(),
+            )?))
         }
         TransportKind::Amqp => {
             let url = AmqpUrl::resolve(options.amqp_url.as_deref());
@@ -59,7 +62,7 @@ pub async fn serve(
             let listener = tokio::net::TcpListener::bind((host, port))
                 .await
                 .map_err(|e| RpcError::Io(format!("cannot listen on {host}:{port}: {e}")))?;
-            transport_tcp::run(listener, registry, ServerConfig::default(), shutdown).await;
+            transport_tcp::serve(listener, registry, TcpServerConfig::default(), shutdown).await;
             Ok(())
         }
         TransportKind::Amqp => {
