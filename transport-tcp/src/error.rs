@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use rpc_core::RpcError;
 
-use crate::frame::{LENGTH_BYTES, PROTOCOL_VERSION};
-
 /// A failure inside the TCP transport.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
@@ -22,10 +20,8 @@ pub(crate) enum Error {
     #[error("connection closed inside a frame ({received} of its {len} bytes received)")]
     TruncatedFrame { received: usize, len: usize },
     /// The stream ended inside a frame's length prefix.
-    #[error(
-        "connection closed inside a frame's length prefix ({received} of {LENGTH_BYTES} bytes)"
-    )]
-    TruncatedPrefix { received: usize },
+    #[error("connection closed inside a frame's length prefix ({received} of {of} bytes)")]
+    TruncatedPrefix { received: usize, of: usize },
     /// A whole frame whose body is not a message.
     #[error("undecodable bincode: {0}")]
     Undecodable(bincode::Error),
@@ -33,8 +29,8 @@ pub(crate) enum Error {
     #[error("could not encode a frame: {0}")]
     Unencodable(bincode::Error),
     /// The producer speaks another protocol version.
-    #[error("protocol version {0} is not supported; this consumer speaks {PROTOCOL_VERSION}")]
-    Version(u32),
+    #[error("protocol version {theirs} is not supported; this consumer speaks {ours}")]
+    Version { theirs: u32, ours: u32 },
     /// The consumer's first frame was not its `Welcome`.
     #[error("a reply before the handshake")]
     NoWelcome,
@@ -74,7 +70,7 @@ impl From<Error> for RpcError {
             | Error::TruncatedFrame { .. }
             | Error::TruncatedPrefix { .. }
             | Error::Undecodable(_)
-            | Error::Version(_)
+            | Error::Version { .. }
             | Error::NoWelcome
             | Error::TextTooLong(_)
             | Error::TextTimeout(_)

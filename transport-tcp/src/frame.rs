@@ -23,7 +23,7 @@ use crate::error::Error;
 pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Bytes in a frame's length prefix.
-pub(crate) const LENGTH_BYTES: usize = 4;
+const LENGTH_BYTES: usize = 4;
 
 /// What a producer sends a consumer.
 #[derive(Debug, Serialize, Deserialize)]
@@ -226,6 +226,7 @@ impl<In: DeserializeOwned, Out> Decoder for Codec<In, Out> {
             (None, None) if src.is_empty() => Ok(None),
             (None, None) => Err(Error::TruncatedPrefix {
                 received: src.len(),
+                of: LENGTH_BYTES,
             }),
         }
     }
@@ -352,7 +353,7 @@ mod tests {
             assert!(matches!(codec.decode(&mut buf), Ok(None)));
             let got = match codec.decode_eof(&mut buf) {
                 Err(Error::TruncatedFrame { received, len }) => (Some(len), received),
-                Err(Error::TruncatedPrefix { received }) => (None, received),
+                Err(Error::TruncatedPrefix { received, of: 4 }) => (None, received),
                 other => panic!("{bytes:?}: {other:?}"),
             };
             assert_eq!(got, expected, "{bytes:?}");

@@ -111,20 +111,24 @@
 //! threads, `workers` at a time, whatever the flavour, which only carries the network.
 //!
 //! # Layout
-//! - `config.rs`: [`TcpServerConfig`] and [`TcpTransportConfig`], every limit with its
-//!   default; `frame.rs`: the messages above and the codec that frames them; `error.rs`: the
-//!   crate's internal errors by kind, turned into [`rpc_core::RpcError`] where they leave it.
-//! - `server.rs`, the consumer's wing: [`serve`] and [`TcpServer`]: accepting, limits,
-//!   shutdown, telling the modes apart. Under `server/`: `binary.rs` serves one binary
-//!   connection (a session: handshake, frames, replies, idleness), `text.rs` one text
-//!   command, `context.rs` what a server's connections share, `linger.rs` closing without
-//!   losing the last answer.
-//! - `pool.rs`, the producer's wing: [`TcpTransport`], the pool over many consumers,
-//!   retrying lost calls. Under `pool/`: `balance.rs` chooses the consumer for each call or
-//!   makes it wait in line for a place; `supervisor.rs` keeps each consumer connected,
-//!   probing a lost one with backoff; `connection.rs` is one connection (handshake, ids,
-//!   pending calls) and `writer.rs` its write side, batching requests in flight side by
-//!   side; `status.rs` is [`ConsumerStatus`].
+//! Shared by both halves at the top, then one wing per half:
+//!
+//! ```text
+//! config.rs          TcpServerConfig, TcpTransportConfig: every limit with its default
+//! frame.rs           the messages above and the codec that frames them
+//! error.rs           the crate's internal errors by kind, made RpcError where they leave it
+//! server.rs          the serving half: serve, TcpServer (accepting, limits, shutdown, the modes)
+//! server/context.rs    what the connections of one server share
+//! server/binary.rs     one binary connection: a session (handshake, frames, replies, idleness)
+//! server/text.rs       one text command
+//! server/linger.rs     closing without losing the last answer
+//! pool.rs            the calling half: TcpTransport, a pool over many consumers, retrying
+//! pool/balance.rs      which consumer takes a call, or its place in the line
+//! pool/supervisor.rs   keeps each consumer connected, probing a lost one with backoff
+//! pool/connection.rs   one connection: handshake, ids, pending calls, Cancel
+//! pool/writer.rs       its write side, batching requests in flight side by side
+//! pool/status.rs       ConsumerStatus
+//! ```
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

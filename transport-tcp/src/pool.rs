@@ -30,8 +30,8 @@ mod writer;
 ///   another could do. They wait in line: a freed place goes to the call that has waited
 ///   longest, never to one made after it.
 /// - **Faults**: a consumer that refuses connections, breaks one, or stops answering pings
-///   (`heartbeat_interval`) is out of rotation and probed back with exponential backoff
-///   (`backoff_min` to `backoff_max`); it rejoins as soon as a probe succeeds. With no
+///   (`heartbeat_interval`) is out of rotation and probed back with jittered exponential
+///   backoff (`backoff_min` to `backoff_max`); it rejoins as soon as a probe succeeds. With no
 ///   consumer up, a call waits at most `no_consumer_wait`, then fails with
 ///   [`RpcError::NoConsumer`].
 /// - **At-least-once**: a call whose connection broke before its reply is sent again, to

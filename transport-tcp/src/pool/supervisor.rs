@@ -2,8 +2,9 @@
 //! probes again with jittered exponential backoff (the `backon` crate's).
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use backon::{BackoffBuilder, ExponentialBuilder};
 use rpc_core::RpcError;
 use tokio::time::{sleep, timeout, Instant};
 
@@ -107,7 +108,7 @@ async fn watch(shared: &Shared, connection: &Connection, addr: &str) -> Ended {
 /// `backon` adds its jitter (up to the wait itself) on top of the wait, so it is given half
 /// the bounds: each wait then falls in [half, all) of the doubling sequence, never past
 /// `backoff_max`.
-fn backoff(config: &TcpTransportConfig) -> ExponentialBackoff {
+fn backoff(config: &TcpTransportConfig) -> impl Iterator<Item = Duration> {
     ExponentialBuilder::new()
         .with_min_delay(config.backoff_min / 2)
         .with_max_delay(config.backoff_max / 2)
@@ -118,8 +119,6 @@ fn backoff(config: &TcpTransportConfig) -> ExponentialBackoff {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]

@@ -188,7 +188,11 @@ impl<'a> Session<'a> {
     /// for another protocol version.
     async fn handshake(&mut self, version: u32, max_frame: u32) -> Step {
         if version != PROTOCOL_VERSION {
-            return self.refuse(Error::Version(version)).await;
+            let refused = Error::Version {
+                theirs: version,
+                ours: PROTOCOL_VERSION,
+            };
+            return self.refuse(refused).await;
         }
         // Replies the producer would refuse become protocol errors here instead.
         self.sink.encoder_mut().limit_encoding(max_frame as usize);
