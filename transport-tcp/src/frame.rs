@@ -18,8 +18,8 @@ use crate::error::Error;
 
 /// The version of the binary protocol this crate speaks, exchanged in the handshake.
 ///
-/// Version 2 added [`ClientMessage::Cancel`]; a peer of another version is refused in the
-/// handshake with a protocol error naming both versions.
+/// Version 2 added the `Cancel` message (see the crate docs' wire table); a peer of another
+/// version is refused in the handshake with a protocol error naming both versions.
 pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Bytes in a frame's length prefix.
