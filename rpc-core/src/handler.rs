@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::{Cancellation, Encoding, RpcError};
+use crate::{BatchCall, Cancellation, Encoding, RpcError};
 
 /// The encoded result of one procedure call, or why there is none.
 pub type CallResult = Result<Vec<u8>, RpcError>;
@@ -27,6 +27,9 @@ pub enum Invocation {
     Blocking(Box<dyn FnOnce() -> CallResult + Send + 'static>),
     /// An `async` procedure: run on the runtime.
     Async(Pin<Box<dyn Future<Output = CallResult> + Send + 'static>>),
+    /// One call of a batch procedure (`#[batch(max = N)]`): run on a blocking thread together
+    /// with the calls of the same procedure waiting behind it.
+    Batch(BatchCall),
 }
 
 impl fmt::Debug for Invocation {
@@ -34,6 +37,7 @@ impl fmt::Debug for Invocation {
         f.write_str(match self {
             Invocation::Blocking(_) => "Invocation::Blocking",
             Invocation::Async(_) => "Invocation::Async",
+            Invocation::Batch(_) => "Invocation::Batch",
         })
     }
 }

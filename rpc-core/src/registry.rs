@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::handler::{CallResult, Invocation};
-use crate::workers::Workers;
+use crate::metrics;
+use crate::workers::{Work, Workers};
 use crate::{Call, Cancellation, Handler, RpcError};
 
 /// The default number of synchronous procedures a consumer runs at once: one, as in the seed.
@@ -140,17 +141,20 @@ impl Registry {
         // Fires when this future is dropped, or has finished (harmless: the call is over).
         let _cancel_on_drop = cancel.clone().drop_guard();
         let cancellation = Cancellation::new(cancel.clone(), call.deadline);
-        tokio::select! {
+        let procedure: Arc<str> = Arc::from(call.procedure.as_str());
+        let result = tokio::select! {
             biased;
-            result = self.run(call, &cancellation).instrument(span) => result,
+            result = self.run(call, procedure.clone(), &cancellation).instrument(span) => result,
             () = cancel.cancelled() => {
                 tracing::debug!("cancelled by the caller");
                 Err(RpcError::Cancelled)
             }
-        }
+        };
+        metrics::called(&procedure, &result);
+        result
     }
 
-    async fn run(&self, call: Call, cancel: &Cancellation) -> CallResult {
+    async fn run(&self, call: Call, procedure: Arc<str>, cancel: &Cancellation) -> CallResult {
         let deadline = call.deadline;
         let invocation = self.invoke(&call, cancel)?;
         if deadline.has_passed() {
@@ -159,16 +163,29 @@ impl Registry {
         let started = std::time::Instant::now();
         tracing::info!("running");
         let result = match invocation {
-            Invocation::Blocking(job) => self.workers.run(job, cancel.clone()).await,
+            Invocation::Blocking(job) => {
+                let work = Work::Single(job);
+                self.workers
+                    .run(procedure.clone(), work, cancel.clone())
+                    .await
+            }
+            Invocation::Batch(batch) => {
+                let work = Work::Batch(batch);
+                self.workers
+                    .run(procedure.clone(), work, cancel.clone())
+                    .await
+            }
             Invocation::Async(future) => {
                 // A task of its own: measured faster than polling the procedure inline
                 // (replies then come back in batches; docs/benchmarks.md). Aborted at the
                 // deadline, and when this future is dropped.
                 let task = AbortOnDrop(tokio::spawn(future));
-                match timeout_at(deadline.instant(), task).await {
+                let result = match timeout_at(deadline.instant(), task).await {
                     Ok(result) => result,
                     Err(_) => Err(RpcError::DeadlineExceeded),
-                }
+                };
+                metrics::ran(&procedure, started.elapsed());
+                result
             }
         };
         let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;

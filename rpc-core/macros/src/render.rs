@@ -121,7 +121,25 @@ fn render_arm(handler: &HandlerImpl, procedure: &ProcedureFn) -> TokenStream {
             }
         },
     };
-    let invocation = if procedure.is_async {
+    let invocation = if let Some(batch) = &procedure.batch {
+        let max = &batch.max;
+        let item = &batch.output_item;
+        let param = &vars[0];
+        let run = if procedure.takes_self {
+            quote! { move |__values| __this.#ident(__values) }
+        } else {
+            quote! { |__values| <#self_ty>::#ident(__values) }
+        };
+        quote! {
+            ::rpc_core::Invocation::Batch(::rpc_core::BatchCall::new(
+                #max,
+                #param,
+                __encoding,
+                #run,
+                |__encoding: ::rpc_core::Encoding, __value: #item| #finish,
+            ))
+        }
+    } else if procedure.is_async {
         quote! {
             ::rpc_core::Invocation::Async(::std::boxed::Box::pin(async move {
                 let __value = #call;
