@@ -1,4 +1,4 @@
-//! The RPC floor of the front door's benchmark: direct calls through a TCP `Pool`, as the
+//! The RPC floor of the front door's benchmark: direct calls through a `TcpTransport` (a pool over the consumers), as the
 //! producer makes them, with no HTTP in front: `rpc_floor SECONDS CONCURRENCY N PORT...` calls
 //! `fibonacci_generator.calculate(N)` (JSON, as the front door does) from CONCURRENCY callers
 //! for SECONDS and prints calls/s, p50 and p99.
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rpc_apps::producer::Latencies;
 use rpc_core::{Client, Encoding};
-use transport_tcp::{Pool, PoolConfig};
+use transport_tcp::{TcpTransport, TcpTransportConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -19,7 +19,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds: f64 = args[0].parse()?;
     let concurrency: usize = args[1].parse()?;
     let body = format!("{{\"n\": {}}}", args[2].parse::<u64>()?);
-    let pool = Pool::new(&args[3..], PoolConfig::default())?;
+    let pool = TcpTransport::new(&args[3..], TcpTransportConfig::default())?;
     let client = Client::new(pool);
     // Warm up: the pool connects in the background.
     client

@@ -11,7 +11,7 @@ use rpc_core::{Registry, RpcError, Transport};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use transport_amqp::{AmqpConfig, AmqpTransport, AmqpUrl};
-use transport_tcp::{Pool, PoolConfig, ServerConfig};
+use transport_tcp::{TcpServerConfig, TcpTransport, TcpTransportConfig};
 
 use crate::cli::{TransportKind, TransportOptions};
 
@@ -53,7 +53,7 @@ pub async fn connect(
                 ));
             }
             tracing::info!("calling TCP consumers {consumers:?}");
-            let pool = Pool::new(consumers, PoolConfig::default())?;
+            let pool = TcpTransport::new(consumers, TcpTransportConfig::default())?;
             Ok(Connected {
                 transport: Arc::new(pool.clone()),
                 consumers: Consumers::Pool(pool),
@@ -89,7 +89,7 @@ pub struct ConsumerState {
 #[derive(Clone)]
 pub enum Consumers {
     /// The TCP pool's consumers, each as the pool sees it.
-    Pool(Pool),
+    Pool(TcpTransport),
     /// The broker: the consumers on the workloads' request queues, asked of the broker.
     Broker(Arc<BrokerProbe>),
 }
@@ -224,7 +224,7 @@ pub async fn serve(
             let listener = tokio::net::TcpListener::bind((host, port))
                 .await
                 .map_err(|e| RpcError::Io(format!("cannot listen on {host}:{port}: {e}")))?;
-            transport_tcp::run(listener, registry, ServerConfig::default(), shutdown).await;
+            transport_tcp::serve(listener, registry, TcpServerConfig::default(), shutdown).await;
             Ok(())
         }
         TransportKind::Amqp => {

@@ -207,10 +207,10 @@ impl Faulty {
 async fn failed_and_panicked_procedures_are_500() {
     let mut registry = rpc_core::Registry::new();
     registry.register(Faulty);
-    let server = transport_tcp::Server::bind(
+    let server = transport_tcp::TcpServer::bind(
         "127.0.0.1:0",
         registry,
-        transport_tcp::ServerConfig::default(),
+        transport_tcp::TcpServerConfig::default(),
     )
     .await
     .expect("a consumer of failing procedures");
