@@ -161,7 +161,6 @@ impl Registry {
             return Err(skipped());
         }
         let started = std::time::Instant::now();
-        tracing::info!("running");
         let result = match invocation {
             Invocation::Blocking(job) => {
                 let work = Work::Single(job);
@@ -176,6 +175,7 @@ impl Registry {
                     .await
             }
             Invocation::Async(future) => {
+                tracing::info!("running");
                 // A task of its own: measured faster than polling the procedure inline
                 // (replies then come back in batches; docs/benchmarks.md). Aborted at the
                 // deadline, and when this future is dropped.

@@ -174,6 +174,8 @@ fn work_loop(shared: &Shared) {
             ..
         } = job;
         let _entered = span.enter();
+        // Logged here, when a worker takes the call, not when it is queued.
+        tracing::info!("running");
         match work {
             Work::Single(work) => {
                 let started = Instant::now();
