@@ -61,13 +61,16 @@ fn batched_embeddings_equal_one_at_a_time() {
     let texts = mixed();
     let batched = analyzer.embed_batch(&texts);
     assert_eq!(batched.len(), texts.len());
+    let mut worst = 0.0f32;
     for (text, got) in texts.iter().zip(&batched) {
         let got = got.as_ref().expect("batched embedding");
         let alone = analyzer.embed(text).expect("embedding alone");
         assert_eq!(got.len(), EMBEDDING_DIM);
         let diff = max_difference(got, &alone);
         assert!(diff <= TOLERANCE, "{:.40}: differs by {diff}", text);
+        worst = worst.max(diff);
     }
+    println!("largest difference, batched against alone: {worst:e}");
 }
 
 #[test]
@@ -128,6 +131,7 @@ fn each_input_keeps_its_own_error() {
 fn a_batch_of_nothing_but_errors_and_an_empty_batch() {
     let analyzer = support::analyzer();
     let got = analyzer.embed_batch(&["", "   "]);
+    assert_eq!(got.len(), 2);
     assert!(got.iter().all(|r| matches!(r, Err(PolarityError::Empty))));
     assert!(analyzer.embed_batch::<&str>(&[]).is_empty());
     assert!(analyzer.polarity_batch::<String>(&[]).is_empty());

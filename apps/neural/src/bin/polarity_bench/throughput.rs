@@ -217,8 +217,9 @@ pub fn child(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Milliseconds of one pass over `k` copies of a `w`-token text (median of repeated passes).
-fn pass_ms(analyzer: &Analyzer, k: usize, w: usize) -> Result<f64, String> {
+/// Milliseconds of one pass over `k` copies of a `w`-token text: the median wall-clock time
+/// and the mean CPU time of repeated passes (at least 20 and one second).
+fn pass_ms(analyzer: &Analyzer, k: usize, w: usize) -> Result<(f64, f64), String> {
     let text = vec!["good"; w - 2].join(" ");
     let tokens = analyzer.token_count(&text).map_err(|e| e.to_string())?;
     if tokens != w {
@@ -226,29 +227,46 @@ fn pass_ms(analyzer: &Analyzer, k: usize, w: usize) -> Result<f64, String> {
     }
     let batch = vec![text.as_str(); k];
     let mut times = Vec::new();
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
-    while times.len() < 5 || (times.len() < 50 && started.elapsed() < Duration::from_secs(2)) {
+    while times.len() < 20 || started.elapsed() < Duration::from_secs(1) {
         let t = Instant::now();
         for r in analyzer.polarity_batch(&batch) {
             std::hint::black_box(r.map_err(|e| e.to_string())?);
         }
         times.push(t.elapsed().as_secs_f64() * 1000.0);
     }
-    Ok(median(times))
+    let cpu = cpu_seconds()
+        .zip(cpu_before)
+        .map_or(f64::NAN, |(b, a)| (b - a) * 1000.0 / times.len() as f64);
+    Ok((median(times), cpu))
 }
 
-/// The time of one pass over `k` inputs of `w` tokens, and the least-squares fit
-/// `a + b·k·w`, whose `a / b` is the fixed part of a pass in tokens (`PASS_COST_TOKENS`).
+/// Largest pass (`k·w` tokens) in the fit of `cost`.
+///
+/// The fixed part matters for small passes, which is where the fit is made; larger ones cost
+/// a little more than linear per token (attention grows with `w²`, and cache misses).
+const FIT_MAX_TOKENS: usize = 256;
+
+/// The time of one pass over `k` inputs of `w` tokens, and the least-squares fit of its CPU
+/// time to `a + b·k·w` over passes of up to [`FIT_MAX_TOKENS`], whose `a / b` is the fixed
+/// part of a pass in tokens (`PASS_COST_TOKENS`).
 pub fn cost() -> Result<(), String> {
     let analyzer = crate::load()?;
     let mut points = Vec::new();
-    println!("| inputs k | tokens w | k·w | ms per pass | ms per input |");
-    println!("|---|---|---|---|---|");
+    println!("| inputs k | tokens w | k·w | wall ms per pass (median) | CPU ms per pass | CPU ms per input |");
+    println!("|---|---|---|---|---|---|");
     for k in [1, 2, 4, 8, 16] {
         for w in [8, 16, 32, 64] {
-            let ms = pass_ms(&analyzer, k, w)?;
-            println!("| {k} | {w} | {} | {ms:.2} | {:.2} |", k * w, ms / k as f64);
-            points.push(((k * w) as f64, ms));
+            let (wall, cpu) = pass_ms(&analyzer, k, w)?;
+            println!(
+                "| {k} | {w} | {} | {wall:.2} | {cpu:.2} | {:.2} |",
+                k * w,
+                cpu / k as f64
+            );
+            if k * w <= FIT_MAX_TOKENS {
+                points.push(((k * w) as f64, cpu));
+            }
         }
     }
     let n = points.len() as f64;
@@ -261,7 +279,7 @@ pub fn cost() -> Result<(), String> {
     let b = sxy / sxx;
     let a = my - b * mx;
     println!(
-        "fit: ms per pass = {a:.2} + {b:.4} * k * w; fixed part {:.0} tokens ({})",
+        "fit: CPU ms per pass = {a:.2} + {b:.4} * k * w; fixed part {:.0} tokens (passes of up to {FIT_MAX_TOKENS} tokens; {})",
         a / b,
         machine()
     );
