@@ -96,6 +96,7 @@
 mod batch;
 mod error;
 mod head;
+mod pool;
 
 use std::path::{Path, PathBuf};
 
@@ -375,7 +376,14 @@ impl Analyzer {
     /// `f32::MIN` to their scores, whose softmax weight is exactly 0), and mean pooling counts
     /// only the masked-in tokens: each row equals the input's unpadded embedding up to the
     /// rounding of differently shaped matrix products.
+    ///
+    /// The pass runs on the calling thread ([`pool::on_this_thread`]).
     fn forward(&self, group: &[&Encoding]) -> Result<Vec<Vec<f32>>, candle_core::Error> {
+        pool::on_this_thread(|| self.forward_here(group))
+    }
+
+    /// [`forward`](Analyzer::forward) on whatever thread rayon's operations find themselves.
+    fn forward_here(&self, group: &[&Encoding]) -> Result<Vec<Vec<f32>>, candle_core::Error> {
         let rows = group.len();
         let width = group.iter().map(|e| e.len()).max().unwrap_or(0);
         let mut ids = vec![0u32; rows * width];

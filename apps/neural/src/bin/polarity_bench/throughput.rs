@@ -163,24 +163,30 @@ pub fn pair(seconds: f64, sizes: &[usize]) -> Result<(), String> {
                         .map_err(|e| format!("start {}: {e}", exe.display()))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut rates = Vec::new();
+            let (mut rates, mut cpu_ms) = (Vec::new(), Vec::new());
             for child in children {
                 let out = child.wait_with_output().map_err(|e| e.to_string())?;
                 let text = String::from_utf8_lossy(&out.stdout);
                 if !out.status.success() {
                     return Err(format!("pair process failed ({}): {text}", out.status));
                 }
-                let rate: f64 = text
-                    .trim()
-                    .parse()
-                    .map_err(|e| format!("pair process said {text:?}: {e}"))?;
-                rates.push(rate);
+                let said = |at: usize| -> Result<f64, String> {
+                    text.split_whitespace()
+                        .nth(at)
+                        .and_then(|t| t.parse().ok())
+                        .ok_or_else(|| format!("pair process said {text:?}"))
+                };
+                rates.push(said(0)?);
+                cpu_ms.push(said(1)?);
             }
             let sum: f64 = rates.iter().sum();
             println!(
-                "round {round} batch {size:>2}: {:.1} + {:.1} = {sum:.1} sentences/s ({})",
+                "round {round} batch {size:>2}: {:.1} + {:.1} = {sum:.1} sentences/s, \
+                 CPU {:.2} / {:.2} ms per sentence ({})",
                 rates[0],
                 rates[1],
+                cpu_ms[0],
+                cpu_ms[1],
                 machine()
             );
             sums[at].push(sum);
@@ -197,7 +203,8 @@ pub fn pair(seconds: f64, sizes: &[usize]) -> Result<(), String> {
     Ok(())
 }
 
-/// One process of `pair`: `SIZE SECONDS START_UNIX_MS CURSOR`; prints its sentences/s.
+/// One process of `pair`: `SIZE SECONDS START_UNIX_MS CURSOR`; prints its sentences/s and
+/// CPU milliseconds per sentence.
 pub fn child(args: &[String]) -> Result<(), String> {
     let size: usize = crate::number(args, 0, 1)?;
     let seconds: f64 = crate::number(args, 1, PAIR_SECONDS)?;
@@ -213,7 +220,10 @@ pub fn child(args: &[String]) -> Result<(), String> {
         eprintln!("pair process: loading took past the common start");
     }
     let run = run_for(&analyzer, &sentences, &mut cursor, size, seconds)?;
-    println!("{}", run.rate());
+    let cpu_ms = run
+        .cpu_seconds
+        .map_or(f64::NAN, |c| c * 1000.0 / run.sentences as f64);
+    println!("{} {cpu_ms}", run.rate());
     Ok(())
 }
 
