@@ -18,10 +18,10 @@ pub const MAX_PASS_TOKENS: usize = 2048;
 /// The fixed part of a forward pass's cost, in padded tokens.
 ///
 /// Measured with `polarity_bench cost` on one thread: a pass over `k` inputs of `w` tokens
-/// took about `a + b·k·w` milliseconds, and this is `a / b` rounded (see
-/// `docs/benchmarks.md`, "Neural batching"). A larger value makes the plan merge more
-/// readily, a smaller one split more readily.
-pub const PASS_COST_TOKENS: usize = 16;
+/// (`k·w` up to 256) took `5.67 + 0.245·k·w` milliseconds of CPU, and this is `a / b`
+/// rounded (see `docs/benchmarks.md`, "Neural batching"). A larger value makes the plan
+/// merge more readily, a smaller one split more readily.
+pub const PASS_COST_TOKENS: usize = 23;
 
 /// How one batch is split into padded forward passes.
 #[derive(Debug, Clone, PartialEq, Eq)]
