@@ -7,6 +7,10 @@
 //! dominate (measured: two one-thread processes at batch 8 got 7-30% of a core each, the
 //! rest of their time waiting for their own pool thread). Running the pass inside a pool
 //! that has the calling thread as its worker makes every `par_chunks` run inline.
+//!
+//! rayon leaks the registry (its small bookkeeping) of a pool built with `use_current_thread`
+//! when the pool is dropped at the thread's exit, so threads that call the analyzer should
+//! live long (a worker pool); the crate docs say so.
 
 use std::cell::OnceCell;
 
