@@ -53,12 +53,12 @@
 //! part of all but one pass and pays for its padding. [`BatchPlan`] sorts the texts by
 //! token count and splits them where that total cost is least, with at most
 //! [`MAX_PASS_TOKENS`] padded tokens per pass so a batch's memory stays bounded. On the
-//! producer's sentences (10-26 tokens) batches of 8 are 90% real tokens (73% without the
-//! sorting), batches of 32 94% (64%).
+//! producer's sentences (10-26 tokens) batches of 8 are 88% real tokens (73% without the
+//! sorting), batches of 32 91% (64%).
 //!
 //! Measured on one thread (`polarity_bench`, `docs/benchmarks.md`, "Neural batching"), a
-//! producer sentence costs about 9.7 ms of CPU alone, 6.1 ms in a batch of 8 and 5.5 ms in a
-//! batch of 32; a batch of one costs what [`polarity`](Analyzer::polarity) does.
+//! producer sentence costs about 10-11 ms of CPU alone, 6.1 ms in a batch of 8 and 5.4 ms in
+//! a batch of 32; a batch of one costs what [`polarity`](Analyzer::polarity) does.
 //!
 //! ## Threads
 //!

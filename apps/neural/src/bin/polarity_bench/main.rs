@@ -11,7 +11,8 @@
 //!   pair [SECONDS] [SIZES..]   two one-thread processes side by side (default 10 s, 1 8),
 //!                              three rounds: each process's and the sum's sentences/s
 //!   cost                       time of one pass over k inputs of w tokens, fitted a + b·k·w
-//!   all                        latency 1000, sweep, pair: every figure of "Neural batching"
+//!   all                        latency 1000, cost, sweep, pair: the figures of "Neural
+//!                              batching" in docs/benchmarks.md
 //! ```
 //!
 //! candle's CPU matrix multiplication runs with `RAYON_NUM_THREADS` threads (its
@@ -135,6 +136,7 @@ fn run() -> Result<(), String> {
         "cost" => throughput::cost(),
         "all" => {
             latency::run(1000)?;
+            throughput::cost()?;
             throughput::sweep(throughput::SWEEP_SECONDS, &throughput::SWEEP_SIZES)?;
             throughput::pair(throughput::PAIR_SECONDS, &throughput::PAIR_SIZES)
         }
