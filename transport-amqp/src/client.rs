@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -120,7 +120,6 @@ impl AmqpTransport {
     async fn register(
         &self,
         call: &Call,
-        started: Instant,
     ) -> Result<(Arc<Session>, String, oneshot::Receiver<CallResult>), RpcError> {
         let mut connected = self.shared.connected.subscribe();
         loop {
@@ -133,7 +132,7 @@ impl AmqpTransport {
                     return Ok((session, id, receiver));
                 }
             }
-            let left = call.timeout.saturating_sub(started.elapsed());
+            let left = call.deadline.remaining();
             if tokio::time::timeout(left, connected.changed())
                 .await
                 .is_err()
@@ -188,7 +187,6 @@ impl Drop for Pending<'_> {
 #[async_trait]
 impl Transport for AmqpTransport {
     async fn call(&self, call: Call) -> Result<Vec<u8>, RpcError> {
-        let started = Instant::now();
         if call.procedure.len() > MAX_NAME {
             // A routing key is a short string: the broker would close the connection.
             return Err(RpcError::UnknownProcedure(format!(
@@ -196,21 +194,16 @@ impl Transport for AmqpTransport {
                 call.procedure.chars().take(40).collect::<String>()
             )));
         }
-        let (session, id, reply) = self.register(&call, started).await?;
+        let (session, id, reply) = self.register(&call).await?;
         let _pending = Pending {
             shared: &self.shared,
             id: &id,
         };
         let span = tracing::debug_span!("call", correlation_id = %id, procedure = %call.procedure);
-        let timeout = call.timeout;
-        let exchange = async {
-            let remaining = call.with_timeout(timeout.saturating_sub(started.elapsed()));
-            publish_and_wait(&session, &id, &remaining, reply).await
-        };
-        match tokio::time::timeout(timeout, exchange.instrument(span)).await {
-            Ok(result) => result,
-            Err(_) => Err(RpcError::DeadlineExceeded),
-        }
+        // No timer here: the caller's `Client` drops this future at the call's deadline.
+        publish_and_wait(&session, &id, &call, reply)
+            .instrument(span)
+            .await
     }
 }
 
