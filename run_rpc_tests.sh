@@ -9,11 +9,13 @@ cd "$(dirname "$0")"
 
 # The neural network's files (pip wheel, checked by SHA-256), the RabbitMQ broker (installed
 # from Debian's packages and started when none answers on 127.0.0.1:5672), and the Python venv
-# with aio-pika for the interoperability tests. A step that fails stops the run loudly: no test
+# with aio-pika for the interoperability tests, and Chromium for the dashboard's test. A step that fails stops the run loudly: no test
 # is skipped for want of what it needs.
 ./scripts/fetch_model.sh
 ./scripts/start_rabbitmq.sh
 ./scripts/python_venv.sh > /dev/null
+# Headless Chromium for the dashboard test (Debian's package).
+./scripts/install_debian.sh chromium chromium
 
 # Release: the run scripts build release too (one build serves both), and the neural network
 # is 60 times slower unoptimised.

@@ -5,12 +5,14 @@
 //! On shutdown the generator stops, and every task already accepted is still called and
 //! reported: nothing taken is dropped.
 
+mod observer;
 mod sentences;
 mod stats;
 mod tasks;
+mod timeline;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rpc_core::{Client, RpcError};
@@ -19,9 +21,11 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
+pub use observer::{Observer, MAX_NAMES, OTHER, UNKNOWN};
 pub use sentences::{sentence, Tone};
-pub use stats::{millis, quantile, Stats, Tally};
+pub use stats::{millis, quantile, Latencies, Stats, Tally};
 pub use tasks::{shorten, Generator, Mix, Task, FIBONACCI_MAX};
+pub use timeline::{Second, Timeline, TIMELINE_SECONDS};
 
 /// What the producer does and how fast.
 #[derive(Debug, Clone)]
@@ -125,9 +129,14 @@ impl ProducerConfig {
 }
 
 /// Runs the producer until `count` tasks were answered, stdin ended, or `shutdown` fired (then
-/// the tasks already queued or in flight are still called), and returns what it saw.
-pub async fn run(client: Client, config: ProducerConfig, shutdown: CancellationToken) -> Stats {
-    let stats = Arc::new(Mutex::new(Stats::new()));
+/// the tasks already queued or in flight are still called), counting each in `stats`, and
+/// returns what `stats` saw.
+pub async fn run(
+    client: Client,
+    config: ProducerConfig,
+    stats: Arc<Observer>,
+    shutdown: CancellationToken,
+) -> Stats {
     let in_flight = Arc::new(AtomicUsize::new(0));
     let (sender, receiver) = mpsc::channel::<Task>(config.queue);
     let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
@@ -165,14 +174,7 @@ pub async fn run(client: Client, config: ProducerConfig, shutdown: CancellationT
         }
     }
     status.abort();
-    let summary = lock(&stats).clone();
-    summary
-}
-
-fn lock(stats: &Mutex<Stats>) -> std::sync::MutexGuard<'_, Stats> {
-    stats
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    stats.stats()
 }
 
 /// Puts generated tasks on the queue, one per interval, until `count` or shutdown.
@@ -217,7 +219,7 @@ async fn read_commands(
     sender: mpsc::Sender<Task>,
     config: &ProducerConfig,
     shutdown: &CancellationToken,
-    stats: &Mutex<Stats>,
+    stats: &Observer,
 ) -> Result<(), RpcError> {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut made = 0u64;
@@ -240,7 +242,7 @@ async fn read_commands(
             }
             Err(err) => {
                 tracing::error!("task #{made} {line:?}: {err}");
-                lock(stats).record("(unparsed)", None, Duration::ZERO, Err(&err));
+                stats.record("(unparsed)", None, Duration::ZERO, Err(&err));
             }
         }
     }
@@ -251,7 +253,7 @@ async fn read_commands(
 struct Worker {
     client: Client,
     receiver: Arc<tokio::sync::Mutex<mpsc::Receiver<Task>>>,
-    stats: Arc<Mutex<Stats>>,
+    stats: Arc<Observer>,
     in_flight: Arc<AtomicUsize>,
 }
 
@@ -283,7 +285,8 @@ impl Worker {
                 Err(err) => tracing::error!("failed {task}: {err} ({}{by})", millis(Some(latency))),
             }
             let outcome = answer.result.as_ref().map(|_| ());
-            lock(&self.stats).record(task.procedure(), consumer, latency, outcome);
+            self.stats
+                .record(task.procedure(), consumer, latency, outcome);
         }
     }
 }
@@ -292,7 +295,7 @@ impl Worker {
 async fn report_status(
     every: Duration,
     sender: mpsc::WeakSender<Task>,
-    stats: Arc<Mutex<Stats>>,
+    stats: Arc<Observer>,
     in_flight: Arc<AtomicUsize>,
 ) {
     let mut ticker = tokio::time::interval(every);
@@ -303,7 +306,9 @@ async fn report_status(
         let queued = sender
             .upgrade()
             .map_or(0, |sender| sender.max_capacity() - sender.capacity());
-        let line = lock(&stats).status_line(in_flight.load(Ordering::Relaxed), queued);
+        let line = stats
+            .stats()
+            .status_line(in_flight.load(Ordering::Relaxed), queued);
         tracing::info!("status: {line}");
     }
 }

@@ -8,7 +8,7 @@
 //! well-behaved client's calls must all succeed with the right answer, and the consumer's peak
 //! RSS must stay bounded.
 //!
-//! What the defaults ([`ServerConfig::default`]) say must happen: a silent connection is
+//! What the defaults ([`TcpServerConfig::default`]) say must happen: a silent connection is
 //! dropped after the handshake timeout (10 s); a handshaken one is held (its idle timeout,
 //! 5 min, is longer than the test); a connection holds at most `max_in_flight` (1024) calls,
 //! and while one write of its replies is blocked the consumer reads nothing more from it, so a
@@ -34,10 +34,10 @@ use support::Consumer;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{sleep, timeout};
-use transport_tcp::{Pool, PoolConfig, ServerConfig, DEFAULT_MAX_FRAME};
+use transport_tcp::{TcpServerConfig, TcpTransport, TcpTransportConfig, DEFAULT_MAX_FRAME};
 
-/// Hello, protocol 1, replies up to 16 MiB.
-const HELLO: [u8; 16] = [0, 0, 0, 12, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1];
+/// Hello, protocol 2 (transport_tcp::PROTOCOL_VERSION), replies up to 16 MiB.
+const HELLO: [u8; 16] = [0, 0, 0, 12, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 1];
 /// A `Welcome` frame: 4 bytes of length, 16 of body.
 const WELCOME_LEN: usize = 20;
 
@@ -65,8 +65,8 @@ const NAME_LEN: usize = 64 << 10;
 const DEAF_BUDGET: u64 = 16_384;
 
 /// The consumer's limits: the binary serves with transport-tcp's defaults.
-fn limits() -> ServerConfig {
-    ServerConfig::default()
+fn limits() -> TcpServerConfig {
+    TcpServerConfig::default()
 }
 
 /// Connects and completes the handshake; checks the `Welcome`.
@@ -159,7 +159,8 @@ impl Calls {
 /// Calls `fibonacci_generator.calculate(n)` through a pool, one call at a time, until `stop`,
 /// checking every answer.
 async fn well_behaved(port: u16, calls: Arc<Calls>, stop: Arc<AtomicBool>) {
-    let pool = Pool::new([format!("127.0.0.1:{port}")], PoolConfig::default()).expect("a pool");
+    let pool = TcpTransport::new([format!("127.0.0.1:{port}")], TcpTransportConfig::default())
+        .expect("a pool");
     let fib = FibonacciGeneratorClient::from_client(
         Client::new(pool).with_timeout(Duration::from_secs(30)),
     );

@@ -6,22 +6,25 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rpc_core::{Registry, Transport};
 use rpc_tests::Fixture;
-use transport_tcp::{Pool, PoolConfig, Server, ServerConfig};
+use transport_tcp::{TcpServer, TcpServerConfig, TcpTransport, TcpTransportConfig};
 
 /// A consumer on a free port of the loopback interface, and a pool over it.
 struct TcpFixture {
-    server: Server,
-    pool: Pool,
+    server: TcpServer,
+    pool: TcpTransport,
 }
 
 #[async_trait]
 impl Fixture for TcpFixture {
     async fn start(registry: Registry) -> Self {
-        let server = Server::bind("127.0.0.1:0", registry, ServerConfig::default())
+        let server = TcpServer::bind("127.0.0.1:0", registry, TcpServerConfig::default())
             .await
             .expect("bind a free port");
-        let pool = Pool::new([server.local_addr().to_string()], PoolConfig::default())
-            .expect("a pool over one address");
+        let pool = TcpTransport::new(
+            [server.local_addr().to_string()],
+            TcpTransportConfig::default(),
+        )
+        .expect("a pool over one address");
         Self { server, pool }
     }
 

@@ -24,7 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio_util::codec::{Framed, FramedRead, FramedWrite, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
-use transport_tcp::{Pool, PoolConfig, ServerConfig};
+use transport_tcp::{TcpServerConfig, TcpTransport, TcpTransportConfig};
 
 const PAYLOAD: &str = "the quick brown fox jumps over";
 const IN_FLIGHT: usize = 64;
@@ -241,11 +241,11 @@ async fn rpc_calls(client: Client, method: &'static str, tasks: usize, secs: Dur
     }
 }
 
-fn rpc_pool(addr: SocketAddr) -> Pool {
-    let mut config = PoolConfig::default();
+fn rpc_pool(addr: SocketAddr) -> TcpTransport {
+    let mut config = TcpTransportConfig::default();
     // Let 64 calls be in flight on the one connection, whatever the worker count.
     config.queued_per_consumer = IN_FLIGHT;
-    Pool::new([addr.to_string()], config).expect("pool")
+    TcpTransport::new([addr.to_string()], config).expect("pool")
 }
 
 /// One measured case: what it is, and the best of its rounds.
@@ -302,8 +302,8 @@ fn main() {
         }
         let (floor_addr, floor_stop, floor_thread) = spawn_server(flavor, floor_server);
         let (rpc_addr, rpc_stop, rpc_thread) = spawn_server(flavor, |listener, stop| async move {
-            let config = ServerConfig::default();
-            transport_tcp::run(listener, Arc::new(registry()), config, stop).await
+            let config = TcpServerConfig::default();
+            transport_tcp::serve(listener, Arc::new(registry()), config, stop).await
         });
         let client = client_flavor.runtime();
         let rpc = client.block_on(async {
@@ -398,10 +398,10 @@ fn consumer_process() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         println!("{}", listener.local_addr().expect("address").port());
         let stop = CancellationToken::new();
-        let server = tokio::spawn(transport_tcp::run(
+        let server = tokio::spawn(transport_tcp::serve(
             listener,
             Arc::new(registry()),
-            ServerConfig::default(),
+            TcpServerConfig::default(),
             stop.clone(),
         ));
         let _ = tokio::task::spawn_blocking(|| {

@@ -1,21 +1,23 @@
-//! The limits and timeouts of both halves, with defaults fit for one machine or a LAN.
+//! The limits and timeouts of both halves, with defaults fit for one machine or a LAN. Nothing
+//! here reads the environment: the apps' command line does that.
 
 use std::time::Duration;
 
-/// The default largest frame body either side accepts: 16 MiB.
-pub const DEFAULT_MAX_FRAME: usize = 16 << 20;
+/// The default largest frame body either side accepts: [`rpc_core::DEFAULT_MAX_MESSAGE`],
+/// 16 MiB.
+pub const DEFAULT_MAX_FRAME: usize = rpc_core::DEFAULT_MAX_MESSAGE;
 
-/// The consumer's limits. Build it from [`Default`] and change the fields you need:
+/// The consumer's limits, for [`crate::TcpServer`] and [`crate::serve`]. Build it from [`Default`] and change the fields you need:
 ///
 /// ```
-/// let mut config = transport_tcp::ServerConfig::default();
+/// let mut config = transport_tcp::TcpServerConfig::default();
 /// config.max_connections = 64;
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub struct ServerConfig {
+pub struct TcpServerConfig {
     /// The largest frame body accepted; a larger one gets a protocol error and the connection
-    /// is closed. Also caps a text command's length. Default: 16 MiB.
+    /// is closed. Also caps a text command's length. Default: [`DEFAULT_MAX_FRAME`], 16 MiB.
     pub max_frame: usize,
     /// Connections served at once; one more is closed as soon as it is accepted. Default: 1024.
     pub max_connections: usize,
@@ -39,7 +41,7 @@ pub struct ServerConfig {
     pub write_timeout: Duration,
 }
 
-impl Default for ServerConfig {
+impl Default for TcpServerConfig {
     fn default() -> Self {
         Self {
             max_frame: DEFAULT_MAX_FRAME,
@@ -54,29 +56,30 @@ impl Default for ServerConfig {
     }
 }
 
-/// The producer's pool settings. Build it from [`Default`] and change the fields you need:
+/// The producer's settings, for [`crate::TcpTransport`] (a pool over many consumers). Build it from [`Default`] and change the fields you need:
 ///
 /// ```
 /// use std::time::Duration;
 ///
-/// let mut config = transport_tcp::PoolConfig::default();
+/// let mut config = transport_tcp::TcpTransportConfig::default();
 /// config.no_consumer_wait = Duration::from_secs(1);
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub struct PoolConfig {
+pub struct TcpTransportConfig {
     /// Calls sent to a consumer beyond its capacity (its `workers`), queued there so that it
     /// never waits for the network between tasks; further calls wait in the producer.
     /// Default: 2.
     pub queued_per_consumer: usize,
-    /// The largest reply frame body accepted. Default: 16 MiB.
+    /// The largest reply frame body accepted. Default: [`DEFAULT_MAX_FRAME`], 16 MiB.
     pub max_frame: usize,
     /// How long connecting to a consumer and its handshake may take. Default: 5 s.
     pub connect_timeout: Duration,
     /// The first wait before probing a consumer that is down again. Default: 100 ms.
     pub backoff_min: Duration,
-    /// The longest wait between two probes of a consumer that is down (the wait doubles from
-    /// `backoff_min` up to this). Default: 5 s.
+    /// The longest wait between two probes of a consumer that is down: the wait doubles
+    /// from `backoff_min` up to this, and each one is cut by a random part of up to a half,
+    /// so that producers restarted together do not probe in step. Default: 5 s.
     pub backoff_max: Duration,
     /// How long a call waits for some consumer to be up before it fails with
     /// [`rpc_core::RpcError::NoConsumer`] (never longer than its own timeout). Default: 5 s.
@@ -92,7 +95,7 @@ pub struct PoolConfig {
     pub heartbeat_interval: Duration,
 }
 
-impl Default for PoolConfig {
+impl Default for TcpTransportConfig {
     fn default() -> Self {
         Self {
             queued_per_consumer: 2,

@@ -8,16 +8,18 @@ use std::marker::PhantomData;
 
 use bincode::Options;
 use bytes::{BufMut, BytesMut};
-use rpc_core::encoding::{bincode_options, from_bincode};
+use rpc_core::encoding::bincode_options;
 use rpc_core::{Call, Deadline, Encoding, Reply, Request, RpcError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
+use crate::error::Error;
+
 /// The version of the binary protocol this crate speaks, exchanged in the handshake.
 ///
-/// Version 2 added [`ClientMessage::Cancel`]; a peer of another version is refused in the
-/// handshake with a protocol error naming both versions.
+/// Version 2 added the `Cancel` message (see the crate docs' wire table); a peer of another
+/// version is refused in the handshake with a protocol error naming both versions.
 pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Bytes in a frame's length prefix.
@@ -113,45 +115,37 @@ impl Outgoing<'_> {
     }
 }
 
-fn body_len<T: Serialize + ?Sized>(message: &T) -> Result<usize, RpcError> {
-    let len = bincode_options()
-        .serialized_size(message)
-        .map_err(|e| RpcError::Failed(format!("could not encode a frame: {e}")))?;
-    usize::try_from(len).map_err(|_| RpcError::Protocol("frame too large".into()))
-}
-
 /// Appends one frame (length prefix and bincode body) to `dst`, or nothing when the body
 /// would exceed `max_frame`.
 fn put_frame<T: Serialize + ?Sized>(
     message: &T,
     max_frame: usize,
     dst: &mut BytesMut,
-) -> Result<(), RpcError> {
-    let len = body_len(message)?;
+) -> Result<(), Error> {
+    let len = bincode_options()
+        .serialized_size(message)
+        .map_err(Error::Unencodable)?;
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
     if len > max_frame {
-        return Err(too_large(len, max_frame));
+        return Err(Error::FrameTooLarge {
+            len,
+            limit: max_frame,
+        });
     }
     let start = dst.len();
     dst.reserve(LENGTH_BYTES + len);
     dst.put_u32(len as u32);
     if let Err(e) = bincode_options().serialize_into(dst.writer(), message) {
         dst.truncate(start);
-        return Err(RpcError::Failed(format!("could not encode a frame: {e}")));
+        return Err(Error::Unencodable(e));
     }
     Ok(())
 }
 
-/// The error for a frame body of `len` bytes over a limit of `max_frame`.
-fn too_large(len: usize, max_frame: usize) -> RpcError {
-    RpcError::Protocol(format!(
-        "frame of {len} bytes exceeds the limit of {max_frame} bytes"
-    ))
-}
-
 /// Frames of `In` coming in and `Out` going out, bodies at most `max_frame` bytes.
 ///
-/// Decoding fails with [`RpcError::Protocol`] on an oversized or undecodable frame and
-/// [`RpcError::Io`] when the socket fails.
+/// Decoding fails with a framing [`Error`] on an oversized, truncated or undecodable frame,
+/// and [`Error::Io`] when the socket fails.
 #[derive(Debug)]
 pub(crate) struct Codec<In, Out> {
     frames: LengthDelimitedCodec,
@@ -196,9 +190,9 @@ impl<In, Out> Codec<In, Out> {
 
 impl<In: DeserializeOwned, Out> Decoder for Codec<In, Out> {
     type Item = In;
-    type Error = RpcError;
+    type Error = Error;
 
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<In>, RpcError> {
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<In>, Error> {
         let prefix = src
             .get(..LENGTH_BYTES)
             .and_then(|head| Some(u32::from_be_bytes(head.try_into().ok()?) as usize));
@@ -206,45 +200,47 @@ impl<In: DeserializeOwned, Out> Decoder for Codec<In, Out> {
         match self.frames.decode(src) {
             Ok(Some(body)) => {
                 self.partial = None;
-                from_bincode(&body).map(Some)
+                bincode_options()
+                    .deserialize(&body)
+                    .map(Some)
+                    .map_err(Error::Undecodable)
             }
             Ok(None) => {
                 // A whole prefix was there: the codec consumed it and waits for the body.
                 self.partial = self.partial.or(prefix);
                 Ok(None)
             }
-            Err(_) => Err(RpcError::Protocol(format!(
-                "frame exceeds the limit of {} bytes",
-                self.max_frame
-            ))),
+            Err(_) => Err(Error::PrefixTooLarge {
+                limit: self.max_frame,
+            }),
         }
     }
 
-    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<In>, RpcError> {
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<In>, Error> {
         match (self.decode(src)?, self.partial) {
             (Some(frame), _) => Ok(Some(frame)),
-            (None, Some(len)) => Err(RpcError::Protocol(format!(
-                "connection closed inside a frame ({} of its {len} bytes received)",
-                src.len()
-            ))),
+            (None, Some(len)) => Err(Error::TruncatedFrame {
+                received: src.len(),
+                len,
+            }),
             (None, None) if src.is_empty() => Ok(None),
-            (None, None) => Err(RpcError::Protocol(format!(
-                "connection closed inside a frame's length prefix ({} of {LENGTH_BYTES} bytes)",
-                src.len()
-            ))),
+            (None, None) => Err(Error::TruncatedPrefix {
+                received: src.len(),
+                of: LENGTH_BYTES,
+            }),
         }
     }
 }
 
 impl<In> Encoder<ServerMessage> for Codec<In, ServerMessage> {
-    type Error = RpcError;
+    type Error = Error;
 
     /// A reply too large for the frame limit becomes a protocol error reply to the same id.
-    fn encode(&mut self, item: ServerMessage, dst: &mut BytesMut) -> Result<(), RpcError> {
+    fn encode(&mut self, item: ServerMessage, dst: &mut BytesMut) -> Result<(), Error> {
         match put_frame(&item, self.max_encode, dst) {
-            Err(err @ RpcError::Protocol(_)) => match item {
+            Err(err @ Error::FrameTooLarge { .. }) => match item {
                 ServerMessage::Reply(reply) => {
-                    let reply = Reply::new(reply.id, Err(err));
+                    let reply = Reply::new(reply.id, Err(err.into()));
                     put_frame(&ServerMessage::Reply(reply), self.max_encode, dst)
                 }
                 _ => Err(err),
@@ -255,17 +251,17 @@ impl<In> Encoder<ServerMessage> for Codec<In, ServerMessage> {
 }
 
 impl<In> Encoder<ClientMessage> for Codec<In, ClientMessage> {
-    type Error = RpcError;
+    type Error = Error;
 
-    fn encode(&mut self, item: ClientMessage, dst: &mut BytesMut) -> Result<(), RpcError> {
+    fn encode(&mut self, item: ClientMessage, dst: &mut BytesMut) -> Result<(), Error> {
         put_frame(&item, self.max_encode, dst)
     }
 }
 
 impl<In> Encoder<Outgoing<'_>> for Codec<In, ClientMessage> {
-    type Error = RpcError;
+    type Error = Error;
 
-    fn encode(&mut self, item: Outgoing, dst: &mut BytesMut) -> Result<(), RpcError> {
+    fn encode(&mut self, item: Outgoing, dst: &mut BytesMut) -> Result<(), Error> {
         put_frame(&item.as_message(), self.max_encode, dst)
     }
 }
@@ -273,6 +269,8 @@ impl<In> Encoder<Outgoing<'_>> for Codec<In, ClientMessage> {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use rpc_core::ErrorKind;
 
     use super::*;
 
@@ -328,32 +326,37 @@ mod tests {
     fn oversized_and_garbage_frames_are_protocol_errors() {
         let mut codec = ServerCodec::new(64);
         let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff, 1][..]);
-        assert!(matches!(codec.decode(&mut buf), Err(RpcError::Protocol(_))));
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(Error::PrefixTooLarge { limit: 64 })
+        ));
         let mut buf = BytesMut::from(&[0, 0, 0, 2, 9, 9][..]);
         assert!(matches!(
             ServerCodec::new(64).decode(&mut buf),
-            Err(RpcError::Protocol(_))
+            Err(Error::Undecodable(_))
         ));
+        // Every one of them reaches the peer as a protocol error.
+        let err = RpcError::from(Error::PrefixTooLarge { limit: 64 });
+        assert_eq!(err.kind(), rpc_core::ErrorKind::Protocol);
     }
 
     #[test]
     fn the_end_of_stream_inside_a_frame_is_a_protocol_error() {
         // A length prefix alone, a prefix and part of its body, part of a prefix.
-        for (bytes, says) in [
-            (&[0, 0, 0, 9][..], "0 of its 9 bytes"),
-            (&[0, 0, 0, 9, 1, 2][..], "2 of its 9 bytes"),
-            (&[0, 0][..], "2 of 4 bytes"),
+        for (bytes, expected) in [
+            (&[0, 0, 0, 9][..], (Some(9), 0)),
+            (&[0, 0, 0, 9, 1, 2][..], (Some(9), 2)),
+            (&[0, 0][..], (None, 2)),
         ] {
             let mut codec = ServerCodec::new(64);
             let mut buf = BytesMut::from(bytes);
             assert!(matches!(codec.decode(&mut buf), Ok(None)));
-            match codec.decode_eof(&mut buf) {
-                Err(RpcError::Protocol(message)) => {
-                    assert!(message.contains("closed inside a frame"), "{message}");
-                    assert!(message.contains(says), "{message}");
-                }
+            let got = match codec.decode_eof(&mut buf) {
+                Err(Error::TruncatedFrame { received, len }) => (Some(len), received),
+                Err(Error::TruncatedPrefix { received, of: 4 }) => (None, received),
                 other => panic!("{bytes:?}: {other:?}"),
-            }
+            };
+            assert_eq!(got, expected, "{bytes:?}");
         }
         // Between frames, the end of the stream is a clean end.
         let mut buf = BytesMut::new();
@@ -385,11 +388,11 @@ mod tests {
             match codec.decode(&mut buffer) {
                 Ok(Some(_)) => continue,
                 Ok(None) => break,
-                Err(RpcError::Protocol(message)) => return assert!(!message.is_empty()),
-                Err(other) => panic!("decoder answered {other:?}"),
+                Err(Error::Io(err)) => panic!("decoder answered {err:?}"),
+                Err(err) => return assert_eq!(RpcError::from(err).kind(), ErrorKind::Protocol),
             }
         }
-        match codec.decode_eof(&mut buffer) {
+        match codec.decode_eof(&mut buffer).map_err(RpcError::from) {
             Ok(_) | Err(RpcError::Protocol(_)) => {}
             Err(other) => panic!("decoder answered {other:?} at the end"),
         }

@@ -1,17 +1,19 @@
 //! The TCP transport of the rpc framework: a producer connects straight to each consumer's
 //! port, with no broker.
 //!
-//! - The consumer ([`run`], [`serve`], [`Server`]) serves a [`rpc_core::Registry`] in two
-//!   modes told apart by the first byte: multiplexed bincode frames for Rust producers, and
-//!   the seed's one-line text commands for `nc` and the seed's Python clients.
-//! - The producer ([`Pool`]) is one [`rpc_core::Transport`] over many consumers: it learns each
-//!   one's capacity, sends each call to the least loaded, takes a consumer that fails out of
-//!   rotation and probes it back, and retries a call whose connection broke (at-least-once).
+//! - The serving half, on a consumer ([`serve`], [`TcpServer`]), serves a
+//!   [`rpc_core::Registry`] in two modes told apart by the first byte: multiplexed bincode
+//!   frames for Rust producers, and the seed's one-line text commands for `nc` and the seed's
+//!   Python clients.
+//! - The calling half, on the producer ([`TcpTransport`]), is one [`rpc_core::Transport`]
+//!   that pools many consumers: it learns each one's capacity, sends each call to the least
+//!   loaded, takes a consumer that fails out of rotation and probes it back, and retries a
+//!   call whose connection broke (at-least-once).
 //!
 //! ```
 //! use std::sync::Arc;
 //! use rpc_core::Registry;
-//! use transport_tcp::{Pool, PoolConfig, Server, ServerConfig};
+//! use transport_tcp::{TcpServer, TcpServerConfig, TcpTransport, TcpTransportConfig};
 //!
 //! /// Sums on request.
 //! pub struct Calc;
@@ -28,11 +30,12 @@
 //! // The consumer, on a free port.
 //! let mut registry = Registry::new().with_workers(2);
 //! registry.register(Calc);
-//! let server = Server::bind("127.0.0.1:0", registry, ServerConfig::default()).await?;
+//! let server = TcpServer::bind("127.0.0.1:0", registry, TcpServerConfig::default()).await?;
 //!
 //! // The producer: a pool over one or more consumer addresses.
-//! let pool = Pool::new([server.local_addr().to_string()], PoolConfig::default())?;
-//! let calc = CalcClient::new(pool);
+//! let addrs = [server.local_addr().to_string()];
+//! let transport = TcpTransport::new(addrs, TcpTransportConfig::default())?;
+//! let calc = CalcClient::new(transport);
 //! assert_eq!(calc.add(40, 2).await?, 42);
 //!
 //! server.shutdown().await;
@@ -45,14 +48,15 @@
 //! in bincode with [`rpc_core::encoding::bincode_options`] (fixed-width little-endian
 //! integers; an enum is its variant index as a `u32`, then its fields; a string or byte
 //! buffer is a `u64` length, then its bytes; a `Duration` is `u64` seconds, `u32` nanos).
-//! Bodies are at most 16 MiB by default ([`ServerConfig::max_frame`]); a larger one is
+//! Bodies are at most 16 MiB by default ([`DEFAULT_MAX_FRAME`], which is
+//! [`rpc_core::DEFAULT_MAX_MESSAGE`]; [`TcpServerConfig::max_frame`]); a larger one is
 //! answered with an `Error` message and the connection is closed.
 //!
 //! | producer sends | variant | fields |
 //! |---|---|---|
 //! | `Hello` | 0 | `version: u32` ([`PROTOCOL_VERSION`], 2), `max_frame: u32` (the largest reply body it accepts) |
 //! | `Request` | 1 | `id: u64`, then the [`rpc_core::Call`]: `procedure: string`, `encoding: u32` (0 bincode, 1 JSON, 2 text), `args: bytes`, `deadline: Duration` (the time left until the caller's [`rpc_core::Deadline`]) |
-//! | `Ping` | 2 | none: asks for a `Pong` ([`PoolConfig::heartbeat_interval`]) |
+//! | `Ping` | 2 | none: asks for a `Pong` ([`TcpTransportConfig::heartbeat_interval`]) |
 //! | `Cancel` | 3 | `id: u64`: the caller gave up on that request (since version 2) |
 //!
 //! | consumer sends | variant | fields |
@@ -73,14 +77,14 @@
 //! any order.
 //!
 //! **Cancellation.** When a caller drops a call it sent (its [`rpc_core::Client`]'s deadline
-//! passed, or the caller's future was dropped), the pool sends `Cancel` with its id. The
+//! passed, or the caller's future was dropped), the [`TcpTransport`] sends `Cancel` with its id. The
 //! consumer cancels it at once: a call still waiting for a worker is never run, a running
 //! synchronous procedure that takes a [`rpc_core::Cancellation`] sees it fire and can stop
 //! early, and no `Reply` is sent for it. A `Cancel` for an id not in flight is ignored.
 //!
 //! **Text mode** (the first byte is not zero): `handler method arg1 arg2 ...` (or
 //! `handler.method ...`) ending at a newline, at the end of the stream, or after a pause of
-//! [`ServerConfig::text_pause`]; the consumer answers the result as text, or
+//! [`TcpServerConfig::text_pause`]; the consumer answers the result as text, or
 //! `ERROR <kind>: <message>`, then a newline, and closes the connection:
 //!
 //! ```text
@@ -89,15 +93,15 @@
 //! ```
 //!
 //! # Guarantees
-//! - A consumer serves at most [`ServerConfig::max_connections`] connections; a client that
-//!   sends nothing is dropped after [`ServerConfig::handshake_timeout`], a text client that
-//!   never finishes its command after [`ServerConfig::text_timeout`], a silent binary
-//!   connection after [`ServerConfig::idle_timeout`], one that does not read its replies after
-//!   [`ServerConfig::write_timeout`]. Each connection is served by a task of its own: none of
+//! - A consumer serves at most [`TcpServerConfig::max_connections`] connections; a client that
+//!   sends nothing is dropped after [`TcpServerConfig::handshake_timeout`], a text client that
+//!   never finishes its command after [`TcpServerConfig::text_timeout`], a silent binary
+//!   connection after [`TcpServerConfig::idle_timeout`], one that does not read its replies after
+//!   [`TcpServerConfig::write_timeout`]. Each connection is served by a task of its own: none of
 //!   them stalls the others.
 //! - On shutdown a consumer stops accepting and reading, answers every call it already read,
 //!   then closes. A producer sends the calls it had not yet got an answer for again elsewhere.
-//! - Calls through a [`Pool`] are delivered **at least once**: see [`Pool`].
+//! - Calls through a [`TcpTransport`] are delivered **at least once**: see [`TcpTransport`].
 //!
 //! # Runtime settings
 //! Measured on the project's 2-core machines (`docs/benchmarks.md`): run the producer on a
@@ -107,32 +111,36 @@
 //! threads, `workers` at a time, whatever the flavour, which only carries the network.
 //!
 //! # Layout
-//! - `config.rs`: [`ServerConfig`] and [`PoolConfig`], every limit with its default.
-//! - `frame.rs`: the messages above and the codec that frames them.
-//! - `server.rs`: [`run`], [`serve`] and [`Server`]: accepting, limits, shutdown, telling the
-//!   modes apart; `binary.rs` and `text.rs` serve one connection in each mode.
-//! - `connection.rs`: a producer's connection to one consumer: handshake, ids, pending calls;
-//!   `writer.rs` its write side, which batches requests in flight side by side.
-//! - `pool.rs`: [`Pool`]: the transport over many consumers, retrying lost calls;
-//!   `balance.rs` chooses the consumer for each call or makes it wait for a place.
-//! - `supervisor.rs`: keeps each consumer connected, probing a lost one with backoff.
+//! Shared by both halves at the top, then one wing per half:
+//!
+//! ```text
+//! config.rs          TcpServerConfig, TcpTransportConfig: every limit with its default
+//! frame.rs           the messages above and the codec that frames them
+//! error.rs           the crate's internal errors by kind, made RpcError where they leave it
+//! server.rs          the serving half: serve, TcpServer (accepting, limits, shutdown, the modes)
+//! server/context.rs    what the connections of one server share
+//! server/binary.rs     one binary connection: a session (handshake, frames, replies, idleness)
+//! server/text.rs       one text command
+//! server/linger.rs     closing without losing the last answer
+//! pool.rs            the calling half: TcpTransport, a pool over many consumers, retrying
+//! pool/balance.rs      which consumer takes a call, or its place in the line
+//! pool/supervisor.rs   keeps each consumer connected, probing a lost one with backoff
+//! pool/connection.rs   one connection: handshake, ids, pending calls, Cancel
+//! pool/writer.rs       its write side, batching requests in flight side by side
+//! pool/status.rs       ConsumerStatus
+//! ```
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
-mod balance;
-mod binary;
 mod config;
-mod connection;
+mod error;
 mod frame;
 mod pool;
 mod server;
-mod supervisor;
-mod text;
-mod writer;
 
-pub use config::{PoolConfig, ServerConfig, DEFAULT_MAX_FRAME};
+pub use config::{TcpServerConfig, TcpTransportConfig, DEFAULT_MAX_FRAME};
 pub use frame::PROTOCOL_VERSION;
-pub use pool::{ConsumerStatus, Pool};
-pub use server::{run, serve, Server};
+pub use pool::{ConsumerStatus, TcpTransport};
+pub use server::{serve, TcpServer};

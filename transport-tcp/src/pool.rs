@@ -1,5 +1,6 @@
-//! The producer's [`Pool`]: one [`Transport`] over many consumers, balanced by least
-//! outstanding calls (`balance.rs`), with calls retried when their connection breaks.
+//! The producer, the calling half: [`TcpTransport`], one [`Transport`] over many consumers,
+//! balanced by least outstanding calls (`balance.rs`), each consumer kept connected by a
+//! supervisor (`supervisor.rs`), with calls retried when their connection breaks.
 
 use std::sync::{Arc, Once};
 
@@ -8,11 +9,19 @@ use rpc_core::{Answer, Call, RpcError, Transport};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::Instrument;
 
-use crate::balance::Shared;
-use crate::connection::Outcome;
-use crate::{supervisor, PoolConfig};
+use crate::config::TcpTransportConfig;
+use balance::Shared;
+use connection::Outcome;
+pub use status::ConsumerStatus;
 
-/// A [`Transport`] over several consumers, each reached on one multiplexed connection.
+mod balance;
+mod connection;
+mod status;
+mod supervisor;
+mod writer;
+
+/// A [`Transport`] that is a pool over several consumers, each reached on one multiplexed
+/// connection.
 ///
 /// - **Capacity**: each consumer says how many calls it runs at once (its `workers`) when the
 ///   pool connects. A call goes to the consumer with the fewest outstanding calls for its
@@ -21,8 +30,8 @@ use crate::{supervisor, PoolConfig};
 ///   another could do. They wait in line: a freed place goes to the call that has waited
 ///   longest, never to one made after it.
 /// - **Faults**: a consumer that refuses connections, breaks one, or stops answering pings
-///   (`heartbeat_interval`) is out of rotation and probed back with exponential backoff
-///   (`backoff_min` to `backoff_max`); it rejoins as soon as a probe succeeds. With no
+///   (`heartbeat_interval`) is out of rotation and probed back with jittered exponential
+///   backoff (`backoff_min` to `backoff_max`); it rejoins as soon as a probe succeeds. With no
 ///   consumer up, a call waits at most `no_consumer_wait`, then fails with
 ///   [`RpcError::NoConsumer`].
 /// - **At-least-once**: a call whose connection broke before its reply is sent again, to
@@ -38,7 +47,7 @@ use crate::{supervisor, PoolConfig};
 ///
 /// Cloning is cheap and shares the connections; the last clone dropped closes them.
 #[derive(Clone)]
-pub struct Pool {
+pub struct TcpTransport {
     inner: Arc<Inner>,
 }
 
@@ -48,38 +57,15 @@ struct Inner {
     _stop: DropGuard,
 }
 
-/// One consumer as the pool sees it, from [`Pool::consumers`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ConsumerStatus {
-    /// The address it was given as.
-    pub addr: String,
-    /// Whether it is in rotation (connected).
-    pub up: bool,
-    /// Its capacity, as it said when it last connected (0 before that).
-    pub capacity: usize,
-    /// Calls sent to it and not answered yet.
-    pub outstanding: usize,
-    /// Calls it answered (results and remote errors alike).
-    pub completed: u64,
-    /// Calls lost with a connection to it and sent again.
-    pub retried: u64,
-    /// How many times the pool connected to it (a reconnection after a failure or an idle
-    /// close counts again).
-    pub connects: u64,
-    /// Why it was last unreachable, if it was.
-    pub last_error: Option<String>,
-}
-
-impl std::fmt::Debug for Pool {
+impl std::fmt::Debug for TcpTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool")
+        f.debug_struct("TcpTransport")
             .field("consumers", &self.consumers())
             .finish_non_exhaustive()
     }
 }
 
-impl Pool {
+impl TcpTransport {
     /// A pool over `addrs`: `host:port`, or a bare port meaning `127.0.0.1:port`.
     ///
     /// Connecting happens in the background, started here when called inside a tokio runtime,
@@ -87,7 +73,7 @@ impl Pool {
     ///
     /// # Errors
     /// [`RpcError::NoConsumer`] when `addrs` is empty.
-    pub fn new<I, A>(addrs: I, config: PoolConfig) -> Result<Self, RpcError>
+    pub fn new<I, A>(addrs: I, config: TcpTransportConfig) -> Result<Self, RpcError>
     where
         I: IntoIterator<Item = A>,
         A: AsRef<str>,
@@ -135,7 +121,7 @@ fn normalize(addr: &str) -> String {
 }
 
 #[async_trait]
-impl Transport for Pool {
+impl Transport for TcpTransport {
     async fn call(&self, call: Call) -> Result<Vec<u8>, RpcError> {
         self.send(call).await.0
     }
@@ -148,7 +134,7 @@ impl Transport for Pool {
     }
 }
 
-impl Pool {
+impl TcpTransport {
     /// Sends `call`, again on another consumer if its connection breaks; the result, and the
     /// index of the consumer it was last sent to.
     async fn send(&self, call: Call) -> (Result<Vec<u8>, RpcError>, Option<usize>) {

@@ -1,5 +1,6 @@
-//! The consumer: accepts connections, tells binary from text by the first byte, and serves a
-//! [`Registry`] until its cancellation token fires.
+//! The consumer, the serving half: [`serve`] accepts connections, tells binary from text by
+//! the first byte, and serves a [`Registry`] until its shutdown token fires; [`TcpServer`]
+//! runs it in a task of its own.
 
 use std::io;
 use std::net::SocketAddr;
@@ -14,16 +15,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::{binary, text, ServerConfig};
+use crate::config::TcpServerConfig;
+use context::Context;
 
-/// What every connection of one server shares.
-pub(crate) struct Context {
-    pub(crate) registry: Arc<Registry>,
-    pub(crate) config: ServerConfig,
-    pub(crate) shutdown: CancellationToken,
-    /// Every connection and every call, so that shutdown waits for them.
-    pub(crate) tracker: TaskTracker,
-}
+mod binary;
+mod context;
+mod linger;
+mod text;
 
 /// Serves `registry` on `listener` until `shutdown` fires, then stops accepting, lets every
 /// call already started finish and be answered, closes the connections and returns.
@@ -39,20 +37,20 @@ pub(crate) struct Context {
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 /// let shutdown = CancellationToken::new();
-/// let server = tokio::spawn(transport_tcp::run(
+/// let server = tokio::spawn(transport_tcp::serve(
 ///     listener,
 ///     Arc::new(Registry::new()),
-///     transport_tcp::ServerConfig::default(),
+///     transport_tcp::TcpServerConfig::default(),
 ///     shutdown.clone(),
 /// ));
 /// shutdown.cancel();
 /// server.await?;
 /// # Ok(()) }
 /// ```
-pub async fn run(
+pub async fn serve(
     listener: TcpListener,
     registry: Arc<Registry>,
-    config: ServerConfig,
+    config: TcpServerConfig,
     shutdown: CancellationToken,
 ) {
     let connections = Arc::new(Semaphore::new(config.max_connections.max(1)));
@@ -120,15 +118,15 @@ async fn serve_connection(stream: TcpStream, context: Arc<Context>) {
     }
 }
 
-/// A consumer running on the current runtime: [`Server::bind`] starts it,
-/// [`Server::shutdown`] stops it gracefully. Dropping it stops it too, without waiting.
+/// A consumer running on the current runtime: [`TcpServer::bind`] starts it,
+/// [`TcpServer::shutdown`] stops it gracefully. Dropping it stops it too, without waiting.
 #[derive(Debug)]
-pub struct Server {
+pub struct TcpServer {
     addr: SocketAddr,
     task: ServerTask,
 }
 
-impl Server {
+impl TcpServer {
     /// Binds `addr` (port 0 picks a free port) and serves `registry` there in a spawned task.
     ///
     /// # Errors
@@ -136,12 +134,12 @@ impl Server {
     pub async fn bind(
         addr: impl ToSocketAddrs,
         registry: impl Into<Arc<Registry>>,
-        config: ServerConfig,
+        config: TcpServerConfig,
     ) -> io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let registry = registry.into();
-        let task = ServerTask::spawn(|shutdown| run(listener, registry, config, shutdown));
+        let task = ServerTask::spawn(|shutdown| serve(listener, registry, config, shutdown));
         Ok(Self { addr, task })
     }
 
@@ -155,20 +153,4 @@ impl Server {
     pub async fn shutdown(self) {
         self.task.shutdown().await;
     }
-}
-
-/// Binds `addr` and serves `registry` there until `shutdown` fires: what a consumer binary
-/// calls.
-///
-/// # Errors
-/// The address cannot be bound.
-pub async fn serve(
-    addr: impl ToSocketAddrs,
-    registry: Arc<Registry>,
-    config: ServerConfig,
-    shutdown: CancellationToken,
-) -> io::Result<()> {
-    let listener = TcpListener::bind(addr).await?;
-    run(listener, registry, config, shutdown).await;
-    Ok(())
 }

@@ -10,13 +10,13 @@ use rpc_core::encoding::{from_bincode, to_bincode};
 use rpc_core::{Call, Client, Encoding, Reply, Request, RpcError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use transport_tcp::{Server, ServerConfig, DEFAULT_MAX_FRAME};
+use transport_tcp::{TcpServer, TcpServerConfig, DEFAULT_MAX_FRAME};
 
 /// Hello, protocol 1, replies up to 16 MiB.
 const HELLO: [u8; 16] = [0, 0, 0, 12, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 1];
 
-async fn server(config: ServerConfig) -> Server {
-    Server::bind("127.0.0.1:0", common::registry(2), config)
+async fn server(config: TcpServerConfig) -> TcpServer {
+    TcpServer::bind("127.0.0.1:0", common::registry(2), config)
         .await
         .expect("bind")
 }
@@ -38,7 +38,7 @@ async fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
 }
 
 /// The server still answers a well-behaved pool.
-async fn still_serves(server: &Server) {
+async fn still_serves(server: &TcpServer) {
     let pool = common::pool_at(&[server.local_addr()]);
     let client = Client::new(pool).with_timeout(Duration::from_secs(10));
     let echo: Result<String, RpcError> = client.call("work.echo", &("alive",)).await;
@@ -47,7 +47,7 @@ async fn still_serves(server: &Server) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_bytes_close_only_their_connection() {
-    let mut config = ServerConfig::default();
+    let mut config = TcpServerConfig::default();
     config.text_pause = Duration::from_millis(50);
     let server = server(config).await;
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
@@ -70,7 +70,7 @@ async fn random_bytes_close_only_their_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_four_gib_length_prefix_is_a_protocol_error() {
-    let server = server(ServerConfig::default()).await;
+    let server = server(TcpServerConfig::default()).await;
     let mut stream = TcpStream::connect(server.local_addr())
         .await
         .expect("connect");
@@ -103,7 +103,7 @@ async fn a_four_gib_length_prefix_is_a_protocol_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_client_blocks_nobody_and_is_dropped() {
-    let mut config = ServerConfig::default();
+    let mut config = TcpServerConfig::default();
     config.handshake_timeout = Duration::from_millis(500);
     config.max_connections = 8;
     let server = server(config).await;
@@ -124,7 +124,7 @@ async fn a_silent_client_blocks_nobody_and_is_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_connections_opened_and_closed() {
-    let server = server(ServerConfig::default()).await;
+    let server = server(TcpServerConfig::default()).await;
     let addr = server.local_addr();
     for batch in 0..10 {
         let connections = (0..100).map(|i| async move {
@@ -151,7 +151,7 @@ async fn a_thousand_connections_opened_and_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_the_connection_limit_a_connection_is_closed() {
-    let mut config = ServerConfig::default();
+    let mut config = TcpServerConfig::default();
     config.max_connections = 2;
     let server = server(config).await;
     let mut held = Vec::new();
@@ -175,7 +175,7 @@ async fn over_the_connection_limit_a_connection_is_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_protocol_version_is_refused() {
-    let server = server(ServerConfig::default()).await;
+    let server = server(TcpServerConfig::default()).await;
     let mut stream = TcpStream::connect(server.local_addr())
         .await
         .expect("connect");
@@ -203,7 +203,7 @@ fn request_frame(id: u64, procedure: &str, args: Vec<u8>) -> Vec<u8> {
 }
 
 /// Connects and completes the handshake.
-async fn handshake(server: &Server) -> TcpStream {
+async fn handshake(server: &TcpServer) -> TcpStream {
     let mut stream = TcpStream::connect(server.local_addr())
         .await
         .expect("connect");
@@ -227,7 +227,7 @@ fn protocol_error(frames: &[u8]) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frame_one_byte_over_the_limit_is_a_protocol_error() {
-    let server = server(ServerConfig::default()).await;
+    let server = server(TcpServerConfig::default()).await;
     let mut stream = handshake(&server).await;
     let over = u32::try_from(DEFAULT_MAX_FRAME + 1).expect("the limit fits a prefix");
     stream.write_all(&over.to_be_bytes()).await.expect("prefix");
@@ -239,7 +239,7 @@ async fn a_frame_one_byte_over_the_limit_is_a_protocol_error() {
     server.shutdown().await;
 
     // At a small limit: a frame of exactly the limit is served, one byte more is refused.
-    let mut config = ServerConfig::default();
+    let mut config = TcpServerConfig::default();
     config.max_frame = 256;
     let server = self::server(config).await;
     let base = request_frame(1, "work.echo", to_bincode(&("",)).expect("args")).len() - 4;
@@ -270,7 +270,7 @@ async fn a_frame_one_byte_over_the_limit_is_a_protocol_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_frames_are_protocol_errors() {
-    let server = server(ServerConfig::default()).await;
+    let server = server(TcpServerConfig::default()).await;
     let whole = request_frame(1, "work.echo", to_bincode(&("cut short",)).expect("args"));
     // Half a request, a length prefix alone, half a length prefix, and (with no hello) three
     // zero bytes.
@@ -299,9 +299,10 @@ async fn truncated_frames_are_protocol_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_runs_at_most_max_in_flight_calls() {
-    let mut config = ServerConfig::default();
+    let mut config = TcpServerConfig::default();
     config.max_in_flight = 2;
-    let server = Server::bind("127.0.0.1:0", common::registry(4), config)
+    let runs = common::Runs::default();
+    let server = TcpServer::bind("127.0.0.1:0", common::counted_registry(4, &runs), config)
         .await
         .expect("bind");
     let mut stream = handshake(&server).await;
@@ -312,15 +313,15 @@ async fn a_connection_runs_at_most_max_in_flight_calls() {
     }
     // Four workers are free, but the connection holds only two calls: the others wait unread.
     common::eventually(Duration::from_secs(10), "two calls run", || {
-        common::runs("in-flight") >= 2
+        runs.of("in-flight") >= 2
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(common::runs("in-flight"), 2);
+    assert_eq!(runs.of("in-flight"), 2);
     let mut prefix = [0u8; 4];
     stream.read_exact(&mut prefix).await.expect("a reply");
     common::eventually(Duration::from_secs(10), "the next call runs", || {
-        common::runs("in-flight") > 2
+        runs.of("in-flight") > 2
     })
     .await;
     drop(stream);
@@ -330,7 +331,7 @@ async fn a_connection_runs_at_most_max_in_flight_calls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_is_held_back_then_dropped() {
-    let mut config = ServerConfig::default();
+    let mut config = TcpServerConfig::default();
     config.max_in_flight = 4;
     config.write_timeout = Duration::from_secs(1);
     let server = self::server(config).await;

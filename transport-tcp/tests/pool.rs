@@ -4,12 +4,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{eventually, runs, Consumer};
+use common::{eventually, Consumer, Runs};
 use futures::future::join_all;
 use rpc_core::{Client, RpcError};
-use transport_tcp::{Pool, PoolConfig, Server, ServerConfig};
+use transport_tcp::{TcpServer, TcpServerConfig, TcpTransport, TcpTransportConfig};
 
-fn client(pool: &Pool, timeout: Duration) -> Client {
+fn client(pool: &TcpTransport, timeout: Duration) -> Client {
     Client::new(pool.clone()).with_timeout(timeout)
 }
 
@@ -18,7 +18,7 @@ async fn slow(client: &Client, tag: &str, ms: u64) -> Result<String, RpcError> {
 }
 
 /// Waits until every consumer of `pool` is up.
-async fn all_up(pool: &Pool) {
+async fn all_up(pool: &TcpTransport) {
     eventually(Duration::from_secs(10), "every consumer is up", || {
         pool.consumers().iter().all(|c| c.up)
     })
@@ -27,8 +27,8 @@ async fn all_up(pool: &Pool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pool_learns_each_consumers_capacity() {
-    let a = Consumer::start("127.0.0.1:0", 3, ServerConfig::default());
-    let b = Consumer::start("127.0.0.1:0", 1, ServerConfig::default());
+    let a = Consumer::start("127.0.0.1:0", 3, TcpServerConfig::default());
+    let b = Consumer::start("127.0.0.1:0", 1, TcpServerConfig::default());
     let pool = common::pool(&[&a, &b]);
     all_up(&pool).await;
     let capacities: Vec<usize> = pool.consumers().iter().map(|c| c.capacity).collect();
@@ -37,8 +37,8 @@ async fn the_pool_learns_each_consumers_capacity() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_task_on_one_consumer_does_not_hold_up_the_others() {
-    let a = Consumer::start("127.0.0.1:0", 1, ServerConfig::default());
-    let b = Consumer::start("127.0.0.1:0", 1, ServerConfig::default());
+    let a = Consumer::start("127.0.0.1:0", 1, TcpServerConfig::default());
+    let b = Consumer::start("127.0.0.1:0", 1, TcpServerConfig::default());
     let pool = common::pool(&[&a, &b]);
     all_up(&pool).await;
     let client = client(&pool, Duration::from_secs(30));
@@ -65,7 +65,7 @@ async fn a_slow_task_on_one_consumer_does_not_hold_up_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_beyond_capacity_wait_in_the_producer() {
-    let a = Consumer::start("127.0.0.1:0", 1, ServerConfig::default());
+    let a = Consumer::start("127.0.0.1:0", 1, TcpServerConfig::default());
     let pool = common::pool(&[&a]);
     all_up(&pool).await;
     let client = client(&pool, Duration::from_secs(30));
@@ -87,10 +87,12 @@ async fn calls_beyond_capacity_wait_in_the_producer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_killed_mid_call_the_call_completes_on_the_other() {
-    let a = Consumer::start("127.0.0.1:0", 1, ServerConfig::default());
-    let b = Consumer::start("127.0.0.1:0", 1, ServerConfig::default());
+    let a = Consumer::start("127.0.0.1:0", 1, TcpServerConfig::default());
+    let b = Consumer::start("127.0.0.1:0", 1, TcpServerConfig::default());
     let pool = common::pool(&[&a, &b]);
     all_up(&pool).await;
+    let (runs_a, runs_b) = (a.runs.clone(), b.runs.clone());
+    let runs = move |tag: &str| runs_a.of(tag) + runs_b.of(tag);
     let client = client(&pool, Duration::from_secs(30));
     let call = tokio::spawn({
         let client = client.clone();
@@ -133,8 +135,8 @@ async fn a_consumer_killed_mid_call_the_call_completes_on_the_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_consumer_rejoins_the_rotation() {
-    let a = Consumer::start("127.0.0.1:0", 1, ServerConfig::default());
-    let b = Consumer::start("127.0.0.1:0", 1, ServerConfig::default());
+    let a = Consumer::start("127.0.0.1:0", 1, TcpServerConfig::default());
+    let b = Consumer::start("127.0.0.1:0", 1, TcpServerConfig::default());
     let addr = a.addr;
     let pool = common::pool(&[&a, &b]);
     all_up(&pool).await;
@@ -149,7 +151,7 @@ async fn a_restarted_consumer_rejoins_the_rotation() {
     for i in 0..4 {
         assert!(slow(&client, &format!("while-down{i}"), 1).await.is_ok());
     }
-    let a = Consumer::start(&addr.to_string(), 1, ServerConfig::default());
+    let a = Consumer::start(&addr.to_string(), 1, TcpServerConfig::default());
     eventually(
         Duration::from_secs(15),
         "the restarted consumer is back",
@@ -174,7 +176,7 @@ async fn a_restarted_consumer_rejoins_the_rotation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_every_consumer_down_calls_fail_with_no_consumer() {
-    let a = Consumer::start("127.0.0.1:0", 1, ServerConfig::default());
+    let a = Consumer::start("127.0.0.1:0", 1, TcpServerConfig::default());
     let addr = a.addr;
     a.kill();
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -192,14 +194,14 @@ async fn with_every_consumer_down_calls_fail_with_no_consumer() {
 async fn an_empty_address_list_is_refused() {
     let none: [&str; 0] = [];
     assert!(matches!(
-        Pool::new(none, PoolConfig::default()),
+        TcpTransport::new(none, TcpTransportConfig::default()),
         Err(RpcError::NoConsumer(_))
     ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_whose_deadline_passes_in_the_producer_is_never_sent() {
-    let a = Consumer::start("127.0.0.1:0", 1, ServerConfig::default());
+    let a = Consumer::start("127.0.0.1:0", 1, TcpServerConfig::default());
     let pool = common::pool(&[&a]);
     all_up(&pool).await;
     let client = client(&pool, Duration::from_secs(30));
@@ -222,12 +224,12 @@ async fn a_call_whose_deadline_passes_in_the_producer_is_never_sent() {
     for call in join_all(fill).await {
         assert!(call.expect("task").is_ok());
     }
-    assert_eq!(runs("never-sent"), 0);
+    assert_eq!(a.runs.of("never-sent"), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_call_frees_its_place() {
-    let a = Consumer::start("127.0.0.1:0", 1, ServerConfig::default());
+    let a = Consumer::start("127.0.0.1:0", 1, TcpServerConfig::default());
     let pool = common::pool(&[&a]);
     all_up(&pool).await;
     let client = client(&pool, Duration::from_secs(30));
@@ -240,7 +242,9 @@ async fn a_dropped_call_frees_its_place() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_answers_the_calls_already_started() {
-    let server = Server::bind("127.0.0.1:0", common::registry(2), ServerConfig::default())
+    let runs = Runs::default();
+    let registry = common::counted_registry(2, &runs);
+    let server = TcpServer::bind("127.0.0.1:0", registry, TcpServerConfig::default())
         .await
         .expect("bind");
     let pool = common::pool_at(&[server.local_addr()]);
@@ -253,7 +257,7 @@ async fn graceful_shutdown_answers_the_calls_already_started() {
         })
         .collect();
     eventually(Duration::from_secs(5), "both calls run", || {
-        runs("graceful0") == 1 && runs("graceful1") == 1
+        runs.of("graceful0") == 1 && runs.of("graceful1") == 1
     })
     .await;
     server.shutdown().await;
@@ -264,9 +268,9 @@ async fn graceful_shutdown_answers_the_calls_already_started() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_calls_and_replies_are_protocol_errors() {
-    let mut config = ServerConfig::default();
+    let mut config = TcpServerConfig::default();
     config.max_frame = 4096;
-    let server = Server::bind("127.0.0.1:0", common::registry(1), config)
+    let server = TcpServer::bind("127.0.0.1:0", common::registry(1), config)
         .await
         .expect("bind");
     let pool = common::pool_at(&[server.local_addr()]);
@@ -276,9 +280,9 @@ async fn oversized_calls_and_replies_are_protocol_errors() {
     let echo: Result<String, RpcError> = client.call("work.echo", &(big,)).await;
     assert!(matches!(echo, Err(RpcError::Protocol(_))), "{echo:?}");
     // A reply over the limit becomes a protocol error for that call alone.
-    let mut limited = PoolConfig::default();
+    let mut limited = TcpTransportConfig::default();
     limited.max_frame = 2048;
-    let small_pool = Pool::new([server.local_addr().to_string()], limited).expect("pool");
+    let small_pool = TcpTransport::new([server.local_addr().to_string()], limited).expect("pool");
     let small_client = Client::new(small_pool).with_timeout(Duration::from_secs(10));
     let echo: Result<String, RpcError> = small_client.call("work.repeat", &("y", 3000usize)).await;
     assert!(matches!(echo, Err(RpcError::Protocol(_))), "{echo:?}");
@@ -291,9 +295,9 @@ async fn oversized_calls_and_replies_are_protocol_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_connection_is_closed_and_the_pool_reconnects() {
-    let mut config = ServerConfig::default();
+    let mut config = TcpServerConfig::default();
     config.idle_timeout = Duration::from_millis(300);
-    let server = Server::bind("127.0.0.1:0", common::registry(1), config)
+    let server = TcpServer::bind("127.0.0.1:0", common::registry(1), config)
         .await
         .expect("bind");
     let pool = common::pool_at(&[server.local_addr()]);
@@ -335,11 +339,11 @@ async fn hung_consumer() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_that_stops_answering_is_taken_out_of_rotation() {
     let (hung, hung_task) = hung_consumer().await;
-    let real = Consumer::start("127.0.0.1:0", 2, ServerConfig::default());
-    let mut config = PoolConfig::default();
+    let real = Consumer::start("127.0.0.1:0", 2, TcpServerConfig::default());
+    let mut config = TcpTransportConfig::default();
     config.heartbeat_interval = Duration::from_millis(300);
     config.backoff_max = Duration::from_millis(500);
-    let pool = Pool::new([hung.to_string(), real.addr.to_string()], config).expect("pool");
+    let pool = TcpTransport::new([hung.to_string(), real.addr.to_string()], config).expect("pool");
     all_up(&pool).await;
     let client = client(&pool, Duration::from_secs(20));
     let calls = (0..6).map(|i| {
@@ -372,7 +376,7 @@ async fn waiting_calls_are_served_first_come_first_served() {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, Mutex};
 
-    let a = Consumer::start("127.0.0.1:0", 1, ServerConfig::default());
+    let a = Consumer::start("127.0.0.1:0", 1, TcpServerConfig::default());
     let pool = common::pool(&[&a]);
     all_up(&pool).await;
     let client = client(&pool, Duration::from_secs(30));

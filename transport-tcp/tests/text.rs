@@ -6,12 +6,16 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use transport_tcp::{Server, ServerConfig};
+use transport_tcp::{TcpServer, TcpServerConfig};
 
-async fn server() -> Server {
-    Server::bind("127.0.0.1:0", common::registry(1), ServerConfig::default())
-        .await
-        .expect("bind")
+async fn server() -> TcpServer {
+    TcpServer::bind(
+        "127.0.0.1:0",
+        common::registry(1),
+        TcpServerConfig::default(),
+    )
+    .await
+    .expect("bind")
 }
 
 /// Reads until the consumer closes the connection, within a generous bound.
@@ -24,7 +28,7 @@ async fn read_to_close(stream: &mut TcpStream) -> String {
     String::from_utf8(answer).expect("UTF-8 answer")
 }
 
-async fn ask(server: &Server, bytes: &[u8]) -> String {
+async fn ask(server: &TcpServer, bytes: &[u8]) -> String {
     let mut stream = TcpStream::connect(server.local_addr())
         .await
         .expect("connect");
@@ -80,10 +84,10 @@ async fn errors_are_one_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_finishes_its_command_is_cut_off() {
-    let mut config = ServerConfig::default();
+    let mut config = TcpServerConfig::default();
     config.text_timeout = Duration::from_millis(600);
     config.text_pause = Duration::from_millis(300);
-    let server = Server::bind("127.0.0.1:0", common::registry(1), config)
+    let server = TcpServer::bind("127.0.0.1:0", common::registry(1), config)
         .await
         .expect("bind");
     let mut stream = TcpStream::connect(server.local_addr())

@@ -1,6 +1,7 @@
 //! `consumer`: runs the procedures. Serves `fibonacci_generator` and `neural_analyzer` over the
 //! chosen transport until Ctrl-C or SIGTERM, then finishes and answers the tasks it holds.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -37,6 +38,11 @@ struct Args {
     /// unknown procedure here).
     #[arg(long)]
     no_model: bool,
+
+    /// Serve Prometheus metrics (GET /metrics) on this address, e.g. 127.0.0.1:9100: calls
+    /// by procedure and outcome, run time, time waited for a worker, workers busy.
+    #[arg(long, env = "RPC_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -84,6 +90,21 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         let shutdown = shutdown_on_signal();
+        // Bound (and the recorder installed) before the registry exists: a taken port stops
+        // the consumer at once, and its first call is counted.
+        let metrics = match args.metrics_listen {
+            Some(addr) => match rpc_apps::prometheus::bind(addr).await {
+                Ok(listener) => Some(tokio::spawn(rpc_apps::prometheus::serve(
+                    listener,
+                    shutdown.clone(),
+                ))),
+                Err(err) => {
+                    eprintln!("consumer: {err}");
+                    return ExitCode::FAILURE;
+                }
+            },
+            None => None,
+        };
         let registry = workloads::registry(args.workers, analyzer);
         tracing::info!(
             workers = args.workers,
@@ -91,7 +112,21 @@ fn main() -> ExitCode {
             registry.procedure_names(),
             args.transport.transport
         );
-        match connect::serve(&args.transport, &args.host, args.port, registry, shutdown).await {
+        let served = connect::serve(
+            &args.transport,
+            &args.host,
+            args.port,
+            registry,
+            shutdown.clone(),
+        )
+        .await;
+        shutdown.cancel();
+        if let Some(metrics) = metrics {
+            if let Err(err) = metrics.await {
+                tracing::error!("the metrics server failed: {err}");
+            }
+        }
+        match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 tracing::error!("{err}");

@@ -1,17 +1,24 @@
 //! `producer`: generates tasks (the seed's client payload) and has the consumers run them;
 //! prints a status line as it goes and a summary at the end. Exits non-zero if a task failed.
+//! With `--listen ADDR` it is a web service: outside clients call procedures over HTTP.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use rpc_apps::cli::{init_logging, parse_seconds, shutdown_on_signal, TransportOptions};
 use rpc_apps::connect;
-use rpc_apps::producer::{self, Mix, ProducerConfig};
+use rpc_apps::front_door::{FrontDoor, FrontDoorConfig};
+use rpc_apps::http::{self, ConnectionLimits};
+use rpc_apps::producer::{self, Mix, Observer, ProducerConfig};
+use rpc_apps::prometheus;
 use rpc_core::Client;
 
 /// Sends tasks to consumers: every --interval a random fibonacci_generator.calculate(100..=10000)
-/// or neural_analyzer.polarity(<sentence>), or text commands read from stdin.
+/// or neural_analyzer.polarity(<sentence>), or text commands read from stdin. With --listen,
+/// serves an HTTP/JSON API instead (POST /v1/call/{procedure}), or beside them with --generate.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -54,17 +61,77 @@ struct Args {
     #[arg(long, default_value_t = 64)]
     queue: usize,
 
-    /// Each call's timeout, in seconds.
+    /// Each call's timeout, in seconds (an HTTP call's default; see --max-timeout).
     #[arg(long, default_value = "30", value_parser = parse_seconds)]
     timeout: Duration,
+
+    #[command(flatten)]
+    http: HttpArgs,
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+/// The front door's options.
+#[derive(Debug, clap::Args)]
+struct HttpArgs {
+    /// Serve the HTTP/JSON API, /healthz, /readyz, /metrics and the dashboard on this address
+    /// (e.g. 127.0.0.1:8080); the task generator then runs only with --generate.
+    #[arg(long, env = "RPC_LISTEN", value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+
+    /// With --listen: run the task generator (or --stdin) beside the API.
+    #[arg(long)]
+    generate: bool,
+
+    /// HTTP calls running at once; more wait in line (--max-waiting).
+    #[arg(long, default_value_t = 64)]
+    max_in_flight: usize,
+
+    /// HTTP calls waiting for a place to run; beyond them a request gets 503 Overloaded.
+    #[arg(long, default_value_t = 256)]
+    max_waiting: usize,
+
+    /// The largest HTTP request body, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_body: usize,
+
+    /// The longest timeout an HTTP request may ask for with its x-timeout header, in seconds.
+    #[arg(long, default_value = "300", value_parser = parse_seconds)]
+    max_timeout: Duration,
+
+    /// HTTP connections open at once.
+    #[arg(long, default_value_t = 4096)]
+    max_connections: usize,
+
+    /// Seconds an HTTP client may take to send a request's headers.
+    #[arg(long, default_value = "10", value_parser = parse_seconds)]
+    header_timeout: Duration,
+}
+
+fn main() -> ExitCode {
     let args = Args::parse();
     init_logging("info");
-    let transport = match connect::client_transport(&args.transport, &args.consumers).await {
-        Ok(transport) => transport,
+    // The front door serves many clients at once: one thread per core then. The generator
+    // alone keeps the single thread it always had.
+    let runtime = if args.http.listen.is_some() {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    match runtime {
+        Ok(runtime) => runtime.block_on(run(args)),
+        Err(err) => {
+            eprintln!("producer: cannot start the runtime: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> ExitCode {
+    let connected = match connect::connect(&args.transport, &args.consumers).await {
+        Ok(connected) => connected,
         Err(err) => {
             eprintln!("producer: {err}");
             return ExitCode::FAILURE;
@@ -81,11 +148,64 @@ async fn main() -> ExitCode {
         .with_queue(args.queue)
         .with_timeout(args.timeout);
     let shutdown = shutdown_on_signal();
-    let stats = producer::run(Client::from_arc(transport), config, shutdown).await;
-    println!("{}", stats.summary());
-    if stats.total().failed > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+    let observer = Arc::new(Observer::new());
+    let client = Client::from_arc(connected.transport);
+
+    let Some(addr) = args.http.listen else {
+        let stats = producer::run(client, config, observer, shutdown).await;
+        println!("{}", stats.summary());
+        return if stats.total().failed > 0 {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        };
+    };
+
+    let metrics = match prometheus::install() {
+        Ok(handle) => Some(handle),
+        Err(err) => {
+            tracing::warn!("{err}: /metrics will answer 503");
+            None
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("producer: cannot listen on {addr}: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let bound = listener.local_addr().map_or(addr, |a| a);
+    let mut door_config = FrontDoorConfig::default();
+    door_config.max_in_flight = args.http.max_in_flight;
+    door_config.max_waiting = args.http.max_waiting;
+    door_config.max_body = args.http.max_body;
+    door_config.timeout = args.timeout;
+    door_config.max_timeout = args.http.max_timeout;
+    let door = FrontDoor::new(
+        client.clone(),
+        connected.consumers,
+        observer.clone(),
+        metrics,
+        door_config,
+    );
+    let mut limits = ConnectionLimits::default();
+    limits.max_connections = args.http.max_connections;
+    limits.header_timeout = args.http.header_timeout;
+    tracing::info!(addr = %bound, "HTTP listening: POST /v1/call/{{procedure}}, dashboard at http://{bound}/");
+    let server = tokio::spawn(http::serve(
+        listener,
+        door.router(),
+        limits,
+        shutdown.clone(),
+    ));
+    if args.http.generate {
+        producer::run(client, config, observer.clone(), shutdown.clone()).await;
     }
+    shutdown.cancelled().await;
+    if let Err(err) = server.await {
+        tracing::error!("the HTTP server failed: {err}");
+    }
+    println!("{}", observer.stats().summary());
+    ExitCode::SUCCESS
 }

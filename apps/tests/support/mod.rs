@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod web;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -103,12 +105,7 @@ impl Consumer {
     /// The process's memory `field` from /proc (`VmRSS` now, `VmHWM` the peak so far), in
     /// bytes; `None` once it has exited.
     pub fn memory(&self, field: &str) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let kib: u64 = status
-            .lines()
-            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|rest| rest.trim().strip_suffix("kB")?.trim().parse().ok())?;
-        Some(kib * 1024)
+        memory(self.child.id(), field)
     }
 
     /// Sends `signal` (e.g. "INT", "KILL") to the process.
@@ -142,6 +139,17 @@ impl Drop for Consumer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The memory `field` of process `pid` from /proc (`VmRSS` now, `VmHWM` the peak so far), in
+/// bytes; `None` once it has exited.
+pub fn memory(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().strip_suffix("kB")?.trim().parse().ok())?;
+    Some(kib * 1024)
 }
 
 /// Runs a binary of this package to completion and returns its output (stderr echoed).

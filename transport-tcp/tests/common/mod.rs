@@ -10,18 +10,29 @@ use std::time::Duration;
 use rpc_core::Registry;
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
-use transport_tcp::{Pool, PoolConfig, ServerConfig};
+use transport_tcp::{TcpServerConfig, TcpTransport, TcpTransportConfig};
 
-static RUNS: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);
+/// How many times [`Work::slow`] started with each tag, on the consumers that share it.
+#[derive(Clone, Default)]
+pub struct Runs(Arc<Mutex<HashMap<String, u32>>>);
 
-/// How many times [`Work::slow`] started with `tag`, across every consumer of this process.
-pub fn runs(tag: &str) -> u32 {
-    let runs = RUNS.lock().unwrap_or_else(|e| e.into_inner());
-    runs.as_ref().and_then(|r| r.get(tag).copied()).unwrap_or(0)
+impl Runs {
+    /// How many times [`Work::slow`] started with `tag`.
+    pub fn of(&self, tag: &str) -> u32 {
+        let runs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        runs.get(tag).copied().unwrap_or(0)
+    }
+
+    fn count(&self, tag: &str) {
+        let mut runs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *runs.entry(tag.to_string()).or_default() += 1;
+    }
 }
 
-/// The procedures the transport tests call.
-pub struct Work;
+/// The procedures the transport tests call; it keeps its record of runs itself.
+pub struct Work {
+    runs: Runs,
+}
 
 #[rpc_core::handler]
 impl Work {
@@ -36,37 +47,38 @@ impl Work {
     }
 
     /// Counts a run of `tag`, sleeps `ms` milliseconds and returns `tag`.
-    pub fn slow(tag: String, ms: u64) -> String {
-        {
-            let mut runs = RUNS.lock().unwrap_or_else(|e| e.into_inner());
-            *runs
-                .get_or_insert_with(HashMap::new)
-                .entry(tag.clone())
-                .or_default() += 1;
-        }
+    pub fn slow(&self, tag: String, ms: u64) -> String {
+        self.runs.count(&tag);
         std::thread::sleep(Duration::from_millis(ms));
         tag
     }
 }
 
-/// A registry serving [`Work`] with `workers` workers.
-pub fn registry(workers: usize) -> Registry {
+/// A registry serving [`Work`] with `workers` workers, recording its runs in `runs`.
+pub fn counted_registry(workers: usize, runs: &Runs) -> Registry {
     let mut registry = Registry::new().with_workers(workers);
-    registry.register(Work);
+    registry.register(Work { runs: runs.clone() });
     registry
+}
+
+/// A registry serving [`Work`] with `workers` workers, its runs recorded nowhere.
+pub fn registry(workers: usize) -> Registry {
+    counted_registry(workers, &Runs::default())
 }
 
 /// A consumer on a runtime of its own, so that a test can kill it outright: its tasks are
 /// dropped and its sockets closed at once, as when a process dies.
 pub struct Consumer {
     pub addr: SocketAddr,
+    /// The runs of [`Work::slow`] on this consumer.
+    pub runs: Runs,
     runtime: Option<Runtime>,
 }
 
 impl Consumer {
     /// Starts a consumer on `addr` (port 0 for a free one), retrying the bind for a while so
     /// that a consumer restarted on the port of a killed one gets it.
-    pub fn start(addr: &str, workers: usize, config: ServerConfig) -> Self {
+    pub fn start(addr: &str, workers: usize, config: TcpServerConfig) -> Self {
         let mut tries = 0;
         let listener = loop {
             match std::net::TcpListener::bind(addr) {
@@ -86,13 +98,16 @@ impl Consumer {
             .enable_all()
             .build()
             .expect("a runtime");
+        let runs = Runs::default();
+        let registry = Arc::new(counted_registry(workers, &runs));
         runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
             let never = CancellationToken::new();
-            transport_tcp::run(listener, Arc::new(registry(workers)), config, never).await;
+            transport_tcp::serve(listener, registry, config, never).await;
         });
         Self {
             addr,
+            runs,
             runtime: Some(runtime),
         }
     }
@@ -114,7 +129,7 @@ impl Drop for Consumer {
 }
 
 /// A pool over `consumers` with quick probing, for tests.
-pub fn pool(consumers: &[&Consumer]) -> Pool {
+pub fn pool(consumers: &[&Consumer]) -> TcpTransport {
     let addrs: Vec<SocketAddr> = consumers.iter().map(|c| c.addr).collect();
     pool_at(&addrs)
 }
@@ -132,9 +147,9 @@ pub async fn eventually(within: Duration, what: &str, mut done: impl FnMut() -> 
 }
 
 /// A pool over consumer addresses, with quick probing, for tests.
-pub fn pool_at(addrs: &[SocketAddr]) -> Pool {
-    let mut config = PoolConfig::default();
+pub fn pool_at(addrs: &[SocketAddr]) -> TcpTransport {
+    let mut config = TcpTransportConfig::default();
     config.backoff_max = Duration::from_millis(500);
     config.no_consumer_wait = Duration::from_secs(2);
-    Pool::new(addrs.iter().map(|a| a.to_string()), config).expect("a pool")
+    TcpTransport::new(addrs.iter().map(|a| a.to_string()), config).expect("a pool")
 }

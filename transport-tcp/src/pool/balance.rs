@@ -12,13 +12,14 @@ use tokio::sync::Notify;
 use tokio::time::{timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::connection::Connection;
-use crate::{ConsumerStatus, PoolConfig};
+use super::connection::Connection;
+use super::status::ConsumerStatus;
+use crate::config::TcpTransportConfig;
 
 /// What the pool and its supervisors share.
 pub(crate) struct Shared {
     pub(crate) addrs: Vec<String>,
-    pub(crate) config: PoolConfig,
+    pub(crate) config: TcpTransportConfig,
     pub(crate) stop: CancellationToken,
     state: Mutex<State>,
     /// Woken when a place frees up or a consumer comes up or goes down.
@@ -50,7 +51,11 @@ struct Consumer {
 
 impl Shared {
     /// Shared state for consumers at `addrs`, none of them up yet.
-    pub(crate) fn new(addrs: Vec<String>, config: PoolConfig, stop: CancellationToken) -> Self {
+    pub(crate) fn new(
+        addrs: Vec<String>,
+        config: TcpTransportConfig,
+        stop: CancellationToken,
+    ) -> Self {
         let consumers = addrs.iter().map(|_| Consumer::default()).collect();
         Self {
             addrs,

@@ -1,7 +1,7 @@
 //! A consumer's text connection: the seed's protocol, one command then close.
 //!
 //! `handler method arg1 arg2 ...` ends at a newline, at the end of the stream, or after a
-//! pause of [`ServerConfig::text_pause`](crate::ServerConfig::text_pause) with no more bytes
+//! pause of [`TcpServerConfig::text_pause`](crate::TcpServerConfig::text_pause) with no more bytes
 //! (a seed client sends one packet with no newline and waits). The answer is the result as
 //! text, or `ERROR <kind>: <message>`, then a newline, then the connection is closed.
 
@@ -13,8 +13,11 @@ use rpc_core::{Call, Encoding, RpcError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at, Instant};
+use tokio_util::sync::CancellationToken;
 
-use crate::server::Context;
+use super::context::Context;
+use super::linger::linger;
+use crate::error::Error;
 
 /// Numbers text calls for their tracing spans (binary calls carry the producer's id).
 static TEXT_CALLS: AtomicU64 = AtomicU64::new(1);
@@ -28,7 +31,7 @@ pub(crate) async fn serve(mut stream: TcpStream, context: Arc<Context>) {
     let reply = match line {
         Ok(Some(line)) => run(&line, &context).await,
         Ok(None) => return,
-        Err(err) => Err(err),
+        Err(err) => Err(err.into()),
     };
     let mut answer = match reply {
         Ok(result) => result,
@@ -46,29 +49,8 @@ pub(crate) async fn serve(mut stream: TcpStream, context: Arc<Context>) {
     }
 }
 
-/// Reads and discards what the client still sends, for a moment, before closing: closing a
-/// socket with unread bytes resets the connection, and the reset can destroy the reply
-/// before the client reads it.
-pub(crate) async fn linger<S: AsyncReadExt + Unpin>(stream: &mut S) {
-    let drain = async {
-        let mut sink = [0u8; 4096];
-        while let Ok(n) = stream.read(&mut sink).await {
-            if n == 0 {
-                break;
-            }
-        }
-    };
-    let _ = timeout(LINGER, drain).await;
-}
-
-/// How long [`linger`] waits for the client to close its side.
-const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
-
 /// Reads until a newline, the end of the stream or a pause; `None` when the connection broke.
-async fn read_command(
-    stream: &mut TcpStream,
-    context: &Context,
-) -> Result<Option<String>, RpcError> {
+async fn read_command(stream: &mut TcpStream, context: &Context) -> Result<Option<String>, Error> {
     let config = &context.config;
     let deadline = Instant::now() + config.text_timeout;
     let mut buf = Vec::with_capacity(256);
@@ -78,10 +60,7 @@ async fn read_command(
             Ok(Ok(0)) => break,
             Ok(Ok(_)) if buf.contains(&b'\n') => break,
             Ok(Ok(_)) if buf.len() > config.max_frame => {
-                return Err(RpcError::Protocol(format!(
-                    "text command longer than {} bytes",
-                    config.max_frame
-                )));
+                return Err(Error::TextTooLong(config.max_frame));
             }
             Ok(Ok(_)) => {}
             Ok(Err(err)) => {
@@ -89,10 +68,7 @@ async fn read_command(
                 return Ok(None);
             }
             Err(_) if Instant::now() >= deadline => {
-                return Err(RpcError::Protocol(format!(
-                    "command not completed within {:?}",
-                    config.text_timeout
-                )));
+                return Err(Error::TextTimeout(config.text_timeout));
             }
             Err(_) if !buf.is_empty() => break,
             Err(_) => {}
@@ -105,7 +81,7 @@ async fn read_command(
     }
     String::from_utf8(buf)
         .map(Some)
-        .map_err(|_| RpcError::Protocol("text command is not UTF-8".into()))
+        .map_err(|_| Error::TextNotUtf8)
 }
 
 /// Dispatches one command line with the text encoding.
@@ -119,7 +95,7 @@ async fn run(line: &str, context: &Context) -> Result<Vec<u8>, RpcError> {
     );
     let id = TEXT_CALLS.fetch_add(1, Ordering::Relaxed);
     // A text client cannot cancel: it only waits for its one answer.
-    let cancel = tokio_util::sync::CancellationToken::new();
+    let cancel = CancellationToken::new();
     context
         .registry
         .dispatch(format!("text-{id}"), call, cancel)

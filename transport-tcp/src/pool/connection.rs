@@ -13,10 +13,11 @@ use tokio::sync::oneshot;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 
+use super::writer::Writer;
+use crate::error::Error;
 use crate::frame::{
     ClientCodec, ClientMessage, Outgoing, ServerMessage, Welcome, PROTOCOL_VERSION,
 };
-use crate::writer::Writer;
 
 type Waiter = oneshot::Sender<Result<Vec<u8>, RpcError>>;
 
@@ -74,9 +75,9 @@ impl Connection {
     /// Connects to `addr`, says hello and reads the consumer's capacity.
     ///
     /// # Errors
-    /// [`RpcError::Io`] when the consumer cannot be reached, [`RpcError::Protocol`] when it
-    /// answers the handshake with something else.
-    pub(crate) async fn open(addr: &str, max_frame: usize) -> Result<Arc<Self>, RpcError> {
+    /// [`Error::Io`] when the consumer cannot be reached, [`Error::Refused`] when it refuses
+    /// the handshake, another [`Error`] when it answers with something else.
+    pub(crate) async fn open(addr: &str, max_frame: usize) -> Result<Arc<Self>, Error> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let (read, write) = stream.into_split();
@@ -89,11 +90,12 @@ impl Connection {
         sink.send(hello).await?;
         let welcome = match frames.next().await {
             Some(Ok(ServerMessage::Welcome(welcome))) => welcome,
-            Some(Ok(ServerMessage::Error(err))) | Some(Err(err)) => return Err(err),
+            Some(Ok(ServerMessage::Error(err))) => return Err(Error::Refused(err)),
+            Some(Err(err)) => return Err(err),
             Some(Ok(ServerMessage::Reply(_) | ServerMessage::Pong)) => {
-                return Err(RpcError::Protocol("a reply before the handshake".into()))
+                return Err(Error::NoWelcome)
             }
-            None => return Err(RpcError::Io("closed during the handshake".into())),
+            None => return Err(Error::ClosedInHandshake),
         };
         let closed = CancellationToken::new();
         // Requests are refused here, before they are sent, when the consumer would refuse them.
@@ -175,11 +177,11 @@ impl Connection {
         };
         match self.writer.submit(outgoing, alone) {
             Ok(()) => entry.sent = true,
-            Err(RpcError::Io(err)) => {
+            Err(Error::Io(err)) => {
                 self.closed.cancel();
-                return Outcome::Lost(err);
+                return Outcome::Lost(err.to_string());
             }
-            Err(err) => return Outcome::Done(Err(err)),
+            Err(err) => return Outcome::Done(Err(err.into())),
         }
         match reply.await {
             Ok(result) => Outcome::Done(result),

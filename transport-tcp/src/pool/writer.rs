@@ -14,12 +14,12 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Buf, BytesMut};
-use rpc_core::RpcError;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tokio_util::codec::Encoder;
 use tokio_util::sync::CancellationToken;
 
+use crate::error::Error;
 use crate::frame::{ClientCodec, ClientMessage, Outgoing};
 
 /// The shared write side of one connection.
@@ -66,9 +66,9 @@ impl Writer {
     /// Queues one request; writes it at once when `alone` and nothing else is being written.
     ///
     /// # Errors
-    /// [`RpcError::Protocol`] when the request is larger than the frame limit (nothing is
-    /// queued), [`RpcError::Io`] when the socket failed.
-    pub(crate) fn submit(&self, outgoing: Outgoing<'_>, alone: bool) -> Result<(), RpcError> {
+    /// [`Error::FrameTooLarge`] when the request is larger than the frame limit (nothing is
+    /// queued), [`Error::Io`] when the socket failed.
+    pub(crate) fn submit(&self, outgoing: Outgoing<'_>, alone: bool) -> Result<(), Error> {
         let mut state = self.lock();
         let State { buffer, codec, .. } = &mut *state;
         codec.encode(outgoing, buffer)?;
@@ -87,8 +87,8 @@ impl Writer {
     /// Queues a control message for the writer task.
     ///
     /// # Errors
-    /// [`RpcError::Failed`] when it cannot be encoded.
-    pub(crate) fn submit_message(&self, message: ClientMessage) -> Result<(), RpcError> {
+    /// [`Error::Unencodable`] when it cannot be encoded.
+    pub(crate) fn submit_message(&self, message: ClientMessage) -> Result<(), Error> {
         let mut state = self.lock();
         let State { buffer, codec, .. } = &mut *state;
         codec.encode(message, buffer)?;

@@ -1,0 +1,170 @@
+//! The producer's HTTP/JSON front door: outside clients call procedures over HTTP, the
+//! producer has the consumers run them, with admission control, health, metrics and a live
+//! dashboard.
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /v1/call/{procedure}` | body: a JSON object of keyword arguments; `200` with the JSON result, or an error (below) |
+//! | `GET /healthz` | `200` while the process is up |
+//! | `GET /readyz` | `200` when at least one consumer is reachable, else `503` |
+//! | `GET /metrics` | Prometheus text format |
+//! | `GET /` | the dashboard, one self-contained page |
+//! | `GET /v1/dashboard` | what the dashboard shows, as JSON |
+//!
+//! Errors are `{"error": {"type": "<RpcError kind>", "message": "..."}}`: unknown procedure
+//! 404, bad arguments 422, a body that is not a JSON object 400, a body over the limit 413, the
+//! procedure failed or panicked 500, a transport or protocol failure 502, no consumer or
+//! overloaded 503 (with `Retry-After`), deadline exceeded 504. The `x-timeout` header gives a
+//! call its timeout in seconds, capped by [`FrontDoorConfig::max_timeout`].
+//!
+//! # Layout
+//! - `admission`: how many calls run and wait at once.
+//! - `call`: the call route.
+//! - `reply`: results and errors as HTTP responses.
+//! - `dashboard`: the page and its data.
+
+mod admission;
+mod call;
+mod dashboard;
+mod reply;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use rpc_core::Client;
+
+pub use admission::{Admission, Ticket};
+pub use call::TIMEOUT_HEADER;
+pub use reply::{status_of, RETRY_AFTER_SECONDS};
+
+use crate::connect::Consumers;
+use crate::producer::Observer;
+use crate::prometheus::{self, names};
+
+/// How the front door admits and limits calls.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FrontDoorConfig {
+    /// Calls running at once. Default 64.
+    pub max_in_flight: usize,
+    /// Calls admitted to wait for a place to run; beyond them a request gets 503 at once.
+    /// Default 256.
+    pub max_waiting: usize,
+    /// The largest request body, in bytes. Default 1 MiB.
+    pub max_body: usize,
+    /// A call's timeout when the request sets none. Default 30 s.
+    pub timeout: Duration,
+    /// The longest timeout a request may ask for. Default 300 s.
+    pub max_timeout: Duration,
+}
+
+impl Default for FrontDoorConfig {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 64,
+            max_waiting: 256,
+            max_body: 1 << 20,
+            timeout: rpc_core::DEFAULT_TIMEOUT,
+            max_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What the routes share.
+pub struct FrontDoor {
+    client: Client,
+    consumers: Consumers,
+    observer: Arc<Observer>,
+    admission: Arc<Admission>,
+    metrics: Option<PrometheusHandle>,
+    config: FrontDoorConfig,
+}
+
+impl FrontDoor {
+    /// A front door calling through `client`, showing `consumers`, counting calls in
+    /// `observer`, and rendering `metrics` (`/metrics` answers 503 without).
+    pub fn new(
+        client: Client,
+        consumers: Consumers,
+        observer: Arc<Observer>,
+        metrics: Option<PrometheusHandle>,
+        config: FrontDoorConfig,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            client,
+            consumers,
+            observer,
+            admission: Admission::new(config.max_in_flight, config.max_waiting),
+            metrics,
+            config,
+        })
+    }
+
+    /// Its routes.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/v1/call/{procedure}", post(call::call))
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics_text))
+            .route("/", get(dashboard::page))
+            .route("/v1/dashboard", get(dashboard::data))
+            .fallback(not_found)
+            .layer(axum::middleware::map_response(count_response))
+            .with_state(self.clone())
+    }
+}
+
+async fn count_response(response: Response) -> Response {
+    metrics::counter!(names::HTTP_RESPONSES, "status" => response.status().as_str().to_string())
+        .increment(1);
+    response
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "up"}))
+}
+
+async fn readyz(State(door): State<Arc<FrontDoor>>) -> Response {
+    let up = door.consumers.up().await;
+    let status = if up > 0 {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(serde_json::json!({"ready": up > 0, "consumers_up": up})),
+    )
+        .into_response()
+}
+
+async fn metrics_text(State(door): State<Arc<FrontDoor>>) -> Response {
+    let Some(handle) = &door.metrics else {
+        return reply::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Shutdown",
+            "metrics are not recorded in this process",
+        );
+    };
+    metrics::gauge!(names::PRODUCER_IN_FLIGHT).set(door.admission.in_flight() as f64);
+    metrics::gauge!(names::PRODUCER_WAITING).set(door.admission.waiting() as f64);
+    metrics::gauge!(names::PRODUCER_CONSUMERS_UP).set(door.consumers.up().await as f64);
+    // Registered here so that it reads 0 before the first rejection.
+    metrics::counter!(names::PRODUCER_REJECTED).increment(0);
+    prometheus::text(handle).into_response()
+}
+
+async fn not_found() -> Response {
+    reply::error(
+        StatusCode::NOT_FOUND,
+        "UnknownProcedure",
+        "no such route: POST /v1/call/{procedure}, GET /healthz, /readyz, /metrics, /",
+    )
+}

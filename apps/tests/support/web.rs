@@ -1,0 +1,170 @@
+//! The producer as a web service: started with `--listen 127.0.0.1:0`, its address read from
+//! its log; and what the HTTP tests check with: Prometheus text parsed, Fibonacci numbers
+//! computed independently.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use num_bigint::BigUint;
+
+/// A producer serving HTTP, and the lines it has logged so far.
+pub struct WebProducer {
+    pub child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl WebProducer {
+    /// Starts `producer --listen 127.0.0.1:0` plus `args`, and waits until it listens.
+    pub fn start(args: &[&str]) -> WebProducer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_producer"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the producer binary");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("producer stderr");
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                // Each call's own line would drown the test's output.
+                if !line.contains(" result #") {
+                    eprintln!("[producer] {line}");
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let mut producer = WebProducer {
+            child,
+            url: String::new(),
+            log,
+        };
+        let line = producer.wait_for("HTTP listening", Duration::from_secs(30));
+        let addr = line
+            .split("addr=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        producer.url = format!("http://{addr}");
+        producer
+    }
+
+    /// Waits for a log line containing `needle` and returns it; panics on timeout or exit.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("producer exited ({status}) before logging {needle:?}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in the producer log"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `url` + `path`.
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// The process's memory `field` (`VmRSS`, `VmHWM`) in bytes.
+    pub fn memory(&self, field: &str) -> Option<u64> {
+        super::memory(self.child.id(), field)
+    }
+}
+
+impl Drop for WebProducer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// F(0..=max) by plain addition, independent of the consumers' fast doubling.
+pub fn fibonacci_table(max: usize) -> Vec<BigUint> {
+    let mut table = vec![BigUint::from(0u32), BigUint::from(1u32)];
+    while table.len() <= max {
+        let next = &table[table.len() - 1] + &table[table.len() - 2];
+        table.push(next);
+    }
+    table.truncate(max + 1);
+    table
+}
+
+/// One sample of a Prometheus text exposition: its labels and value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// Parses the Prometheus text format into samples by metric name; panics on a line that is
+/// not a comment, a blank or `name{labels} value`.
+pub fn parse_prometheus(text: &str) -> BTreeMap<String, Vec<Sample>> {
+    let mut metrics: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value in {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let (name, labels) = match series.split_once('{') {
+            None => (series, BTreeMap::new()),
+            Some((name, rest)) => {
+                let body = rest
+                    .strip_suffix('}')
+                    .unwrap_or_else(|| panic!("unclosed labels in {line:?}"));
+                let mut labels = BTreeMap::new();
+                // Label values here hold no `",` sequence: split on it.
+                for pair in body.split("\",").filter(|p| !p.is_empty()) {
+                    let (key, value) = pair
+                        .split_once("=\"")
+                        .unwrap_or_else(|| panic!("bad label {pair:?} in {line:?}"));
+                    labels.insert(key.to_string(), value.trim_end_matches('"').to_string());
+                }
+                (name, labels)
+            }
+        };
+        metrics
+            .entry(name.to_string())
+            .or_default()
+            .push(Sample { labels, value });
+    }
+    metrics
+}
+
+/// The sum of `name`'s samples whose labels include every pair of `filter`.
+pub fn sum(metrics: &BTreeMap<String, Vec<Sample>>, name: &str, filter: &[(&str, &str)]) -> f64 {
+    metrics
+        .get(name)
+        .map(|samples| {
+            samples
+                .iter()
+                .filter(|s| {
+                    filter
+                        .iter()
+                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+                })
+                .map(|s| s.value)
+                .sum()
+        })
+        .unwrap_or(0.0)
+}

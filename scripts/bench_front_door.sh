@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The front door's benchmark (docs/benchmarks.md): `hey` (Debian's package, installed here)
+# against, in the same run and on the same two TCP consumers (workers=1, --no-model):
+#   - the HTTP floor: the same server stack answering a constant (examples/http_floor.rs);
+#   - the front door: `producer --listen` in its default configuration;
+#   - the RPC floor: direct Pool calls, no HTTP (examples/rpc_floor.rs).
+# Cheap calls (F(90)) at 64 connections and at 1; then overload: heavy calls (F($HEAVY_N)) at
+# twice the consumers' measured capacity, goodput and the p99 of admitted calls against the
+# peak and the unloaded p99, with the default admission and with a tight one ($TUNED_FLAGS,
+# default `--max-in-flight 6 --max-waiting 2`: the consumers' own places and a short line).
+#
+#   ./scripts/bench_front_door.sh [SECONDS]      (each measurement; default 10)
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+seconds=${1:-10}
+heavy_n=${HEAVY_N:-100000}
+"$repo_root/scripts/install_debian.sh" hey hey
+build_apps
+(cd "$repo_root" && cargo build --release --quiet -p rpc-apps --examples)
+examples="$bin_dir/examples"
+
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+ports=()
+for _ in 1 2; do
+    port=$(free_port)
+    RUST_LOG=warn "$bin_dir/consumer" --transport tcp --port "$port" --no-model 2>/dev/null &
+    pids+=($!)
+    ports+=("$port")
+done
+for port in "${ports[@]}"; do wait_for_port "$port" 60; done
+door=$(free_port)
+RUST_LOG=warn "$bin_dir/producer" --transport tcp "${ports[@]}" --listen "127.0.0.1:$door" \
+    > /dev/null 2>&1 &
+pids+=($!)
+tuned=$(free_port)
+tuned_flags=${TUNED_FLAGS:---max-in-flight 6 --max-waiting 2}
+# shellcheck disable=SC2086
+RUST_LOG=warn "$bin_dir/producer" --transport tcp "${ports[@]}" --listen "127.0.0.1:$tuned" \
+    $tuned_flags > /dev/null 2>&1 &
+pids+=($!)
+floor=$(free_port)
+"$examples/http_floor" "127.0.0.1:$floor" 2>/dev/null &
+pids+=($!)
+wait_for_port "$door" 30
+wait_for_port "$floor" 30
+wait_for_port "$tuned" 30
+
+csv=$(mktemp)
+# load NAME PORT BODY HEY_ARGS...: runs hey, prints a table row: requests/s, 200s, 503s, p50
+# and p99 of the 200s (ms).
+load() {
+    local name=$1 port=$2 body=$3
+    shift 3
+    hey -z "${seconds}s" "$@" -m POST -T application/json -d "$body" -o csv \
+        "http://127.0.0.1:$port/v1/call/fibonacci_generator.calculate" > "$csv"
+    python3 - "$name" "$csv" "$seconds" <<'PY'
+import csv, sys
+name, path, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+rows = list(csv.DictReader(open(path)))
+ok = sorted(float(r["response-time"]) for r in rows if r["status-code"] == "200")
+busy = sum(1 for r in rows if r["status-code"] == "503")
+other = len(rows) - len(ok) - busy
+q = lambda p: ok[min(len(ok) - 1, int(p * len(ok)))] * 1e3 if ok else float("nan")
+print(f"| {name} | {len(rows) / seconds:,.0f} | {len(ok) / seconds:,.0f} | {busy:,} | {other:,} | {q(0.5):.3f} | {q(0.99):.3f} |")
+PY
+}
+
+echo "## Front door, $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "| run | requests/s | 200/s (goodput) | 503 | other errors | p50 of 200s (ms) | p99 of 200s (ms) |"
+echo "|---|---|---|---|---|---|---|"
+cheap='{"n": 90}'
+load "HTTP floor, 64 connections" "$floor" "$cheap" -c 64
+load "front door, F(90), 64 connections" "$door" "$cheap" -c 64
+load "HTTP floor, 1 connection" "$floor" "$cheap" -c 1
+load "front door, F(90), 1 connection" "$door" "$cheap" -c 1
+echo
+echo "RPC floor (direct Pool calls, JSON, same consumers):"
+echo
+echo '```'
+"$examples/rpc_floor" "$seconds" 64 90 "${ports[@]}"
+"$examples/rpc_floor" "$seconds" 1 90 "${ports[@]}"
+capacity_line=$("$examples/rpc_floor" "$seconds" 8 "$heavy_n" "${ports[@]}")
+echo "$capacity_line   (heavy calls, F($heavy_n), 8 callers: the consumers' capacity)"
+echo '```'
+capacity=$(echo "$capacity_line" | sed -E 's/.*= ([0-9]+) calls\/s.*/\1/')
+echo
+echo "Overload: F($heavy_n); the consumers' capacity is $capacity calls/s."
+echo
+echo "| run | requests/s | 200/s (goodput) | 503 | other errors | p50 of 200s (ms) | p99 of 200s (ms) |"
+echo "|---|---|---|---|---|---|---|"
+heavy="{\"n\": $heavy_n}"
+load "unloaded (1 connection)" "$door" "$heavy" -c 1
+load "peak (8 connections, no pause)" "$door" "$heavy" -c 8
+# Twice the capacity, offered at a fixed rate from 512 connections (more than the default
+# admission's 64 running + 256 waiting, so that it can refuse), each its share of 2x.
+rate=$(python3 -c "print(round(2 * $capacity / 512, 3))")
+offered=$((2 * capacity))
+load "2x capacity ($offered requests/s offered, 512 connections), defaults" "$door" "$heavy" -c 512 -q "$rate"
+load "unloaded (1 connection), $tuned_flags" "$tuned" "$heavy" -c 1
+load "peak (8 connections, no pause), $tuned_flags" "$tuned" "$heavy" -c 8
+load "2x capacity ($offered requests/s offered, 512 connections), $tuned_flags" "$tuned" "$heavy" -c 512 -q "$rate"
+rm -f "$csv"

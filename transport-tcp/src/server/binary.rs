@@ -1,0 +1,321 @@
+//! A consumer's binary connection, served by one task: it reads requests, keeps their calls
+//! in flight side by side, and writes each reply as soon as its call finishes.
+//!
+//! One task rather than a reader, a task per call and a writer: each hop between tasks is a
+//! wake-up, often on another thread, and the calls themselves already run elsewhere (on
+//! blocking threads or in tasks the registry spawns). Here a call costs no hop of our own.
+//!
+//! [`serve`] is the loop; a [`Session`] holds the connection's state and has one method per
+//! job: waiting for the next event, the handshake, a frame, a finished call, the idle check,
+//! and closing.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, SinkExt, StreamExt};
+use rpc_core::{Registry, Reply, Request};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::time::{sleep, timeout, Instant, Sleep};
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
+
+use super::context::Context;
+use super::linger::linger;
+use crate::error::Error;
+use crate::frame::{ClientMessage, ServerCodec, ServerMessage, Welcome, PROTOCOL_VERSION};
+
+type Sink = FramedWrite<OwnedWriteHalf, ServerCodec>;
+type Frames = FramedRead<OwnedReadHalf, ServerCodec>;
+
+/// The longest wait between two checks of a connection's idleness.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// What woke the connection's task.
+enum Event {
+    Reply(Reply),
+    Frame(Option<Result<ClientMessage, Error>>),
+    Stop,
+    Idle,
+}
+
+/// What the loop does after an event.
+enum Step {
+    Continue,
+    /// Run this request; its token cancels it.
+    Run(Request, CancellationToken),
+    /// Stop reading and writing: close the connection, lingering after a protocol violation.
+    Close {
+        violated: bool,
+    },
+    /// The connection is broken or its client does not read: drop it at once.
+    Abandon,
+}
+
+/// Serves one binary connection until the client closes it, it idles out, breaks the
+/// protocol, or the server shuts down; the calls already read are answered first.
+pub(crate) async fn serve(stream: TcpStream, context: Arc<Context>) {
+    let mut session = Session::new(stream, &context);
+    let mut calls = FuturesUnordered::new();
+    let violated = loop {
+        let Some(event) = session.next_event(&mut calls).await else {
+            break false;
+        };
+        let step = match event {
+            Event::Frame(frame) => session.on_frame(frame).await,
+            Event::Reply(reply) => session.on_reply(reply, &mut calls).await,
+            Event::Stop => session.stop_reading(),
+            Event::Idle => session.check_idle(calls.is_empty()),
+        };
+        match step {
+            Step::Continue => {}
+            Step::Run(request, cancel) => calls.push(dispatch(&context.registry, request, cancel)),
+            Step::Close { violated } => break violated,
+            Step::Abandon => return,
+        }
+    };
+    session.close(violated).await;
+}
+
+/// Runs one request; its reply carries its id.
+fn dispatch(
+    registry: &Registry,
+    request: Request,
+    cancel: CancellationToken,
+) -> impl Future<Output = Reply> + '_ {
+    let id = request.id;
+    registry
+        .dispatch(id, request.call, cancel)
+        .map(move |result| Reply::new(id, result))
+}
+
+/// One binary connection's state.
+struct Session<'a> {
+    context: &'a Context,
+    frames: Frames,
+    sink: Sink,
+    /// Each call in flight by request id, to cancel it when its caller gives up.
+    in_flight: HashMap<u64, CancellationToken>,
+    /// Calls run at once at most; past that the connection is not read.
+    limit: usize,
+    /// False once the client closed its side, the socket failed or the server stops.
+    reading: bool,
+    idle: Idle,
+}
+
+impl<'a> Session<'a> {
+    fn new(stream: TcpStream, context: &'a Context) -> Self {
+        let config = &context.config;
+        let (read, write) = stream.into_split();
+        Self {
+            context,
+            frames: FramedRead::new(read, ServerCodec::new(config.max_frame)),
+            sink: FramedWrite::new(write, ServerCodec::new(config.max_frame)),
+            in_flight: HashMap::new(),
+            limit: config.max_in_flight.max(1),
+            reading: true,
+            idle: Idle::new(config.idle_timeout),
+        }
+    }
+
+    /// Waits for a frame, a finished call, shutdown or the idle timer; `None` when the
+    /// client stopped sending and every call is answered.
+    async fn next_event<F>(&mut self, calls: &mut FuturesUnordered<F>) -> Option<Event>
+    where
+        F: Future<Output = Reply>,
+    {
+        if !self.reading && calls.is_empty() {
+            return None;
+        }
+        let reading = self.reading;
+        let event = tokio::select! {
+            // Back-pressure: at the limit, stop reading until a call finishes.
+            frame = self.frames.next(), if reading && calls.len() < self.limit => Event::Frame(frame),
+            Some(reply) = calls.next(), if !calls.is_empty() => Event::Reply(reply),
+            _ = self.context.shutdown.cancelled(), if reading => Event::Stop,
+            _ = &mut self.idle.timer, if reading => Event::Idle,
+            else => return None,
+        };
+        Some(event)
+    }
+
+    /// Stops reading: the calls already read are still answered.
+    fn stop_reading(&mut self) -> Step {
+        self.reading = false;
+        Step::Continue
+    }
+
+    /// Handles what the client sent, or the end of its stream.
+    async fn on_frame(&mut self, frame: Option<Result<ClientMessage, Error>>) -> Step {
+        let message = match frame {
+            None => return self.stop_reading(),
+            Some(Err(Error::Io(err))) => {
+                tracing::debug!(%err, "connection failed");
+                return self.stop_reading();
+            }
+            Some(Err(err)) => {
+                tracing::warn!(%err, "protocol violation: closing the connection");
+                return self.refuse(err).await;
+            }
+            Some(Ok(message)) => message,
+        };
+        self.idle.active = true;
+        match message {
+            ClientMessage::Request(request) => {
+                let cancel = CancellationToken::new();
+                self.in_flight.insert(request.id, cancel.clone());
+                Step::Run(request, cancel)
+            }
+            ClientMessage::Cancel { id } => {
+                // Takes effect at once: a queued call is never handed to a worker, a running
+                // one sees its `Cancellation` fire. Its reply is not sent.
+                if let Some(cancel) = self.in_flight.remove(&id) {
+                    tracing::debug!(id, "cancelled by the caller");
+                    cancel.cancel();
+                }
+                Step::Continue
+            }
+            ClientMessage::Ping => self.send(ServerMessage::Pong).await,
+            ClientMessage::Hello { version, max_frame } => self.handshake(version, max_frame).await,
+        }
+    }
+
+    /// Answers the producer's `Hello`: `Welcome` with this consumer's capacity, or an error
+    /// for another protocol version.
+    async fn handshake(&mut self, version: u32, max_frame: u32) -> Step {
+        if version != PROTOCOL_VERSION {
+            let refused = Error::Version {
+                theirs: version,
+                ours: PROTOCOL_VERSION,
+            };
+            return self.refuse(refused).await;
+        }
+        // Replies the producer would refuse become protocol errors here instead.
+        self.sink.encoder_mut().limit_encoding(max_frame as usize);
+        let welcome = Welcome {
+            version: PROTOCOL_VERSION,
+            workers: u32::try_from(self.context.registry.workers()).unwrap_or(u32::MAX),
+            max_frame: u32::try_from(self.context.config.max_frame).unwrap_or(u32::MAX),
+        };
+        self.send(ServerMessage::Welcome(welcome)).await
+    }
+
+    /// Writes `first` and every other reply already finished, with one flush. A call no
+    /// longer in flight was cancelled: its caller forgot it, so it gets no reply.
+    async fn on_reply<F>(&mut self, first: Reply, calls: &mut FuturesUnordered<F>) -> Step
+    where
+        F: Future<Output = Reply>,
+    {
+        self.idle.active = true;
+        let write_timeout = self.context.config.write_timeout;
+        let Self {
+            sink, in_flight, ..
+        } = &mut *self;
+        let batch = async {
+            if in_flight.remove(&first.id).is_some() {
+                sink.feed(ServerMessage::Reply(first)).await?;
+            }
+            while let Some(Some(reply)) = calls.next().now_or_never() {
+                if in_flight.remove(&reply.id).is_some() {
+                    sink.feed(ServerMessage::Reply(reply)).await?;
+                }
+            }
+            SinkExt::<ServerMessage>::flush(sink).await
+        };
+        settle(timeout(write_timeout, batch).await)
+    }
+
+    /// The idle timer fired: closes a connection quiet for the idle timeout.
+    fn check_idle(&mut self, no_calls: bool) -> Step {
+        match self.idle.expired(no_calls) {
+            true => {
+                tracing::debug!("idle connection closed");
+                Step::Close { violated: false }
+            }
+            false => Step::Continue,
+        }
+    }
+
+    /// Tells the client why the connection closes (it broke the protocol), then closes it.
+    async fn refuse(&mut self, err: Error) -> Step {
+        let _ = self.send(ServerMessage::Error(err.into())).await;
+        Step::Close { violated: true }
+    }
+
+    /// Writes one message and flushes.
+    async fn send(&mut self, message: ServerMessage) -> Step {
+        settle(timeout(self.context.config.write_timeout, self.sink.send(message)).await)
+    }
+
+    /// Closes the write side; after a protocol violation, reads what the client still
+    /// sends for a moment so that the error is not destroyed by a reset.
+    async fn close(mut self, violated: bool) {
+        let _ = timeout(
+            self.context.config.write_timeout,
+            SinkExt::<ServerMessage>::close(&mut self.sink),
+        )
+        .await;
+        if violated {
+            linger(self.frames.get_mut()).await;
+        }
+    }
+}
+
+/// What a write came to: go on, or drop the connection.
+fn settle(written: Result<Result<(), Error>, tokio::time::error::Elapsed>) -> Step {
+    match written {
+        Ok(Ok(())) => Step::Continue,
+        Ok(Err(err)) => {
+            tracing::debug!(%err, "write failed: closing the connection");
+            Step::Abandon
+        }
+        Err(_) => {
+            tracing::warn!("client not reading its replies: closing the connection");
+            Step::Abandon
+        }
+    }
+}
+
+/// The connection's idleness: checked every second rather than with one long timer, so the
+/// tokio driver always has a timer due soon and the deadline each call registers never has to
+/// wake it early (an eventfd write and an extra epoll_wait per call otherwise). Activity is a
+/// flag, not a clock read per frame.
+struct Idle {
+    timer: Pin<Box<Sleep>>,
+    check_every: Duration,
+    timeout: Duration,
+    /// Set by every frame and reply since the last check.
+    active: bool,
+    quiet_for: Duration,
+}
+
+impl Idle {
+    fn new(timeout: Duration) -> Self {
+        let check_every = timeout.min(IDLE_CHECK);
+        Self {
+            timer: Box::pin(sleep(check_every)),
+            check_every,
+            timeout,
+            active: false,
+            quiet_for: Duration::ZERO,
+        }
+    }
+
+    /// Called when the timer fires: whether the connection has now been quiet, with no call
+    /// running, for the whole timeout; if not, the timer is set again.
+    fn expired(&mut self, no_calls: bool) -> bool {
+        self.quiet_for = match std::mem::take(&mut self.active) || !no_calls {
+            true => Duration::ZERO,
+            false => self.quiet_for + self.check_every,
+        };
+        if self.quiet_for >= self.timeout {
+            return true;
+        }
+        self.timer.as_mut().reset(Instant::now() + self.check_every);
+        false
+    }
+}
