@@ -32,11 +32,9 @@ pub async fn client_transport(
             Ok(Arc::new(Pool::new(consumers, PoolConfig::default())?))
         }
         TransportKind::Amqp => {
-            let url = AmqpUrl::resolve(options.amqp_url.as_deref());
-            tracing::info!("calling through the broker at {url}");
-            Ok(Arc::new(
-                AmqpTransport::connect(AmqpConfig::new(url)).await?,
-            ))
+            let config = amqp_config(options);
+            tracing::info!(topology = %config.topology, "calling through the broker at {}", config.url);
+            Ok(Arc::new(AmqpTransport::connect(config).await?))
         }
     }
 }
@@ -63,9 +61,16 @@ pub async fn serve(
             Ok(())
         }
         TransportKind::Amqp => {
-            let url = AmqpUrl::resolve(options.amqp_url.as_deref());
-            tracing::info!("serving through the broker at {url}");
-            transport_amqp::serve(AmqpConfig::new(url), registry, shutdown).await
+            let config = amqp_config(options);
+            tracing::info!(topology = %config.topology, "serving through the broker at {}", config.url);
+            transport_amqp::serve(config, registry, shutdown).await
         }
     }
+}
+
+/// The broker configuration for `options`: `--amqp-url` (else `AMQP_URL`, `RABBITMQ_URL`, the
+/// local broker) and `--amqp-topology`.
+fn amqp_config(options: &TransportOptions) -> AmqpConfig {
+    AmqpConfig::new(AmqpUrl::resolve(options.amqp_url.as_deref()))
+        .with_topology(options.amqp_topology)
 }

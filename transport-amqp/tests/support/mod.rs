@@ -17,7 +17,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 use rpc_core::{Client, Registry};
 use transport_amqp::topology::{declare_dlx, long_string, DLX_NAME};
-use transport_amqp::{AmqpConfig, AmqpServer, AmqpTransport};
+use transport_amqp::{AmqpConfig, AmqpServer, AmqpTransport, AmqpUrl, Topology};
 
 /// A name no other test (or concurrent run) uses.
 pub fn unique(prefix: &str) -> String {
@@ -29,9 +29,23 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{}_{now}_{n}", std::process::id())
 }
 
-/// The broker configuration, with quick reconnection for the tests.
+/// The broker configuration, with quick reconnection for the tests: the broker of `AMQP_URL`,
+/// `RABBITMQ_URL` or the local default, in the topology of `RPC_AMQP_TOPOLOGY` (quorum by
+/// default), so that the whole suite runs in either.
 pub fn config() -> AmqpConfig {
-    AmqpConfig::default().with_reconnect_delays(Duration::from_millis(100), Duration::from_secs(1))
+    AmqpConfig::new(AmqpUrl::resolve(None))
+        .with_topology(topology())
+        .with_reconnect_delays(Duration::from_millis(100), Duration::from_secs(1))
+}
+
+/// The topology of `RPC_AMQP_TOPOLOGY`, else the default; a bad value fails loudly.
+pub fn topology() -> Topology {
+    match std::env::var("RPC_AMQP_TOPOLOGY") {
+        Ok(name) if !name.trim().is_empty() => name
+            .parse()
+            .unwrap_or_else(|e| panic!("RPC_AMQP_TOPOLOGY: {e}")),
+        _ => Topology::default(),
+    }
 }
 
 /// A raw lapin connection and channel, for publishing and inspecting by hand.

@@ -1,11 +1,11 @@
 //! The server half: consumes the request queue of every procedure in a [`Registry`], runs each
 //! request and publishes its reply.
 //!
-//! - Prefetch = the registry's workers, for the channel as a whole (`basic.qos` global): a
-//!   consumer holds no more requests than it can run, and the rest stay in the queue for other
-//!   consumers, or expire there and go back to their callers. Where the broker refuses
-//!   channel-wide QoS (RabbitMQ 4.3 denies it by default) the prefetch is per consumer, i.e.
-//!   per procedure queue.
+//! - Prefetch = the registry's workers, per consumer (`basic.qos` with `global` false), i.e.
+//!   per procedure queue: a consumer holds no more requests of a procedure than it can run,
+//!   and the rest stay in the queue for other consumers, or expire there and go back to their
+//!   callers. Never channel-wide: quorum queues do not support it and RabbitMQ 4.3 denies it
+//!   by default.
 //! - A request is acked only after its reply is published: a consumer that dies mid-task
 //!   leaves it unacked, and the broker redelivers it to another consumer.
 //! - A malformed request (no `reply_to`, a content type we do not speak, a body that does not
@@ -14,8 +14,17 @@
 //!   frame on TCP.
 //! - A request's deadline is its `expiration`: one that arrives with none left (`"0"`) is
 //!   answered `deadline exceeded` and its procedure does not run.
-//! - When the broker goes away the consumer reconnects with backoff and declares its queues
-//!   again; requests it was running are redelivered by the broker (at-least-once).
+//! - When the broker (or its node of a cluster) goes away the consumer reconnects with backoff
+//!   to the first node of [`AmqpConfig::url`] that answers and declares its queues again;
+//!   requests it was running are redelivered by the broker (at-least-once). In the quorum
+//!   topology each redelivery counts against the queue's delivery limit
+//!   ([`AmqpConfig::delivery_limit`]): a request whose procedure kills every consumer it
+//!   reaches is dead-lettered back to its caller after that many, never run forever.
+//! - A delivery left unacked longer than the broker's `consumer_timeout` (30 minutes by
+//!   default) gets its channel closed by the broker: the consumer sees that as a lost
+//!   connection, reconnects, and the request is redelivered (and in the quorum topology counts
+//!   against the delivery limit). Procedures that may run longer need the broker's
+//!   `consumer_timeout` raised (see the README).
 
 use std::fmt;
 use std::pin::Pin;
@@ -123,23 +132,10 @@ async fn declare_and_consume(
 ) -> lapin::Result<(Channel, Vec<String>, Deliveries)> {
     let prefetch = u16::try_from(registry.workers()).unwrap_or(u16::MAX);
     let channel = connection.create_channel().await?;
-    let channel = match channel
-        .basic_qos(prefetch, BasicQosOptions { global: true })
-        .await
-    {
-        Ok(()) => channel,
-        Err(err) => {
-            // RabbitMQ 4.3 denies channel-wide QoS (`global_qos`) by default and closes the
-            // channel: fall back to per-consumer prefetch on a new one, which holds up to
-            // `workers` requests per procedure rather than per consumer.
-            tracing::warn!(%err, "channel-wide prefetch refused; using per-consumer prefetch");
-            let channel = connection.create_channel().await?;
-            channel
-                .basic_qos(prefetch, BasicQosOptions { global: false })
-                .await?;
-            channel
-        }
-    };
+    // Per consumer: applies to each basic.consume after it on this channel.
+    channel
+        .basic_qos(prefetch, BasicQosOptions { global: false })
+        .await?;
     declare_dlx(&channel).await?;
     let mut streams = Vec::new();
     let mut tags = Vec::new();
