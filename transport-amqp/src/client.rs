@@ -33,7 +33,7 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::Instrument;
 
-use crate::message::{decode_reply, delivery_mode, request_properties};
+use crate::message::{decode_reply, delivery_mode, expiration, request_properties};
 use crate::reconnect::{connect, io_error, retry};
 use crate::topology::{consume_direct_reply_to, declare_reply_queue, DIRECT_REPLY_TO};
 use crate::{AmqpConfig, ReplyMode, Topology};
@@ -267,9 +267,15 @@ impl Transport for AmqpTransport {
                     }
                     tracing::debug!("no reply after reconnecting: publishing the request again");
                 }
-                let remaining = call.with_timeout(call.timeout.saturating_sub(started.elapsed()));
-                match publish_and_wait(&session, &id, &remaining, &self.shared.config, &mut reply)
-                    .await
+                let remaining = call.timeout.saturating_sub(started.elapsed());
+                let attempt = publish_and_wait(
+                    &session,
+                    &id,
+                    (&call, remaining),
+                    &self.shared.config,
+                    &mut reply,
+                );
+                match attempt.await
                 {
                     Attempt::Done(result) => return result,
                     Attempt::Lost { confirmed } => {
@@ -297,11 +303,12 @@ impl Transport for AmqpTransport {
 async fn publish_and_wait(
     session: &Session,
     id: &str,
-    call: &Call,
+    (call, remaining): (&Call, Duration),
     config: &AmqpConfig,
     reply: &mut oneshot::Receiver<CallResult>,
 ) -> Attempt {
     let properties = request_properties(call, id, &session.reply_to)
+        .with_expiration(expiration(remaining))
         .with_delivery_mode(delivery_mode(config.topology));
     let options = BasicPublishOptions {
         mandatory: true,

@@ -83,9 +83,7 @@ impl FromStr for Topology {
 /// How a client or consumer connects and what it declares.
 ///
 /// ```
-/// use std::fmt;
-use std::str::FromStr;
-use std::time::Duration;
+/// use std::time::Duration;
 /// use transport_amqp::{AmqpConfig, ReplyMode, Topology};
 ///
 /// let config = AmqpConfig::new("amqp://guest:guest@127.0.0.1:5672/%2f")
