@@ -275,8 +275,7 @@ impl Transport for AmqpTransport {
                     &self.shared.config,
                     &mut reply,
                 );
-                match attempt.await
-                {
+                match attempt.await {
                     Attempt::Done(result) => return result,
                     Attempt::Lost { confirmed } => {
                         listen_again = confirmed && self.reply_survives();

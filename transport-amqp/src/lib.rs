@@ -88,17 +88,17 @@
 
 mod client;
 mod config;
-mod server;
 pub mod message;
 mod reconnect;
 mod rpc;
+mod server;
 pub mod topology;
 mod url;
 
 pub use client::AmqpTransport;
 pub use config::{AmqpConfig, ReplyMode, Topology, DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_BODY};
-pub use server::{serve, AmqpServer};
 pub use rpc::Rpc;
+pub use server::{serve, AmqpServer};
 pub use url::{AmqpUrl, DEFAULT_URL, URL_VARIABLES};
 
 /// The content type of bincode bodies: `application/x-rpc-bincode`.

@@ -282,8 +282,8 @@ pub fn dead_lettered(properties: &BasicProperties) -> RpcError {
     match reason.as_deref() {
         None | Some("expired") => RpcError::DeadlineExceeded,
         Some("delivery_limit") => {
-            let deliveries = delivery_count(properties)
-                .map_or(String::new(), |n| format!(" {} times", n + 1));
+            let deliveries =
+                delivery_count(properties).map_or(String::new(), |n| format!(" {} times", n + 1));
             RpcError::Failed(format!(
                 "poison task: the request was delivered{deliveries} and no consumer finished it \
                  (each one died running it or lost its connection); the broker's delivery \

@@ -1,30 +1,42 @@
-//! A broker restart (`rabbitmqctl stop_app` / `start_app`) survived by both halves: the call in
-//! flight fails clearly instead of hanging, calls while the broker is away fail within their
-//! timeout, and afterwards both reconnect by themselves, the consumer re-declaring its queue
-//! and the client a new reply queue.
+//! A broker restart (`rabbitmqctl stop_app`, 2 s, `start_app`) under load, in each topology:
+//! two consumers, a client sending 300 tasks at 100 per second, one long call in flight. Every
+//! task is answered (none failed, none lost), whether its request was waiting in a queue, being
+//! run, or published while the broker was away; tasks run twice are counted. Afterwards both
+//! halves are connected again, under the same reply queue name.
 //!
 //! A test target of its own with a single test: cargo runs test binaries one after another,
 //! so stopping the broker here disturbs no other test.
 
 mod support;
 
+use std::collections::HashMap;
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rpc_core::{Client, Registry, RpcError};
-use transport_amqp::{AmqpServer, AmqpTransport};
+use transport_amqp::{AmqpServer, AmqpTransport, Topology};
 
-use support::{config, delete_queues, unique};
+use support::{config, delete_queues, runtime, unique};
+
+/// How many times each task ran, by tag, across both consumers.
+static RUNS: Mutex<Option<HashMap<u64, u32>>> = Mutex::new(None);
 
 /// The procedures served across the restart.
 struct Steady;
 
 #[rpc_core::handler]
 impl Steady {
-    /// Adds two numbers.
-    pub fn add(a: i64, b: i64) -> i64 {
-        a + b
+    /// Counts a run of task `tag`, works 20 ms, returns the tag.
+    pub fn task(tag: u64) -> u64 {
+        *RUNS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(HashMap::new)
+            .entry(tag)
+            .or_insert(0) += 1;
+        std::thread::sleep(Duration::from_millis(20));
+        tag
     }
 
     /// Sleeps `ms` milliseconds.
@@ -51,75 +63,155 @@ impl Drop for Restart {
     }
 }
 
-#[test]
-fn both_halves_survive_a_broker_restart() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    runtime.block_on(async {
+const TASKS: u64 = 300;
+const RATE_INTERVAL: Duration = Duration::from_millis(10);
+
+/// What one run under a restart gave.
+struct Figures {
+    sent: u64,
+    answered: u64,
+    failed: Vec<(u64, RpcError)>,
+    run_twice: usize,
+    first_answer_after_start: Duration,
+    all_answered_after_start: Duration,
+}
+
+fn restart_under_load(topology: Topology) -> Figures {
+    runtime().block_on(async {
+        let config = config().with_topology(topology);
         let name = unique("steady");
-        let mut registry = Registry::new().with_workers(2);
-        registry.register_as(name.clone(), Steady);
-        let server = AmqpServer::start(config(), Arc::new(registry))
+        let tag_base = rand_base();
+        let mut servers = Vec::new();
+        for _ in 0..2 {
+            let mut registry = Registry::new().with_workers(2);
+            registry.register_as(name.clone(), Steady);
+            servers.push(
+                AmqpServer::start(config.clone(), Arc::new(registry))
+                    .await
+                    .expect("a consumer on the broker (scripts/start_rabbitmq.sh)"),
+            );
+        }
+        let transport = AmqpTransport::connect(config.clone())
             .await
-            .expect("a consumer on the broker (scripts/start_rabbitmq.sh)");
-        let transport = AmqpTransport::connect(config()).await.expect("a client");
+            .expect("a client");
         let reply_queue = transport.reply_queue();
         let client = Client::new(transport.clone()).with_timeout(Duration::from_secs(30));
-        let add = format!("{name}.add");
-        assert_eq!(client.call::<_, i64>(&add, &(2i64, 3i64)).await, Ok(5));
+        let task = format!("{name}.task");
 
-        let in_flight = tokio::spawn({
-            let client = client.clone();
-            let sleep = format!("{name}.sleep");
-            async move { client.call::<_, ()>(&sleep, &(3_000u64,)).await }
-        });
-        tokio::time::sleep(Duration::from_millis(500)).await;
-
-        let restart = Restart;
-        rabbitmqctl("stop_app");
-        let stopped = Instant::now();
-        let lost = tokio::time::timeout(Duration::from_secs(10), in_flight)
-            .await
-            .expect("the call in flight did not hang")
-            .expect("task");
-        assert!(matches!(lost, Err(RpcError::Io(_))), "{lost:?}");
-
-        let short = client.clone().with_timeout(Duration::from_secs(1));
-        let started = Instant::now();
-        let down = short.call::<_, i64>(&add, &(1i64, 1i64)).await;
-        assert!(
-            matches!(down, Err(RpcError::Io(_) | RpcError::DeadlineExceeded)),
-            "{down:?}"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "{:?}",
-            started.elapsed()
-        );
-        println!("broker down for {:?}", stopped.elapsed());
-
-        drop(restart); // start_app
-        let back = Instant::now();
-        let mut last = None;
-        while back.elapsed() < Duration::from_secs(60) {
-            match short.call::<_, i64>(&add, &(20i64, 22i64)).await {
-                Ok(sum) => {
-                    last = Some(Ok(sum));
-                    break;
-                }
-                Err(err) => last = Some(Err(err)),
+        let mut long = None;
+        let answers: Arc<Mutex<Vec<Instant>>> = Arc::default();
+        let mut calls = Vec::new();
+        let mut restart = None;
+        let mut started_at = None;
+        let began = Instant::now();
+        for i in 0..TASKS {
+            if i == 95 {
+                // Running on a consumer when the broker stops.
+                long = Some(tokio::spawn({
+                    let client = client.clone();
+                    let sleep = format!("{name}.sleep");
+                    async move { client.call::<_, ()>(&sleep, &(1_000u64,)).await }
+                }));
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            if i == 100 {
+                restart = Some(Restart);
+                rabbitmqctl("stop_app");
+                println!("stop_app after {:.1?}", began.elapsed());
+            }
+            if i == 150 {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                drop(restart.take()); // start_app
+                started_at = Some(Instant::now());
+                println!("start_app after {:.1?}", began.elapsed());
+            }
+            let client = client.clone();
+            let task = task.clone();
+            let answers = answers.clone();
+            let tag = tag_base + i;
+            calls.push(tokio::spawn(async move {
+                let result = client.call::<_, u64>(&task, &(tag,)).await;
+                if result.is_ok() {
+                    answers.lock().expect("answers").push(Instant::now());
+                }
+                (tag, result)
+            }));
+            tokio::time::sleep(RATE_INTERVAL).await;
         }
-        assert_eq!(last, Some(Ok(42)), "no answer after the restart");
-        println!("answering again {:?} after start_app", back.elapsed());
-        assert_ne!(transport.reply_queue(), reply_queue, "a new reply queue");
-        // The consumer's queue was declared again: a call nobody served would be returned.
-        assert_eq!(client.call::<_, i64>(&add, &(1i64, 2i64)).await, Ok(3));
-        server.shutdown().await;
-        delete_queues(&name, &["add", "sleep"]).await;
-    });
+        let mut answered = 0;
+        let mut failed = Vec::new();
+        for call in calls {
+            let (tag, result) = call.await.expect("a call's task");
+            match result {
+                Ok(back) if back == tag => answered += 1,
+                Ok(other) => panic!("task {tag} answered as {other}"),
+                Err(err) => failed.push((tag, err)),
+            }
+        }
+        let long = long
+            .expect("the long call")
+            .await
+            .expect("the long call's task");
+        assert_eq!(long, Ok(()), "the call in flight across the restart");
+        let started_at = started_at.expect("start_app ran");
+        let answers = answers.lock().expect("answers").clone();
+        let after: Vec<Duration> = answers
+            .iter()
+            .filter(|at| **at > started_at)
+            .map(|at| at.duration_since(started_at))
+            .collect();
+        let runs = RUNS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let run_twice = (tag_base..tag_base + TASKS)
+            .filter(|tag| runs.as_ref().and_then(|r| r.get(tag)).copied().unwrap_or(0) > 1)
+            .count();
+        assert_eq!(
+            transport.reply_queue(),
+            reply_queue,
+            "the same reply queue name after reconnecting"
+        );
+        for server in servers {
+            server.shutdown().await;
+        }
+        delete_queues(&name, &["task", "sleep"]).await;
+        Figures {
+            sent: TASKS,
+            answered,
+            failed,
+            run_twice,
+            first_answer_after_start: after.iter().min().copied().unwrap_or_default(),
+            all_answered_after_start: after.iter().max().copied().unwrap_or_default(),
+        }
+    })
+}
+
+/// A tag range of its own for each topology's run.
+fn rand_base() -> u64 {
+    static NEXT: Mutex<u64> = Mutex::new(0);
+    let mut next = NEXT.lock().unwrap_or_else(|e| e.into_inner());
+    *next += 1_000_000;
+    *next
+}
+
+#[test]
+fn calls_ride_out_a_broker_restart_in_both_topologies() {
+    for topology in [Topology::Quorum, Topology::Classic] {
+        let figures = restart_under_load(topology);
+        println!(
+            "{topology}: {} tasks sent, {} answered, {} failed, {} run twice; first answer \
+             {:.1?} after start_app, all answered {:.1?} after it",
+            figures.sent,
+            figures.answered,
+            figures.failed.len(),
+            figures.run_twice,
+            figures.first_answer_after_start,
+            figures.all_answered_after_start
+        );
+        assert!(
+            figures.failed.is_empty(),
+            "{topology}: {} of {} failed: {:?}",
+            figures.failed.len(),
+            figures.sent,
+            figures.failed
+        );
+        assert_eq!(figures.answered, figures.sent, "{topology}");
+    }
 }

@@ -162,7 +162,11 @@ fn the_default_topology_declares_nothing_rabbitmq_4_3_denies() {
         .expect("the reply queue");
     assert_eq!(reply["exclusive"], true, "{reply}");
     // Per-consumer prefetch = the workers, never channel-wide.
-    assert_eq!(view.consumers[0]["prefetch_count"], 3, "{:?}", view.consumers);
+    assert_eq!(
+        view.consumers[0]["prefetch_count"], 3,
+        "{:?}",
+        view.consumers
+    );
     assert_eq!(
         view.channels[0]["global_prefetch_count"], 0,
         "{:?}",
