@@ -76,7 +76,7 @@ fn broker_view(config: AmqpConfig) -> BrokerView {
             "arguments",
         ])
         .into_iter()
-        .filter(|q| q["name"] == Value::from(work.clone()) || q["name"] == reply_queue.as_str())
+        .filter(|q| q["name"] == work.as_str() || q["name"] == reply_queue.as_str())
         .collect();
         let consumers: Vec<Value> = rabbitmqctl(&[
             "list_consumers",
@@ -85,7 +85,7 @@ fn broker_view(config: AmqpConfig) -> BrokerView {
             "prefetch_count",
         ])
         .into_iter()
-        .filter(|c| c["queue_name"] == Value::from(work.clone()))
+        .filter(|c| c["queue_name"] == work.as_str())
         .collect();
         let channels: Vec<Value> = rabbitmqctl(&[
             "list_channels",
