@@ -326,7 +326,9 @@ async fn publish_and_wait(
     let confirm = match published {
         Ok(confirm) => confirm,
         Err(e) => {
+            // The channel or its connection is dead: have the reader reconnect.
             tracing::debug!(error = %e, "cannot publish the request");
+            session.lost.cancel();
             return Attempt::Lost { confirmed: false };
         }
     };
@@ -356,6 +358,7 @@ async fn publish_and_wait(
                     Ok(Confirmation::Nack(None)) => return Attempt::Refused,
                     Err(e) => {
                         tracing::debug!(error = %e, "the request was not confirmed");
+                        session.lost.cancel();
                         return Attempt::Lost { confirmed: false };
                     }
                 }
@@ -404,9 +407,17 @@ async fn open(config: &AmqpConfig, reply_name: &str) -> Result<(Session, Consume
 /// or publish again on the new connection. Ends when every [`AmqpTransport`] clone is gone.
 async fn run_reader(shared: Arc<Shared>, mut replies: Consumer, stop: CancellationToken) {
     loop {
+        let session_lost = shared
+            .lock()
+            .session
+            .as_ref()
+            .map_or_else(CancellationToken::new, |s| s.lost.clone());
         let lost = loop {
             let delivery = tokio::select! {
                 _ = stop.cancelled() => break None,
+                () = session_lost.cancelled() => {
+                    break Some(RpcError::Io("a request could not be published".into()));
+                }
                 delivery = replies.next() => delivery,
             };
             match delivery {
