@@ -396,7 +396,7 @@ async fn open(config: &AmqpConfig, reply_name: &str) -> Result<(Session, Consume
             replies,
         )),
         Err(e) => {
-            let _ = connection.close(200, "setup failed".into()).await;
+            crate::reconnect::close(&connection, "setup failed").await;
             Err(io_error("cannot declare the reply queue", &e))
         }
     }
@@ -432,13 +432,13 @@ async fn run_reader(shared: Arc<Shared>, mut replies: Consumer, stop: Cancellati
         };
         let Some(error) = lost else {
             if let Some(session) = shared.close(&RpcError::Shutdown) {
-                let _ = session.connection.close(200, "client closed".into()).await;
+                crate::reconnect::close(&session.connection, "client closed").await;
             }
             return;
         };
         tracing::warn!(%error, "AMQP client lost its connection; reconnecting, calls in flight wait");
         if let Some(session) = shared.lose_session() {
-            let _ = session.connection.close(200, "reconnecting".into()).await;
+            crate::reconnect::close(&session.connection, "reconnecting").await;
         }
         let config = shared.config.clone();
         let reply_name = shared.reply_name.clone();

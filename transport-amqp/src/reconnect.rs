@@ -52,6 +52,22 @@ pub(crate) async fn connect(config: &AmqpConfig) -> Result<Connection, RpcError>
     )))
 }
 
+/// How long closing a connection may take: a connection the peer reset or a node that is
+/// going away may never answer `connection.close`, and the reconnection must not wait on it.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Closes `connection` with `reason`, waiting at most [`CLOSE_TIMEOUT`] for the broker's
+/// answer; errors are of no interest (the connection may be dead already).
+pub(crate) async fn close(connection: &Connection, reason: &str) {
+    let closing = connection.close(200, reason.into());
+    if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
+        tracing::debug!(
+            reason,
+            "the broker did not answer connection.close; dropped"
+        );
+    }
+}
+
 /// A lapin error as an [`RpcError::Io`], with what we were doing.
 pub(crate) fn io_error(doing: &str, err: &lapin::Error) -> RpcError {
     RpcError::Io(format!("{doing}: {err}"))

@@ -119,7 +119,7 @@ async fn open(config: &AmqpConfig, registry: &Registry) -> Result<Session, RpcEr
             })
         }
         Err(e) => {
-            let _ = connection.close(200, "setup failed".into()).await;
+            crate::reconnect::close(&connection, "setup failed").await;
             Err(io_error("cannot declare or consume the request queues", &e))
         }
     }
@@ -204,7 +204,7 @@ async fn run(
         tracing::warn!(%error, "AMQP consumer lost its connection; reconnecting");
         // Requests still running cannot be acked on the dead channel: the broker redelivers
         // them. Close explicitly in case only the channel died.
-        let _ = session.connection.close(200, "reconnecting".into()).await;
+        crate::reconnect::close(&session.connection, "reconnecting").await;
         let Some(next) = retry(&config, &shutdown, "reconnecting the AMQP consumer", || {
             open(&config, &registry)
         })
@@ -217,17 +217,15 @@ async fn run(
     // Stop deliveries, answer what we hold, then close: unread prefetched requests go back to
     // the queue for other consumers.
     for tag in &session.consumer_tags {
-        let _ = session
+        let cancel = session
             .channel
-            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-            .await;
+            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default());
+        // Bounded: a dead connection may never answer.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), cancel).await;
     }
     tracker.close();
     tracker.wait().await;
-    let _ = session
-        .connection
-        .close(200, "consumer stopped".into())
-        .await;
+    crate::reconnect::close(&session.connection, "consumer stopped").await;
     tracing::info!("AMQP consumer stopped");
 }
 

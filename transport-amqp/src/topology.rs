@@ -189,6 +189,6 @@ pub async fn delete_request_queues(
         Ok::<_, lapin::Error>(())
     }
     .await;
-    let _ = connection.close(200, "queues deleted".into()).await;
+    crate::reconnect::close(&connection, "queues deleted").await;
     deleted.map_err(|e| crate::reconnect::io_error("cannot delete the request queues", &e))
 }

@@ -88,13 +88,14 @@ fn restart_under_load(topology: Topology, first_tag: u64) {
         );
         println!(
             "{topology}: {} tasks sent, {} answered, {} failed, {} run twice; broker away \
-             {:.1?}; first answer {:.1?} after start_app, back to {rate:.0}/s after {:.1?}, \
-             all answered {:.1?} after it",
+             {:.1?}, longest pause in answers {:.1?}; first answer {:.1?} after start_app, \
+             back to {rate:.0}/s after {:.1?}, all answered {:.1?} after it",
             outcome.sent,
             outcome.answered,
             outcome.failed.len(),
             run_twice(tags),
             started.duration_since(stopped),
+            outcome.longest_pause_after(stopped),
             outcome.first_answer_after(started).unwrap_or_default(),
             outcome.back_to_rate(started, rate).unwrap_or_default(),
             outcome.last_answer_after(started).unwrap_or_default(),

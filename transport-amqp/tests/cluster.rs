@@ -115,14 +115,19 @@ async fn run_through(
     tokio::task::block_in_place(disrupt);
     let tags = load.tags.clone();
     let outcome = load.finish().await;
+    if !outcome.failed.is_empty() {
+        diagnose();
+    }
     let back = outcome.back_to_rate(at, rate);
     println!(
         "{what}: {} tasks sent, {} answered, {} failed, {} run twice; rate before {rate:.0}/s, \
-         back to it {back:.1?} after, all answered {:.1?} after",
+         longest pause in answers {:.1?}, back to the rate {back:.1?} after, all answered {:.1?} \
+         after",
         outcome.sent,
         outcome.answered,
         outcome.failed.len(),
         run_twice(tags),
+        outcome.longest_pause_after(at),
         outcome.last_answer_after(at).unwrap_or_default(),
     );
     assert!(
@@ -140,8 +145,49 @@ async fn run_through(
     );
 }
 
+/// Prints what each running node says of its queues and connections.
+fn diagnose() {
+    for node in 1..=3 {
+        for what in [
+            &[
+                "list_queues",
+                "name",
+                "leader",
+                "online",
+                "messages",
+                "consumers",
+            ][..],
+            &["list_connections", "name", "state"][..],
+        ] {
+            let output = Command::new("rabbitmqctl")
+                .args(["-q", "-n", &format!("rpc-c{node}@{}", host())])
+                .args(what)
+                .output();
+            if let Ok(output) = output {
+                println!(
+                    "node {node} {}:\n{}",
+                    what[0],
+                    String::from_utf8_lossy(&output.stdout)
+                );
+            }
+        }
+    }
+}
+
+fn host() -> String {
+    let output = Command::new("hostname")
+        .arg("-s")
+        .output()
+        .expect("hostname");
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
 #[test]
 fn calls_ride_out_the_loss_of_cluster_nodes() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let cluster = Cluster::start();
     runtime().block_on(async {
         let name = unique("cluster");

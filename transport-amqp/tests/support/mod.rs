@@ -428,6 +428,20 @@ impl Outcome {
             .max()
     }
 
+    /// The longest time without any answer, from `at` on: how long the service stopped.
+    pub fn longest_pause_after(&self, at: std::time::Instant) -> Duration {
+        let mut times: Vec<std::time::Instant> =
+            self.answers.iter().copied().filter(|a| *a > at).collect();
+        times.sort_unstable();
+        let mut previous = at;
+        let mut longest = Duration::ZERO;
+        for time in times {
+            longest = longest.max(time.duration_since(previous));
+            previous = time;
+        }
+        longest
+    }
+
     /// How long after `at` the answers came at `rate` per second again: the start of the
     /// first one-second window (stepping by 100 ms) holding at least 90% of `rate` answers.
     pub fn back_to_rate(&self, at: std::time::Instant, rate: f64) -> Option<Duration> {
