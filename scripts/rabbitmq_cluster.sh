@@ -150,12 +150,29 @@ urls() {
     )
 }
 
-# The node number whose name `rabbitmqctl list_queues name leader` gives for QUEUE.
+# The node number whose name `rabbitmqctl list_queues name leader` gives for QUEUE. Asked of
+# each running node in turn and retried for a minute: a node that has just restarted may
+# answer "queue(s) unresponsive" while its queues recover.
 leader() {
-    local queue=$1 name
-    name="$(ctl 1 list_queues name leader --formatter json | python3 -c \
-        'import json, sys; q = sys.argv[1]; print(next(r["leader"] for r in json.load(sys.stdin) if r["name"] == q))' \
-        "$queue")"
+    local queue=$1 name="" deadline=$((SECONDS + 60))
+    while [ -z "$name" ]; do
+        for n in "${NODES[@]}"; do
+            alive "$n" || continue
+            name="$(ctl "$n" list_queues name leader --timeout 10 --formatter json 2>/dev/null |
+                python3 -c 'import json, sys
+q = sys.argv[1]
+print(next((r["leader"] for r in json.load(sys.stdin) if r["name"] == q), ""))' \
+                    "$queue" 2>/dev/null)" || name=""
+            [ -n "$name" ] && break
+        done
+        if [ -z "$name" ]; then
+            if ((SECONDS >= deadline)); then
+                say "no node could say who leads $queue"
+                return 1
+            fi
+            sleep 1
+        fi
+    done
     for n in "${NODES[@]}"; do
         if [ "$name" = "$(node_name "$n")" ]; then
             echo "$n"
