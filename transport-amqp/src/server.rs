@@ -279,30 +279,40 @@ async fn handle(
         }
     }
     let reply = ReplyBody::encode(encoding, result);
-    let published = channel
-        .basic_publish(
-            "".into(),
-            reply_to.as_str().into(),
-            BasicPublishOptions::default(),
-            &reply.body,
-            reply.properties(correlation_id.as_ref()),
-        )
-        .await;
-    match published {
-        Ok(_) => {
-            if let Err(e) = acker.ack(BasicAckOptions::default()).await {
-                tracing::warn!(%id, error = %e, "could not ack; the broker will redeliver");
+    let answer = async {
+        let published = channel
+            .basic_publish(
+                "".into(),
+                reply_to.as_str().into(),
+                BasicPublishOptions::default(),
+                &reply.body,
+                reply.properties(correlation_id.as_ref()),
+            )
+            .await;
+        match published {
+            Ok(_) => {
+                if let Err(e) = acker.ack(BasicAckOptions::default()).await {
+                    tracing::warn!(%id, error = %e, "could not ack; the broker will redeliver");
+                }
+            }
+            Err(e) => {
+                // As aio-pika: a reply that cannot be sent dead-letters its request (back to the
+                // caller's reply queue, through rpc.dlx) rather than requeueing it forever. On a
+                // dead channel this fails too, and the broker redelivers the request.
+                tracing::warn!(%id, error = %e, "could not publish the reply");
+                let _ = acker.reject(BasicRejectOptions { requeue: false }).await;
             }
         }
-        Err(e) => {
-            // As aio-pika: a reply that cannot be sent dead-letters its request (back to the
-            // caller's reply queue, through rpc.dlx) rather than requeueing it forever. On a
-            // dead channel this fails too, and the broker redelivers the request.
-            tracing::warn!(%id, error = %e, "could not publish the reply");
-            let _ = acker.reject(BasicRejectOptions { requeue: false }).await;
-        }
+    };
+    // Bounded: on a connection the broker reset, lapin may never settle these, and a task
+    // left waiting would hold up the consumer's shutdown. The broker redelivers the request.
+    if tokio::time::timeout(ANSWER_TIMEOUT, answer).await.is_err() {
+        tracing::warn!(%id, "the broker took no reply nor ack in {ANSWER_TIMEOUT:?}; given up");
     }
 }
+
+/// How long publishing a reply and acking its request may take before they are given up.
+const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How a request is named in traces: its correlation id, else its delivery tag.
 struct Label(Option<String>, u64);
