@@ -475,10 +475,18 @@ fn deliver(shared: &Shared, delivery: lapin::message::Delivery) {
     }
 }
 
-/// A prefix no other client shares, so correlation ids are unique across clients too.
+/// A prefix no other client shares, so correlation ids and reply queue names are unique across
+/// clients too: the process, the time, and a count of the clients this process made (two made
+/// at the same instant must not share a reply queue).
 fn correlation_prefix() -> String {
+    static CLIENTS: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    format!("{:x}-{:x}", std::process::id(), nanos & 0xffff_ffff_ffff)
+    let n = CLIENTS.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{:x}-{:x}-{n:x}",
+        std::process::id(),
+        nanos & 0xffff_ffff_ffff
+    )
 }
