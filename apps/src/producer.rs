@@ -264,7 +264,11 @@ impl Worker {
             let started = Instant::now();
             let answer = self
                 .client
-                .call_traced(task.call.clone().with_timeout(self.client.timeout()))
+                .call_traced(
+                    &task.call.procedure,
+                    task.call.encoding,
+                    task.call.args.clone(),
+                )
                 .await;
             let latency = started.elapsed();
             self.in_flight.fetch_sub(1, Ordering::Relaxed);

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use rpc_core::{memory, Call, Client, Encoding, Registry, RpcError};
+use rpc_core::{memory, Client, Encoding, Registry, RpcError};
 
 /// Arithmetic on request: the handler. Its `pub fn`s are the procedures `calculator.*`.
 pub struct Calculator;
@@ -65,22 +65,18 @@ async fn main() -> Result<(), RpcError> {
 
     // The same procedures in the other encodings, as Python or `nc` would call them.
     let client = Client::new(transport);
-    let json = Call::new(
-        "calculator.add",
-        Encoding::Json,
-        br#"{"a": 1, "b": 2}"#.to_vec(),
-    );
-    let reply = client.call_raw(json).await?;
+    let json = br#"{"a": 1, "b": 2}"#.to_vec();
+    let reply = client
+        .call_raw("calculator.add", Encoding::Json, json)
+        .await?;
     println!(
         "json  {{\"a\": 1, \"b\": 2}} -> {}",
         String::from_utf8_lossy(&reply)
     );
-    let text = Call::new(
-        "calculator.repeat",
-        Encoding::Text,
-        b"2 hello world ".to_vec(),
-    );
-    let reply = client.call_raw(text).await?;
+    let text = b"2 hello world ".to_vec();
+    let reply = client
+        .call_raw("calculator.repeat", Encoding::Text, text)
+        .await?;
     println!(
         "text  \"2 hello world \" -> {:?}",
         String::from_utf8_lossy(&reply)

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio::time::timeout_at;
 
 use crate::encoding::{decode_result, to_bincode};
 use crate::{Answer, Call, Encoding, RpcError, Transport, DEFAULT_TIMEOUT};
@@ -76,15 +77,10 @@ impl Client {
         self.timeout
     }
 
-    /// The transport underneath.
-    pub fn transport(&self) -> &Arc<dyn Transport> {
-        &self.transport
-    }
-
     /// Calls `procedure` with a tuple of arguments in bincode and decodes its result.
     ///
     /// # Errors
-    /// Whatever [`Client::call_raw`] returns, or [`RpcError::Protocol`] when the result does
+    /// Whatever [`Client::send`] returns, or [`RpcError::Protocol`] when the result does
     /// not decode as `R`.
     pub async fn call<A, R>(&self, procedure: &str, args: &A) -> Result<R, RpcError>
     where
@@ -103,33 +99,54 @@ impl Client {
     where
         R: DeserializeOwned,
     {
-        let call = Call::new(procedure, Encoding::Bincode, args).with_timeout(self.timeout);
-        let bytes = self.call_raw(call).await?;
+        let bytes = self.call_raw(procedure, Encoding::Bincode, args).await?;
         decode_result(Encoding::Bincode, &bytes)
     }
 
-    /// Sends an already encoded call, its own timeout enforced, and returns the encoded result.
+    /// Calls `procedure` with arguments already encoded in `encoding`, with this client's
+    /// timeout, and returns the encoded result.
     ///
     /// # Errors
-    /// [`RpcError::DeadlineExceeded`] when `call.timeout` passes first; otherwise whatever the
-    /// transport or the remote procedure returned.
-    pub async fn call_raw(&self, call: Call) -> Result<Vec<u8>, RpcError> {
-        let timeout = call.timeout;
-        match tokio::time::timeout(timeout, self.transport.call(call)).await {
-            Ok(result) => result,
-            Err(_) => Err(RpcError::DeadlineExceeded),
-        }
+    /// As [`Client::send`].
+    pub async fn call_raw(
+        &self,
+        procedure: &str,
+        encoding: Encoding,
+        args: Vec<u8>,
+    ) -> Result<Vec<u8>, RpcError> {
+        self.send(self.make_call(procedure, encoding, args)).await
     }
 
     /// Like [`Client::call_raw`], and says which consumer answered when the transport knows.
-    pub async fn call_traced(&self, call: Call) -> Answer {
-        let timeout = call.timeout;
-        match tokio::time::timeout(timeout, self.transport.call_traced(call)).await {
+    pub async fn call_traced(&self, procedure: &str, encoding: Encoding, args: Vec<u8>) -> Answer {
+        let call = self.make_call(procedure, encoding, args);
+        let deadline = call.deadline;
+        match timeout_at(deadline.instant(), self.transport.call_traced(call)).await {
             Ok(answer) => answer,
             Err(_) => Answer {
                 result: Err(RpcError::DeadlineExceeded),
                 consumer: None,
             },
         }
+    }
+
+    /// Sends a call built by hand, enforcing its own deadline (not this client's timeout).
+    ///
+    /// When the deadline passes, the transport's call is dropped, which cancels it on the
+    /// consumer where the transport can say so.
+    ///
+    /// # Errors
+    /// [`RpcError::DeadlineExceeded`] when the call's deadline passes first; otherwise whatever
+    /// the transport or the remote procedure returned.
+    pub async fn send(&self, call: Call) -> Result<Vec<u8>, RpcError> {
+        let deadline = call.deadline;
+        match timeout_at(deadline.instant(), self.transport.call(call)).await {
+            Ok(result) => result,
+            Err(_) => Err(RpcError::DeadlineExceeded),
+        }
+    }
+
+    fn make_call(&self, procedure: &str, encoding: Encoding, args: Vec<u8>) -> Call {
+        Call::new(procedure, encoding, args).with_timeout(self.timeout)
     }
 }

@@ -6,16 +6,15 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use crate::{Encoding, RpcError};
+use crate::{Deadline, Encoding, RpcError};
 
 /// The timeout a call gets unless the caller says otherwise: 30 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// One call: which procedure, its encoded arguments, and how long the caller will wait.
+/// One call: which procedure, its encoded arguments, and until when the caller waits.
 ///
-/// The timeout travels as a remaining duration, not a wall-clock instant, so caller and
-/// consumer need no agreeing clocks: the consumer starts its own deadline when it receives the
-/// call, and a transport that holds the call before sending it sends what is left.
+/// The [`Deadline`] is set once, where the call is made, and carried with it; on the wire it
+/// travels as the remaining duration, so caller and consumer need no agreeing clocks.
 ///
 /// ```
 /// use std::time::Duration;
@@ -23,7 +22,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 ///
 /// let call = Call::new("fibonacci_generator.calculate", Encoding::Json, br#"{"n": 10}"#.to_vec())
 ///     .with_timeout(Duration::from_secs(5));
-/// assert_eq!(call.timeout, Duration::from_secs(5));
+/// assert!(call.deadline.remaining() <= Duration::from_secs(5));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Call {
@@ -34,24 +33,29 @@ pub struct Call {
     /// The encoded arguments.
     #[serde(with = "serde_bytes")]
     pub args: Vec<u8>,
-    /// How long the caller waits for the reply, counted from when the call is sent.
-    pub timeout: Duration,
+    /// When the caller stops waiting (serialized as the time remaining).
+    pub deadline: Deadline,
 }
 
 impl Call {
-    /// A call with the [`DEFAULT_TIMEOUT`].
+    /// A call whose deadline is the [`DEFAULT_TIMEOUT`] from now.
     pub fn new(procedure: impl Into<String>, encoding: Encoding, args: Vec<u8>) -> Self {
         Self {
             procedure: procedure.into(),
             encoding,
             args,
-            timeout: DEFAULT_TIMEOUT,
+            deadline: Deadline::after(DEFAULT_TIMEOUT),
         }
     }
 
-    /// The same call with another timeout.
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+    /// The same call with its deadline `timeout` from now.
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        self.with_deadline(Deadline::after(timeout))
+    }
+
+    /// The same call with another deadline.
+    pub fn with_deadline(mut self, deadline: Deadline) -> Self {
+        self.deadline = deadline;
         self
     }
 }

@@ -55,6 +55,10 @@ pub enum RpcError {
     /// The transport or server is shutting down.
     #[error("shut down")]
     Shutdown,
+    /// The caller cancelled the call (dropped it) before it finished; what a procedure that
+    /// observes [`crate::Cancellation`] returns when it stops early.
+    #[error("cancelled by the caller")]
+    Cancelled,
 }
 
 /// The kind of an [`RpcError`], without its message: what travels as the error's `type`.
@@ -84,9 +88,11 @@ pub enum ErrorKind {
     Io,
     /// See [`RpcError::Shutdown`].
     Shutdown,
+    /// See [`RpcError::Cancelled`].
+    Cancelled,
 }
 
-const KIND_NAMES: [(ErrorKind, &str); 10] = [
+const KIND_NAMES: [(ErrorKind, &str); 11] = [
     (ErrorKind::UnknownProcedure, "UnknownProcedure"),
     (ErrorKind::BadArguments, "BadArguments"),
     (ErrorKind::Failed, "Failed"),
@@ -97,6 +103,7 @@ const KIND_NAMES: [(ErrorKind, &str); 10] = [
     (ErrorKind::Protocol, "Protocol"),
     (ErrorKind::Io, "Io"),
     (ErrorKind::Shutdown, "Shutdown"),
+    (ErrorKind::Cancelled, "Cancelled"),
 ];
 
 impl ErrorKind {
@@ -143,6 +150,7 @@ impl RpcError {
             RpcError::Protocol(_) => ErrorKind::Protocol,
             RpcError::Io(_) => ErrorKind::Io,
             RpcError::Shutdown => ErrorKind::Shutdown,
+            RpcError::Cancelled => ErrorKind::Cancelled,
         }
     }
 
@@ -157,7 +165,7 @@ impl RpcError {
             | RpcError::Overloaded(m)
             | RpcError::Protocol(m)
             | RpcError::Io(m) => m,
-            RpcError::DeadlineExceeded | RpcError::Shutdown => "",
+            RpcError::DeadlineExceeded | RpcError::Shutdown | RpcError::Cancelled => "",
         }
     }
 
@@ -182,6 +190,7 @@ impl RpcError {
             ErrorKind::Protocol => RpcError::Protocol(message),
             ErrorKind::Io => RpcError::Io(message),
             ErrorKind::Shutdown => RpcError::Shutdown,
+            ErrorKind::Cancelled => RpcError::Cancelled,
         }
     }
 

@@ -3,8 +3,9 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
-use crate::{Encoding, RpcError};
+use crate::{BatchCall, Cancellation, Encoding, RpcError};
 
 /// The encoded result of one procedure call, or why there is none.
 pub type CallResult = Result<Vec<u8>, RpcError>;
@@ -16,8 +17,6 @@ pub struct Procedure {
     pub method: &'static str,
     /// The parameter names, in order: the keys of the JSON encoding.
     pub params: &'static [&'static str],
-    /// Whether the procedure is an `async fn` (runs on the runtime, not a blocking thread).
-    pub is_async: bool,
 }
 
 /// A call whose arguments decoded, ready to run.
@@ -28,6 +27,9 @@ pub enum Invocation {
     Blocking(Box<dyn FnOnce() -> CallResult + Send + 'static>),
     /// An `async` procedure: run on the runtime.
     Async(Pin<Box<dyn Future<Output = CallResult> + Send + 'static>>),
+    /// One call of a batch procedure (`#[batch(max = N)]`): run on a blocking thread together
+    /// with the calls of the same procedure waiting behind it.
+    Batch(BatchCall),
 }
 
 impl fmt::Debug for Invocation {
@@ -35,6 +37,7 @@ impl fmt::Debug for Invocation {
         f.write_str(match self {
             Invocation::Blocking(_) => "Invocation::Blocking",
             Invocation::Async(_) => "Invocation::Async",
+            Invocation::Batch(_) => "Invocation::Batch",
         })
     }
 }
@@ -51,11 +54,18 @@ pub trait Handler: Send + Sync + 'static {
     /// The procedures this handler serves.
     fn procedures(&self) -> &'static [Procedure];
 
-    /// Decodes `args` for `method` and returns the call ready to run.
+    /// Decodes `args` for `method` and returns the call ready to run. The invocation holds
+    /// its own reference to the handler (procedures taking `&self` run on it later, on another
+    /// thread) and `cancel`, which procedures that observe cancellation are given.
     ///
     /// # Errors
     /// [`RpcError::UnknownProcedure`] for a method this handler does not have,
     /// [`RpcError::BadArguments`] when the arguments do not decode.
-    fn invoke(&self, method: &str, encoding: Encoding, args: &[u8])
-        -> Result<Invocation, RpcError>;
+    fn invoke(
+        self: Arc<Self>,
+        method: &str,
+        encoding: Encoding,
+        args: &[u8],
+        cancel: &Cancellation,
+    ) -> Result<Invocation, RpcError>;
 }

@@ -51,12 +51,16 @@
 #![warn(unreachable_pub)]
 
 pub mod args;
+mod batch;
+mod cancellation;
 mod client;
+mod deadline;
 pub mod encoding;
 mod envelope;
 mod error;
 mod handler;
 pub mod memory;
+mod metrics;
 mod registry;
 mod server_task;
 pub mod text;
@@ -64,23 +68,44 @@ mod transport;
 mod workers;
 
 pub use args::Argument;
+pub use batch::BatchCall;
+pub use cancellation::Cancellation;
 pub use client::Client;
+pub use deadline::Deadline;
 pub use encoding::Encoding;
 pub use envelope::{Call, Reply, Request, DEFAULT_TIMEOUT};
 pub use error::{ErrorKind, RpcError};
 pub use handler::{CallResult, Handler, Invocation, Procedure};
-pub use registry::{deadline_after, panic_message, Registry, DEFAULT_WORKERS};
+pub use registry::{Registry, DEFAULT_WORKERS};
 pub use server_task::ServerTask;
 pub use transport::{Answer, Transport};
+
+/// The largest message any transport carries by default: 16 MiB, for a TCP frame's body and
+/// an AMQP request's body alike. Each transport's configuration can change its own.
+pub const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
 
 /// Turns every `pub fn` of an `impl` block into a procedure `handler.method`, implements
 /// [`Handler`] for the type, and generates a typed client `<Type>Client`.
 ///
 /// - The handler name is the type's name in snake_case (`FibonacciGenerator` serves
 ///   `fibonacci_generator.*`), or `#[handler(name = "...")]`.
-/// - Procedures are associated functions (no `self`), synchronous or `async`, with owned
-///   parameters that implement [`Argument`] (serde and `FromStr`). A synchronous procedure runs
-///   on a blocking thread; an `async` one on the runtime.
+/// - Procedures are methods taking `&self`, so a handler owns its state (a model, a pool, a
+///   counter behind an atomic) as tarpc servers do, or associated functions (the seed's
+///   `@staticmethod`). `&mut self` is refused: calls run side by side on several workers, so
+///   mutable state goes behind interior mutability. Parameters are owned types that implement
+///   [`Argument`] (serde and `FromStr`). A synchronous procedure runs on one of the
+///   registry's worker threads; an `async` one on the runtime.
+/// - A parameter of type [`Cancellation`] is not an argument: the registry passes the call's
+///   cancellation, which fires when the caller gives up or the deadline passes, so that long
+///   synchronous work can stop early. The generated client does not have it.
+/// - `#[batch(max = N)]` (optionally `param = "name"`) on `fn(&self, items: Vec<T>) -> Vec<R>`
+///   makes a **batch procedure**: callers still call it with one `T` (named `name`, by default
+///   the `Vec` parameter's name) and get one `R`; the registry runs the calls already waiting
+///   (up to `N`, from every connection) as one invocation, without ever waiting for a batch
+///   to fill. Each caller gets its own element of the returned `Vec` (in order; a `Vec` of
+///   another length fails the whole batch), its own error (`R` may be a `Result`), its own
+///   deadline (a call that expired or was cancelled is left out before the batch runs). A panic
+///   fails every call of that batch with [`RpcError::Panicked`]; the next batch runs as usual.
 /// - They return a value, or a `Result<T, E>`: an `E` that is an [`RpcError`] is passed on as
 ///   it is (so a procedure can answer [`RpcError::BadArguments`]); any other `E: Display`
 ///   becomes [`RpcError::Failed`] with its text.

@@ -1,7 +1,8 @@
 //! The in-memory transport: both halves in one process, for tests and for embedding.
 //!
 //! Calls travel over a bounded channel to a server task that dispatches them to a
-//! [`Registry`]; nothing is serialized beyond the arguments themselves.
+//! [`Registry`]; nothing is serialized beyond the arguments themselves. A caller that drops
+//! its call cancels it on the server (the registry never runs it if it has not started).
 
 use std::sync::Arc;
 
@@ -19,9 +20,11 @@ pub const CHANNEL_CAPACITY: usize = 1024;
 struct Envelope {
     call: Call,
     reply: oneshot::Sender<CallResult>,
+    /// Fired by the caller's side when it drops the call.
+    cancel: CancellationToken,
 }
 
-/// The client half: a [`Transport`] whose calls go to the paired [`MemoryListener`]'s server.
+/// The client half: a [`Transport`] whose calls go to the server [`spawn`] started.
 #[derive(Debug, Clone)]
 pub struct MemoryTransport {
     sender: mpsc::Sender<Envelope>,
@@ -29,7 +32,7 @@ pub struct MemoryTransport {
 
 /// The server half, before [`serve`] takes it.
 #[derive(Debug)]
-pub struct MemoryListener {
+struct MemoryListener {
     receiver: mpsc::Receiver<Envelope>,
 }
 
@@ -42,7 +45,7 @@ impl std::fmt::Debug for Envelope {
 }
 
 /// A connected pair of halves.
-pub fn pair() -> (MemoryTransport, MemoryListener) {
+fn pair() -> (MemoryTransport, MemoryListener) {
     let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
     (MemoryTransport { sender }, MemoryListener { receiver })
 }
@@ -50,7 +53,7 @@ pub fn pair() -> (MemoryTransport, MemoryListener) {
 /// Serves `registry` to the calls arriving on `listener` until `shutdown` fires; then answers
 /// calls still queued with [`RpcError::Shutdown`], waits for the calls already started to be
 /// answered, and returns.
-pub async fn serve(listener: MemoryListener, registry: Arc<Registry>, shutdown: CancellationToken) {
+async fn serve(listener: MemoryListener, registry: Arc<Registry>, shutdown: CancellationToken) {
     let mut receiver = listener.receiver;
     let tracker = TaskTracker::new();
     let mut next_id: u64 = 0;
@@ -65,9 +68,13 @@ pub async fn serve(listener: MemoryListener, registry: Arc<Registry>, shutdown: 
         next_id += 1;
         let registry = registry.clone();
         tracker.spawn(async move {
-            let result = registry.dispatch(next_id, envelope.call).await;
-            // The caller may have given up (deadline): a late reply is discarded.
-            let _ = envelope.reply.send(result);
+            let Envelope {
+                call,
+                reply,
+                cancel,
+            } = envelope;
+            let result = registry.dispatch(next_id, call, cancel).await;
+            let _ = reply.send(result);
         });
     }
     receiver.close();
@@ -92,8 +99,16 @@ pub fn spawn(registry: Registry) -> (MemoryTransport, MemoryServer) {
 impl Transport for MemoryTransport {
     async fn call(&self, call: Call) -> Result<Vec<u8>, RpcError> {
         let (reply, answer) = oneshot::channel();
+        let cancel = CancellationToken::new();
+        // Dropping this call (or finishing it) fires `cancel` at once, on the caller's side:
+        // the server learns it without a hop.
+        let _cancel_on_drop = cancel.clone().drop_guard();
         self.sender
-            .send(Envelope { call, reply })
+            .send(Envelope {
+                call,
+                reply,
+                cancel,
+            })
             .await
             .map_err(|_| RpcError::Shutdown)?;
         answer.await.map_err(|_| RpcError::Shutdown)?

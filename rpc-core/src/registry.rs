@@ -3,15 +3,20 @@
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
 
-use tokio::time::{timeout_at, Instant};
+use tokio::task::JoinHandle;
+use tokio::time::timeout_at;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::handler::{CallResult, Invocation};
-use crate::workers::Workers;
-use crate::{Call, Handler, RpcError};
+use crate::metrics;
+use crate::workers::{Work, Workers};
+use crate::{Call, Cancellation, Handler, RpcError};
 
 /// The default number of synchronous procedures a consumer runs at once: one, as in the seed.
 pub const DEFAULT_WORKERS: usize = 1;
@@ -39,7 +44,8 @@ pub const DEFAULT_WORKERS: usize = 1;
 /// registry.register(Greeter);
 /// assert_eq!(registry.procedure_names(), ["greeter.hello"]);
 /// let call = Call::new("greeter.hello", Encoding::Text, b"world".to_vec());
-/// assert_eq!(registry.dispatch("doc", call).await.unwrap(), b"hello, world");
+/// let cancel = tokio_util::sync::CancellationToken::new(); // fired if the caller gives up
+/// assert_eq!(registry.dispatch("doc", call, cancel).await.unwrap(), b"hello, world");
 /// # }
 /// ```
 pub struct Registry {
@@ -110,47 +116,76 @@ impl Registry {
 
     /// Runs `call` and returns its encoded result. `id` only names the call in traces.
     ///
-    /// The deadline starts now, from the call's remaining timeout. Arguments are decoded first;
-    /// a synchronous procedure then waits for one of the registry's `workers` threads; a call
-    /// whose deadline passes before it starts, or whose caller stopped waiting, is not run. An
-    /// `async` procedure runs as a task of its own, aborted when its deadline passes. A panic
-    /// becomes [`RpcError::Panicked`] and the registry keeps serving.
+    /// The call's [`crate::Deadline`] is enforced here, on the consumer's side. Arguments are
+    /// decoded first; a synchronous procedure then waits for one of the registry's `workers`
+    /// threads; a call whose deadline passes before it starts is not run. An `async`
+    /// procedure runs as a task of its own, aborted when its deadline passes. A panic becomes
+    /// [`RpcError::Panicked`] and the registry keeps serving.
+    ///
+    /// **Cancellation**: when `cancel` fires (the transport learnt that the caller gave up)
+    /// or the returned future is dropped, the call is cancelled: one still waiting for a
+    /// worker is never run, an `async` procedure's task is aborted, and a running synchronous
+    /// procedure that observes [`Cancellation`] sees it fire. The answer is then
+    /// [`RpcError::Cancelled`]. A transport that cannot tell passes a token nobody fires.
     ///
     /// # Errors
-    /// Unknown procedure, bad arguments, the procedure's own error or panic, deadline exceeded.
-    pub async fn dispatch(&self, id: impl fmt::Display, call: Call) -> CallResult {
+    /// Unknown procedure, bad arguments, the procedure's own error or panic, deadline
+    /// exceeded, cancelled.
+    pub async fn dispatch(
+        &self,
+        id: impl fmt::Display,
+        call: Call,
+        cancel: CancellationToken,
+    ) -> CallResult {
         let span = tracing::info_span!("request", %id, procedure = %call.procedure);
-        self.run(call).instrument(span).await
+        // Fires when this future is dropped, or has finished (harmless: the call is over).
+        let _cancel_on_drop = cancel.clone().drop_guard();
+        let cancellation = Cancellation::new(cancel.clone(), call.deadline);
+        let procedure: Arc<str> = Arc::from(call.procedure.as_str());
+        let result = tokio::select! {
+            biased;
+            result = self.run(call, procedure.clone(), &cancellation).instrument(span) => result,
+            () = cancel.cancelled() => {
+                tracing::debug!("cancelled by the caller");
+                Err(RpcError::Cancelled)
+            }
+        };
+        metrics::called(&procedure, &result);
+        result
     }
 
-    async fn run(&self, call: Call) -> CallResult {
-        let deadline = deadline_after(call.timeout);
-        let invocation = self.invoke(&call)?;
+    async fn run(&self, call: Call, procedure: Arc<str>, cancel: &Cancellation) -> CallResult {
+        let deadline = call.deadline;
+        let invocation = self.invoke(&call, cancel)?;
+        if deadline.has_passed() {
+            return Err(skipped());
+        }
         let started = std::time::Instant::now();
         tracing::info!("running");
         let result = match invocation {
             Invocation::Blocking(job) => {
-                if Instant::now() >= deadline {
-                    return Err(skipped());
-                }
-                self.workers.run(job, deadline).await
+                let work = Work::Single(job);
+                self.workers
+                    .run(procedure.clone(), work, cancel.clone())
+                    .await
+            }
+            Invocation::Batch(batch) => {
+                let work = Work::Batch(batch);
+                self.workers
+                    .run(procedure.clone(), work, cancel.clone())
+                    .await
             }
             Invocation::Async(future) => {
-                if Instant::now() >= deadline {
-                    return Err(skipped());
-                }
                 // A task of its own: measured faster than polling the procedure inline
                 // (replies then come back in batches; docs/benchmarks.md). Aborted at the
-                // deadline.
-                let task = tokio::spawn(future);
-                let abort = task.abort_handle();
-                match timeout_at(deadline, task).await {
-                    Ok(joined) => joined.unwrap_or_else(|e| Err(join_error(e))),
-                    Err(_) => {
-                        abort.abort();
-                        Err(RpcError::DeadlineExceeded)
-                    }
-                }
+                // deadline, and when this future is dropped.
+                let task = AbortOnDrop(tokio::spawn(future));
+                let result = match timeout_at(deadline.instant(), task).await {
+                    Ok(result) => result,
+                    Err(_) => Err(RpcError::DeadlineExceeded),
+                };
+                metrics::ran(&procedure, started.elapsed());
+                result
             }
         };
         let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -161,7 +196,7 @@ impl Registry {
         result
     }
 
-    fn invoke(&self, call: &Call) -> Result<Invocation, RpcError> {
+    fn invoke(&self, call: &Call, cancel: &Cancellation) -> Result<Invocation, RpcError> {
         let unknown = || {
             RpcError::UnknownProcedure(format!("no procedure `{}` is registered", call.procedure))
         };
@@ -170,14 +205,27 @@ impl Registry {
         if !handler.procedures().iter().any(|p| p.method == method) {
             return Err(unknown());
         }
-        handler.invoke(method, call.encoding, &call.args)
+        Arc::clone(handler).invoke(method, call.encoding, &call.args, cancel)
     }
 }
 
-/// The instant `timeout` from now, capped so that an absurd timeout cannot overflow.
-pub fn deadline_after(timeout: Duration) -> Instant {
-    const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
-    Instant::now() + timeout.min(FAR)
+/// An `async` procedure's task, aborted when the call is dropped.
+struct AbortOnDrop(JoinHandle<CallResult>);
+
+impl Future for AbortOnDrop {
+    type Output = CallResult;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CallResult> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|joined| joined.unwrap_or_else(|e| Err(join_error(e))))
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn skipped() -> RpcError {
@@ -193,7 +241,7 @@ fn join_error(err: tokio::task::JoinError) -> RpcError {
 }
 
 /// The text of a panic payload (`panic!("...")` gives a `&str` or a `String`).
-pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {

@@ -20,7 +20,7 @@ async fn raw(
     args: &[u8],
 ) -> Result<Vec<u8>, RpcError> {
     let call = Call::new(server.procedure(method), encoding, args.to_vec());
-    server.client().await.call_raw(call).await
+    server.client().await.send(call).await
 }
 
 fn bad_arguments(result: Result<impl std::fmt::Debug, RpcError>) -> String {
@@ -126,7 +126,7 @@ pub async fn unknown_procedure<F: Fixture>() {
         format!("{}.add", unique_name("nobody")),
     ] {
         let call = Call::new(procedure.clone(), Encoding::Json, b"{}".to_vec());
-        match client.call_raw(call).await {
+        match client.send(call).await {
             Err(RpcError::UnknownProcedure(message)) => {
                 assert!(message.contains(&procedure) || !message.is_empty())
             }
@@ -276,5 +276,81 @@ pub async fn one_mib_argument<F: Fixture>() {
         .collect();
     assert_eq!(suite.length(big.clone()).await, Ok(1 << 20));
     assert_eq!(suite.echo(big.clone()).await.as_deref(), Ok(big.as_str()));
+    server.stop().await;
+}
+
+/// A running synchronous procedure that observes cancellation stops at its deadline: the
+/// caller gets `deadline exceeded` on time and the only worker is free again at once.
+pub async fn running_call_stops_at_its_deadline<F: Fixture>() {
+    let server = Server::<F>::start(1).await;
+    let suite = server.suite().await;
+    let tag = unique_name("spin");
+    let late = suite
+        .clone()
+        .with_timeout(Duration::from_millis(300))
+        .spin(tag.clone(), 20_000)
+        .await;
+    assert_eq!(late, Err(RpcError::DeadlineExceeded));
+    let asked = Instant::now();
+    assert_eq!(suite.spin(tag.clone(), 1).await, Ok(1));
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "the worker was still busy: {:?}",
+        asked.elapsed()
+    );
+    let spins = server.record.spins(&tag);
+    assert_eq!(spins.started, 2);
+    assert_eq!(
+        spins.stopped_early, 1,
+        "the first call ran on past its deadline"
+    );
+    server.stop().await;
+}
+
+/// Calls their caller drops are cancelled on the consumer: on a one-worker server, of ten
+/// long calls dropped once the first has started, the nine queued never run and the running
+/// one stops; a new call is answered at once. (Transports that can tell the consumer: the
+/// in-memory one and TCP's `Cancel` message. AMQP has no such message; see its crate docs.)
+pub async fn dropped_calls_are_cancelled<F: Fixture>() {
+    let server = Server::<F>::start(1).await;
+    let suite = server.suite().await;
+    let tag = unique_name("spin");
+    let calls: Vec<_> = (0..10)
+        .map(|_| {
+            let (suite, tag) = (suite.clone(), tag.clone());
+            tokio::spawn(async move { suite.spin(tag, 20_000).await })
+        })
+        .collect();
+    let waiting_since = Instant::now();
+    while server.record.spins(&tag).started == 0 {
+        assert!(
+            waiting_since.elapsed() < Duration::from_secs(10),
+            "no call started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for call in &calls {
+        call.abort();
+    }
+    // Aborting a task is asynchronous: wait until each call's future has been dropped.
+    for call in calls {
+        assert!(
+            call.await.is_err_and(|e| e.is_cancelled()),
+            "a call finished"
+        );
+    }
+    let asked = Instant::now();
+    assert_eq!(suite.spin(tag.clone(), 1).await, Ok(1));
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "the worker was still busy: {:?}",
+        asked.elapsed()
+    );
+    let spins = server.record.spins(&tag);
+    assert_eq!(
+        spins.started, 2,
+        "queued calls ran after their caller dropped them"
+    );
+    assert_eq!(spins.stopped_early, 1);
     server.stop().await;
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rpc_core::{Client, Registry, Transport};
 
-use crate::procedures::{unique_name, Suite, SuiteClient};
+use crate::procedures::{unique_name, Record, Suite, SuiteClient};
 
 /// One transport, as the suite drives it.
 #[async_trait]
@@ -28,6 +28,8 @@ pub struct Server<F: Fixture> {
     pub fixture: F,
     /// The handler name the [`Suite`] procedures are registered under.
     pub handler: String,
+    /// What the procedures recorded.
+    pub record: Arc<Record>,
 }
 
 impl<F: Fixture> Server<F> {
@@ -35,9 +37,15 @@ impl<F: Fixture> Server<F> {
     pub async fn start(workers: usize) -> Self {
         let handler = unique_name("suite");
         let mut registry = Registry::new().with_workers(workers);
-        registry.register_as(handler.clone(), Suite);
+        let suite = Suite::default();
+        let record = suite.record.clone();
+        registry.register_as(handler.clone(), suite);
         let fixture = F::start(registry).await;
-        Self { fixture, handler }
+        Self {
+            fixture,
+            handler,
+            record,
+        }
     }
 
     /// The untyped client, for calls in the JSON and text encodings.

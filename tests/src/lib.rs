@@ -46,7 +46,13 @@ macro_rules! conformance_suite {
             one_worker_never_overlaps,
             two_workers_overlap,
             one_mib_argument,
+            running_call_stops_at_its_deadline,
         );
+    };
+    // The cases for transports that carry a caller's cancellation to the consumer.
+    ($fixture:ty, cancellation) => {
+        $crate::conformance_suite!($fixture);
+        $crate::conformance_suite!(@cases $fixture; dropped_calls_are_cancelled);
     };
     (@cases $fixture:ty; $($case:ident),* $(,)?) => {
         $(

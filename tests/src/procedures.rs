@@ -1,10 +1,11 @@
 //! The procedures the conformance cases call.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rpc_core::{Cancellation, RpcError};
 use serde::{Deserialize, Serialize};
 
 /// When a procedure ran, in microseconds since the Unix epoch, recorded inside it: the suite's
@@ -30,10 +31,43 @@ fn now_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
-static MARKS: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+/// What [`Suite::spin`] did under one tag.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spins {
+    /// How many calls started their work (passed their first cancellation check).
+    pub started: u32,
+    /// How many stopped early because they were cancelled.
+    pub stopped_early: u32,
+}
 
-/// The suite's procedures.
-pub struct Suite;
+/// What the suite's procedures record, shared by the handler and the test that started it
+/// (the suite's servers run in the test's process).
+#[derive(Debug, Default)]
+pub struct Record {
+    marks: Mutex<HashSet<String>>,
+    spins: Mutex<HashMap<String, Spins>>,
+}
+
+impl Record {
+    /// What [`Suite::spin`] did under `tag`, read directly: through the transport this
+    /// question would wait in line behind the calls it asks about.
+    pub fn spins(&self, tag: &str) -> Spins {
+        let spins = self.spins.lock().unwrap_or_else(|e| e.into_inner());
+        spins.get(tag).copied().unwrap_or_default()
+    }
+
+    fn record_spin(&self, tag: &str, change: impl FnOnce(&mut Spins)) {
+        let mut spins = self.spins.lock().unwrap_or_else(|e| e.into_inner());
+        change(spins.entry(tag.to_string()).or_default());
+    }
+}
+
+/// The suite's procedures, with what they record (each server has its own).
+#[derive(Default)]
+pub struct Suite {
+    /// What the procedures recorded.
+    pub record: Arc<Record>,
+}
 
 #[rpc_core::handler]
 impl Suite {
@@ -74,15 +108,36 @@ impl Suite {
     }
 
     /// Records that it ran with `tag`.
-    pub fn mark(tag: String) {
-        let mut marks = MARKS.lock().unwrap_or_else(|e| e.into_inner());
-        marks.get_or_insert_with(HashSet::new).insert(tag);
+    pub fn mark(&self, tag: String) {
+        let mut marks = self.record.marks.lock().unwrap_or_else(|e| e.into_inner());
+        marks.insert(tag);
     }
 
-    /// Whether [`Suite::mark`] ever ran with `tag`.
-    pub fn was_marked(tag: String) -> bool {
-        let marks = MARKS.lock().unwrap_or_else(|e| e.into_inner());
-        marks.as_ref().is_some_and(|m| m.contains(&tag))
+    /// Whether [`Suite::mark`] ever ran with `tag` (an `async fn`: it needs no worker).
+    pub async fn was_marked(&self, tag: String) -> bool {
+        let marks = self.record.marks.lock().unwrap_or_else(|e| e.into_inner());
+        marks.contains(&tag)
+    }
+
+    /// Busy on its worker for `ms` milliseconds, checking every millisecond whether it was
+    /// cancelled and then stopping early; recorded under `tag`.
+    ///
+    /// A call cancelled before it starts its work records nothing: several cancellations
+    /// arriving together reach the consumer one after the other, and a queued call may be
+    /// handed to the worker just before its own cancellation lands; it then stops at its
+    /// first check, having done nothing.
+    pub fn spin(&self, tag: String, ms: u64, cancel: Cancellation) -> Result<u64, RpcError> {
+        cancel.check()?;
+        self.record.record_spin(&tag, |s| s.started += 1);
+        let until = std::time::Instant::now() + Duration::from_millis(ms);
+        while std::time::Instant::now() < until {
+            if cancel.is_cancelled() {
+                self.record.record_spin(&tag, |s| s.stopped_early += 1);
+                return cancel.check().map(|()| 0);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(ms)
     }
 
     /// The length of `text` in bytes.

@@ -29,4 +29,4 @@ impl Fixture for MemoryFixture {
     }
 }
 
-rpc_tests::conformance_suite!(MemoryFixture);
+rpc_tests::conformance_suite!(MemoryFixture, cancellation);

@@ -35,4 +35,4 @@ impl Fixture for TcpFixture {
     }
 }
 
-rpc_tests::conformance_suite!(TcpFixture);
+rpc_tests::conformance_suite!(TcpFixture, cancellation);

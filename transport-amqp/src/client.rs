@@ -232,7 +232,6 @@ const UNROUTABLE_RETRY: Duration = Duration::from_millis(100);
 #[async_trait]
 impl Transport for AmqpTransport {
     async fn call(&self, call: Call) -> Result<Vec<u8>, RpcError> {
-        let started = Instant::now();
         if call.procedure.len() > MAX_NAME {
             // A routing key is a short string: the broker would close the connection.
             return Err(RpcError::UnknownProcedure(format!(
@@ -267,7 +266,7 @@ impl Transport for AmqpTransport {
                     }
                     tracing::debug!("no reply after reconnecting: publishing the request again");
                 }
-                let remaining = call.timeout.saturating_sub(started.elapsed());
+                let remaining = call.deadline.remaining();
                 let attempt = publish_and_wait(
                     &session,
                     &id,

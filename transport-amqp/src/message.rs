@@ -82,7 +82,7 @@ pub fn request_properties(call: &Call, correlation_id: &str, reply_to: &str) -> 
         .with_headers(headers)
         .with_delivery_mode(NOT_PERSISTENT)
         .with_priority(CALL_PRIORITY)
-        .with_expiration(expiration(call.timeout))
+        .with_expiration(expiration(call.deadline.remaining()))
         .with_timestamp(timestamp())
 }
 

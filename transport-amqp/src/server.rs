@@ -264,7 +264,9 @@ async fn handle(
         )))
     } else {
         match parse_request(&procedure, &properties, data) {
-            Ok(call) => registry.dispatch(&id, call).await,
+            // No cancel message in the protocol: the call's deadline (its `expiration`) is what
+            // stops it early.
+            Ok(call) => registry.dispatch(&id, call, CancellationToken::new()).await,
             Err(err) => Err(err),
         }
     };

@@ -119,9 +119,9 @@ fn a_20_mib_call_against_the_default_limit_fails_fast_and_the_consumer_keeps_ser
 
         // Through the ordinary client: the caller gets the consumer's protocol error.
         let tag = unique("huge");
-        let call = Call::new(queue.clone(), Encoding::Json, json_body_of_len(&tag, HUGE));
+        let body = json_body_of_len(&tag, HUGE);
         let started = Instant::now();
-        let result = client.call_raw(call).await;
+        let result = client.call_raw(&queue, Encoding::Json, body).await;
         let elapsed = started.elapsed();
         println!("a {HUGE}-byte request was refused in {elapsed:?}");
         match result {

@@ -182,17 +182,13 @@ fn rust_client_calls_python(topology: Topology) {
                 body.as_bytes().to_vec(),
             )
         };
-        let product = client
-            .call_raw(call("multiply", r#"{"x": 6, "y": 7}"#))
-            .await;
+        let product = client.send(call("multiply", r#"{"x": 6, "y": 7}"#)).await;
         assert_eq!(product.as_deref(), Ok(&b"42"[..]));
         let exact = client
-            .call_raw(call("multiply", r#"{"x": 3000000000, "y": 3000000000}"#))
+            .send(call("multiply", r#"{"x": 3000000000, "y": 3000000000}"#))
             .await;
         assert_eq!(exact.as_deref(), Ok(&b"9000000000000000000"[..]));
-        let boom = client
-            .call_raw(call("boom", r#"{"message": "no luck"}"#))
-            .await;
+        let boom = client.send(call("boom", r#"{"message": "no luck"}"#)).await;
         assert_eq!(boom, Err(RpcError::Failed("ValueError: no luck".into())));
 
         drop(server.stdin.take());

@@ -27,7 +27,7 @@ fn unroutable_call_fails_fast() {
             Encoding::Json,
             b"{}".to_vec(),
         );
-        match client.call_raw(call).await {
+        match client.send(call).await {
             Err(RpcError::UnknownProcedure(message)) => assert!(message.contains("nobody")),
             other => panic!("expected unknown procedure, got {other:?}"),
         }
@@ -197,7 +197,7 @@ fn an_overlong_procedure_name_is_refused_not_fatal() {
         let client = client().await;
         let call = Call::new("x".repeat(300), Encoding::Json, b"{}".to_vec());
         assert!(matches!(
-            client.call_raw(call).await,
+            client.send(call).await,
             Err(RpcError::UnknownProcedure(_))
         ));
         let call = Call::new(
@@ -206,7 +206,7 @@ fn an_overlong_procedure_name_is_refused_not_fatal() {
             b"{}".to_vec(),
         );
         assert!(matches!(
-            client.call_raw(call).await,
+            client.send(call).await,
             Err(RpcError::UnknownProcedure(_))
         ));
     });

@@ -87,17 +87,20 @@ impl Shared {
     }
 
     /// A place on the least loaded consumer that is up, waiting in line for one when all are
-    /// full or down, or when other calls already wait; the flag says whether it waited.
-    pub(crate) async fn acquire(
-        &self,
-        deadline: Instant,
-    ) -> Result<(Place<'_>, Arc<Connection>, bool), RpcError> {
+    /// full or down, or when other calls already wait.
+    ///
+    /// No deadline here: the caller's [`rpc_core::Client`] drops this future when the call's
+    /// deadline passes, which takes it out of the line.
+    ///
+    /// # Errors
+    /// [`RpcError::NoConsumer`] when no consumer has been up for `no_consumer_wait`.
+    pub(crate) async fn acquire(&self) -> Result<(Place<'_>, Arc<Connection>), RpcError> {
         let queued = self.config.queued_per_consumer;
         let ticket = {
             let mut state = self.lock();
             if state.line.is_empty() {
                 if let Pick::Chosen(index, connection) = state.pick(queued) {
-                    return Ok((Place::new(self, index), connection, false));
+                    return Ok((Place::new(self, index), connection));
                 }
             }
             Ticket::new(self, &mut state)
@@ -107,7 +110,7 @@ impl Shared {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            let wake_at = {
+            let give_up = {
                 let mut state = self.lock();
                 let pick = match state.line.front() == Some(&ticket.id) {
                     true => state.pick(queued),
@@ -118,24 +121,27 @@ impl Shared {
                         state.line.pop_front();
                         drop(state);
                         ticket.served();
-                        return Ok((Place::new(self, index), connection, true));
+                        return Ok((Place::new(self, index), connection));
                     }
                     Pick::Full => {
                         down_since = None;
-                        deadline
+                        None
                     }
                     Pick::Down => {
                         let now = Instant::now();
                         let give_up = *down_since.get_or_insert(now) + self.config.no_consumer_wait;
-                        if now >= give_up && now < deadline {
+                        if now >= give_up {
                             return Err(RpcError::NoConsumer(state.describe(&self.addrs)));
                         }
-                        give_up.min(deadline)
+                        Some(give_up)
                     }
                 }
             };
-            if timeout_at(wake_at, changed).await.is_err() && Instant::now() >= deadline {
-                return Err(RpcError::DeadlineExceeded);
+            match give_up {
+                Some(at) => {
+                    let _ = timeout_at(at, changed).await;
+                }
+                None => changed.await,
             }
         }
     }

@@ -5,6 +5,7 @@
 //! wake-up, often on another thread, and the calls themselves already run elsewhere (on
 //! blocking threads or in tasks the registry spawns). Here a call costs no hop of our own.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::time::{sleep, timeout, Instant};
 use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
 
 use crate::frame::{ClientMessage, ServerCodec, ServerMessage, Welcome, PROTOCOL_VERSION};
 use crate::server::Context;
@@ -41,6 +43,8 @@ pub(crate) async fn serve(stream: TcpStream, context: Arc<Context>) {
     let mut frames = FramedRead::new(read, ServerCodec::new(config.max_frame));
     let mut sink = FramedWrite::new(write, ServerCodec::new(config.max_frame));
     let mut calls = FuturesUnordered::new();
+    // Each call in flight by request id, to cancel it when its caller gives up.
+    let mut in_flight: HashMap<u64, CancellationToken> = HashMap::new();
     let limit = config.max_in_flight.max(1);
     let mut reading = true;
     let mut violated = false;
@@ -56,9 +60,9 @@ pub(crate) async fn serve(stream: TcpStream, context: Arc<Context>) {
 
     while reading || !calls.is_empty() {
         let event = tokio::select! {
-            Some(reply) = calls.next(), if !calls.is_empty() => Event::Reply(reply),
             // Back-pressure: at the limit, stop reading until a call finishes.
             frame = frames.next(), if reading && calls.len() < limit => Event::Frame(frame),
+            Some(reply) = calls.next(), if !calls.is_empty() => Event::Reply(reply),
             _ = context.shutdown.cancelled(), if reading => Event::Stop,
             _ = &mut idle, if reading => Event::Idle,
             else => break,
@@ -66,7 +70,7 @@ pub(crate) async fn serve(stream: TcpStream, context: Arc<Context>) {
         let message = match event {
             Event::Reply(reply) => {
                 active = true;
-                if !write_replies(&mut sink, reply, &mut calls, &context).await {
+                if !write_replies(&mut sink, reply, &mut calls, &mut in_flight, &context).await {
                     return;
                 }
                 continue;
@@ -106,7 +110,19 @@ pub(crate) async fn serve(stream: TcpStream, context: Arc<Context>) {
         };
         active = true;
         match message {
-            ClientMessage::Request(request) => calls.push(dispatch(&context.registry, request)),
+            ClientMessage::Request(request) => {
+                let cancel = CancellationToken::new();
+                in_flight.insert(request.id, cancel.clone());
+                calls.push(dispatch(&context.registry, request, cancel));
+            }
+            ClientMessage::Cancel { id } => {
+                // Takes effect at once: a queued call is never handed to a worker, a running
+                // one sees its `Cancellation` fire. Its reply is not sent.
+                if let Some(cancel) = in_flight.remove(&id) {
+                    tracing::debug!(id, "cancelled by the caller");
+                    cancel.cancel();
+                }
+            }
             ClientMessage::Ping => {
                 if !send(&mut sink, ServerMessage::Pong, &context).await {
                     return;
@@ -145,10 +161,14 @@ pub(crate) async fn serve(stream: TcpStream, context: Arc<Context>) {
 }
 
 /// Runs one request; its reply carries its id.
-fn dispatch(registry: &Registry, request: Request) -> impl Future<Output = Reply> + '_ {
+fn dispatch(
+    registry: &Registry,
+    request: Request,
+    cancel: CancellationToken,
+) -> impl Future<Output = Reply> + '_ {
     let id = request.id;
     registry
-        .dispatch(id, request.call)
+        .dispatch(id, request.call, cancel)
         .map(move |result| Reply::new(id, result))
 }
 
@@ -158,15 +178,21 @@ async fn write_replies<F>(
     sink: &mut Sink,
     first: Reply,
     calls: &mut FuturesUnordered<F>,
+    in_flight: &mut HashMap<u64, CancellationToken>,
     context: &Context,
 ) -> bool
 where
     F: Future<Output = Reply>,
 {
     let batch = async {
-        sink.feed(ServerMessage::Reply(first)).await?;
+        // A call no longer in flight was cancelled: its caller forgot it, so no reply.
+        if in_flight.remove(&first.id).is_some() {
+            sink.feed(ServerMessage::Reply(first)).await?;
+        }
         while let Some(Some(reply)) = calls.next().now_or_never() {
-            sink.feed(ServerMessage::Reply(reply)).await?;
+            if in_flight.remove(&reply.id).is_some() {
+                sink.feed(ServerMessage::Reply(reply)).await?;
+            }
         }
         SinkExt::<ServerMessage>::flush(sink).await
     };

@@ -4,14 +4,12 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use rpc_core::{Call, RpcError};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
-use tokio::time::{timeout_at, Instant};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 
@@ -156,18 +154,12 @@ impl Connection {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Sends `call` as request `id` with `timeout` left, and waits for its reply until
-    /// `deadline`.
+    /// Sends `call` as request `id` and waits for its reply.
     ///
-    /// A call whose future is dropped forgets its pending entry; its late reply is discarded.
-    pub(crate) async fn call(
-        &self,
-        id: u64,
-        call: &Call,
-        timeout: Duration,
-        deadline: Instant,
-    ) -> Outcome {
-        let outgoing = Outgoing { id, call, timeout };
+    /// No timer: the caller's deadline drops this future. A call dropped after it was sent
+    /// forgets its pending entry and sends the consumer a `Cancel`; a late reply is discarded.
+    pub(crate) async fn call(&self, id: u64, call: &Call) -> Outcome {
+        let outgoing = Outgoing { id, call };
         let (waiter, reply) = oneshot::channel();
         let alone = match self.pending.lock().as_mut() {
             Some(calls) => {
@@ -176,22 +168,22 @@ impl Connection {
             }
             None => return Outcome::Lost("connection closed".into()),
         };
-        let _entry = Entry {
-            pending: &self.pending,
+        let mut entry = Entry {
+            connection: self,
             id,
+            sent: false,
         };
         match self.writer.submit(outgoing, alone) {
-            Ok(()) => {}
+            Ok(()) => entry.sent = true,
             Err(RpcError::Io(err)) => {
                 self.closed.cancel();
                 return Outcome::Lost(err);
             }
             Err(err) => return Outcome::Done(Err(err)),
         }
-        match timeout_at(deadline, reply).await {
-            Ok(Ok(result)) => Outcome::Done(result),
-            Ok(Err(_)) => Outcome::Lost("connection closed before the reply".into()),
-            Err(_) => Outcome::Done(Err(RpcError::DeadlineExceeded)),
+        match reply.await {
+            Ok(result) => Outcome::Done(result),
+            Err(_) => Outcome::Lost("connection closed before the reply".into()),
         }
     }
 }
@@ -202,15 +194,24 @@ impl Drop for Connection {
     }
 }
 
-/// A call's pending entry, removed when the call is answered, times out or is dropped.
+/// A call's pending entry, removed when the call is answered or dropped; a call dropped
+/// while the consumer holds it is cancelled there.
 struct Entry<'a> {
-    pending: &'a Pending,
+    connection: &'a Connection,
     id: u64,
+    sent: bool,
 }
 
 impl Drop for Entry<'_> {
     fn drop(&mut self) {
-        self.pending.take(self.id);
+        // Still pending: nobody answered it and the connection is open, so the caller gave up.
+        let abandoned = self.connection.pending.take(self.id).is_some();
+        if abandoned && self.sent {
+            let cancel = ClientMessage::Cancel { id: self.id };
+            if let Err(err) = self.connection.writer.submit_message(cancel) {
+                tracing::debug!(%err, id = self.id, "cancel not sent");
+            }
+        }
     }
 }
 

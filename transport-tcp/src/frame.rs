@@ -5,18 +5,20 @@
 //! docs describe the layout byte by byte.
 
 use std::marker::PhantomData;
-use std::time::Duration;
 
 use bincode::Options;
 use bytes::{BufMut, BytesMut};
 use rpc_core::encoding::{bincode_options, from_bincode};
-use rpc_core::{Call, Encoding, Reply, Request, RpcError};
+use rpc_core::{Call, Deadline, Encoding, Reply, Request, RpcError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
 /// The version of the binary protocol this crate speaks, exchanged in the handshake.
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// Version 2 added [`ClientMessage::Cancel`]; a peer of another version is refused in the
+/// handshake with a protocol error naming both versions.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Bytes in a frame's length prefix.
 const LENGTH_BYTES: usize = 4;
@@ -37,6 +39,12 @@ pub(crate) enum ClientMessage {
     /// Asks for a [`ServerMessage::Pong`]: the producer's check that the consumer still
     /// answers.
     Ping,
+    /// The caller of request `id` gave up: a call not yet started is never run, a running one
+    /// is told to stop (its reply, if any, is not sent). An unknown id is ignored.
+    Cancel {
+        /// The request's id.
+        id: u64,
+    },
 }
 
 /// The same layout as [`ClientMessage`], borrowing the call so that the producer serializes
@@ -58,7 +66,7 @@ struct RequestRef<'a> {
     encoding: Encoding,
     #[serde(with = "serde_bytes")]
     args: &'a [u8],
-    timeout: Duration,
+    deadline: Deadline,
 }
 
 /// What a consumer sends a producer.
@@ -91,8 +99,6 @@ pub(crate) struct Welcome {
 pub(crate) struct Outgoing<'a> {
     pub(crate) id: u64,
     pub(crate) call: &'a Call,
-    /// What is left of the call's timeout when it is sent.
-    pub(crate) timeout: Duration,
 }
 
 impl Outgoing<'_> {
@@ -102,7 +108,7 @@ impl Outgoing<'_> {
             procedure: &self.call.procedure,
             encoding: self.call.encoding,
             args: &self.call.args,
-            timeout: self.timeout,
+            deadline: self.call.deadline,
         })
     }
 }
@@ -266,17 +272,16 @@ impl<In> Encoder<Outgoing<'_>> for Codec<In, ClientMessage> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
     fn borrowed_requests_encode_like_owned_ones() {
         let call = Call::new("calc.add", Encoding::Json, b"[1,2]".to_vec())
-            .with_timeout(Duration::from_millis(1500));
-        let outgoing = Outgoing {
-            id: 7,
-            call: &call,
-            timeout: call.timeout,
-        };
+            // Past: both encodings then write the same remaining time (zero).
+            .with_timeout(Duration::ZERO);
+        let outgoing = Outgoing { id: 7, call: &call };
         let owned = ClientMessage::Request(Request {
             id: 7,
             call: call.clone(),
@@ -300,7 +305,7 @@ mod tests {
             max_frame: 1 << 24,
         };
         ClientCodec::new(1 << 20).encode(hello, &mut buf).unwrap();
-        assert_eq!(&buf[..], &[0, 0, 0, 12, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(&buf[..], &[0, 0, 0, 12, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 1]);
     }
 
     #[test]

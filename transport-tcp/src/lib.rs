@@ -50,9 +50,10 @@
 //!
 //! | producer sends | variant | fields |
 //! |---|---|---|
-//! | `Hello` | 0 | `version: u32` (1), `max_frame: u32` (the largest reply body it accepts) |
-//! | `Request` | 1 | `id: u64`, then the [`rpc_core::Call`]: `procedure: string`, `encoding: u32` (0 bincode, 1 JSON, 2 text), `args: bytes`, `timeout: Duration` (what is left of it) |
+//! | `Hello` | 0 | `version: u32` ([`PROTOCOL_VERSION`], 2), `max_frame: u32` (the largest reply body it accepts) |
+//! | `Request` | 1 | `id: u64`, then the [`rpc_core::Call`]: `procedure: string`, `encoding: u32` (0 bincode, 1 JSON, 2 text), `args: bytes`, `deadline: Duration` (the time left until the caller's [`rpc_core::Deadline`]) |
 //! | `Ping` | 2 | none: asks for a `Pong` ([`PoolConfig::heartbeat_interval`]) |
+//! | `Cancel` | 3 | `id: u64`: the caller gave up on that request (since version 2) |
 //!
 //! | consumer sends | variant | fields |
 //! |---|---|---|
@@ -61,14 +62,21 @@
 //! | `Error` | 2 | an `RpcError`: why the consumer is closing the connection (protocol violation) |
 //! | `Pong` | 3 | none: the answer to `Ping`, from the connection's task (not a worker) |
 //!
-//! The handshake: the producer's first frame is `Hello` (`00 00 00 0c  00 00 00 00  01 00 00 00`
+//! The handshake: the producer's first frame is `Hello` (`00 00 00 0c  00 00 00 00  02 00 00 00`
 //! then its limit: a binary connection starts with a zero byte); the consumer answers
-//! `Welcome`, or `Error` and closes for another version. Each side then refuses to send a
+//! `Welcome`, or `Error` and closes for another version ("protocol version 1 is not supported;
+//! this consumer speaks 2"). Each side then refuses to send a
 //! frame larger than the other accepts: an oversized request fails at the producer with
 //! [`rpc_core::RpcError::Protocol`], an oversized reply is replaced by that error. Then the
 //! producer sends `Request`s with ids of its choosing, many in flight; the consumer runs them
 //! side by side and sends each `Reply` as soon as its call finishes, so replies come back in
 //! any order.
+//!
+//! **Cancellation.** When a caller drops a call it sent (its [`rpc_core::Client`]'s deadline
+//! passed, or the caller's future was dropped), the pool sends `Cancel` with its id. The
+//! consumer cancels it at once: a call still waiting for a worker is never run, a running
+//! synchronous procedure that takes a [`rpc_core::Cancellation`] sees it fire and can stop
+//! early, and no `Reply` is sent for it. A `Cancel` for an id not in flight is ignored.
 //!
 //! **Text mode** (the first byte is not zero): `handler method arg1 arg2 ...` (or
 //! `handler.method ...`) ending at a newline, at the end of the stream, or after a pause of

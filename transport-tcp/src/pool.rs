@@ -4,8 +4,7 @@
 use std::sync::{Arc, Once};
 
 use async_trait::async_trait;
-use rpc_core::{deadline_after, Answer, Call, RpcError, Transport};
-use tokio::time::Instant;
+use rpc_core::{Answer, Call, RpcError, Transport};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::Instrument;
 
@@ -30,10 +29,12 @@ use crate::{supervisor, PoolConfig};
 ///   another consumer when one is up, at most `max_retries` times. The consumer that lost
 ///   the connection may have run it already: procedures called through a pool should be
 ///   safe to run twice.
-/// - **Deadlines**: a call's timeout counts from [`Transport::call`]; the consumer is sent
-///   what is left of it, a call whose deadline passes while it waits here is never sent, and
-///   the caller gets [`RpcError::DeadlineExceeded`] on time. A dropped call frees its place at
-///   once; its late reply is discarded.
+/// - **Deadlines and cancellation**: the pool sets no timer of its own; the call's
+///   [`rpc_core::Deadline`] is enforced by the caller's [`rpc_core::Client`], which drops the
+///   call when it passes. The consumer is sent what is left of it. A dropped call frees its
+///   place at once; if it was already sent, the consumer is sent a `Cancel` for it (a call
+///   not yet started there never runs, a running one may stop early), and a late reply is
+///   discarded.
 ///
 /// Cloning is cheap and shares the connections; the last clone dropped closes them.
 #[derive(Clone)]
@@ -152,33 +153,22 @@ impl Pool {
     /// index of the consumer it was last sent to.
     async fn send(&self, call: Call) -> (Result<Vec<u8>, RpcError>, Option<usize>) {
         self.start();
-        let deadline = deadline_after(call.timeout);
         let mut retries = 0;
         let mut consumer = None;
         let result = loop {
-            let (place, connection, waited) = match self.inner.shared.acquire(deadline).await {
+            let (place, connection) = match self.inner.shared.acquire().await {
                 Ok(acquired) => acquired,
                 Err(err) => break Err(err),
             };
             let addr = &self.inner.shared.addrs[place.index];
             consumer = Some(place.index);
-            // Sent at once, the call still has its whole timeout (less microseconds): no need
-            // to read the clock again.
-            let remaining = match waited || retries > 0 {
-                true => deadline.saturating_duration_since(Instant::now()),
-                false => call.timeout,
-            };
-            if remaining.is_zero() {
+            if call.deadline.has_passed() {
                 break Err(RpcError::DeadlineExceeded);
             }
             let id = connection.next_id();
             let span =
                 tracing::debug_span!("request", id, procedure = %call.procedure, consumer = %addr);
-            match connection
-                .call(id, &call, remaining, deadline)
-                .instrument(span)
-                .await
-            {
+            match connection.call(id, &call).instrument(span).await {
                 Outcome::Done(result) => {
                     place.answered();
                     break result;

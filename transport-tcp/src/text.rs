@@ -118,5 +118,10 @@ async fn run(line: &str, context: &Context) -> Result<Vec<u8>, RpcError> {
         command.args.as_bytes().to_vec(),
     );
     let id = TEXT_CALLS.fetch_add(1, Ordering::Relaxed);
-    context.registry.dispatch(format!("text-{id}"), call).await
+    // A text client cannot cancel: it only waits for its one answer.
+    let cancel = tokio_util::sync::CancellationToken::new();
+    context
+        .registry
+        .dispatch(format!("text-{id}"), call, cancel)
+        .await
 }

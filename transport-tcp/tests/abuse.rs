@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use transport_tcp::{Server, ServerConfig, DEFAULT_MAX_FRAME};
 
 /// Hello, protocol 1, replies up to 16 MiB.
-const HELLO: [u8; 16] = [0, 0, 0, 12, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1];
+const HELLO: [u8; 16] = [0, 0, 0, 12, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 1];
 
 async fn server(config: ServerConfig) -> Server {
     Server::bind("127.0.0.1:0", common::registry(2), config)
@@ -174,18 +174,22 @@ async fn over_the_connection_limit_a_connection_is_closed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn another_protocol_version_is_refused() {
+async fn an_older_protocol_version_is_refused() {
     let server = server(ServerConfig::default()).await;
     let mut stream = TcpStream::connect(server.local_addr())
         .await
         .expect("connect");
     let mut hello = HELLO;
-    hello[8] = 2; // version 2
+    hello[8] = 1; // version 1: a producer from before `Cancel` existed
     stream.write_all(&hello).await.expect("hello");
     let answer = read_to_close(&mut stream).await;
     // An `Error` frame (variant 2) carrying `Protocol` (7), then the connection is closed.
     assert_eq!(&answer[4..12], &[2, 0, 0, 0, 7, 0, 0, 0], "{answer:?}");
-    assert!(String::from_utf8_lossy(&answer).contains("version 2"));
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.contains("version 1 is not supported; this consumer speaks 2"),
+        "{text}"
+    );
     server.shutdown().await;
 }
 

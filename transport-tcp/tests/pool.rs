@@ -324,7 +324,7 @@ async fn hung_consumer() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) 
                 continue;
             }
             // Welcome: variant 0, version 1, 1 worker, frames up to 16 MiB.
-            let welcome = [0, 0, 0, 16, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1];
+            let welcome = [0, 0, 0, 16, 0, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1];
             let _ = stream.write_all(&welcome).await;
             held.push(stream);
         }

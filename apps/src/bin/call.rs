@@ -57,7 +57,7 @@ async fn main() -> ExitCode {
         Err(err) => return fail(&err),
     };
     let call = Call::new(procedure.clone(), encoding, body.into_bytes()).with_timeout(args.timeout);
-    match Client::from_arc(transport).call_raw(call).await {
+    match Client::from_arc(transport).send(call).await {
         Ok(result) => {
             println!("{}", String::from_utf8_lossy(&result));
             ExitCode::SUCCESS

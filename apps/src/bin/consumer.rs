@@ -33,7 +33,8 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     model_dir: Option<PathBuf>,
 
-    /// Serve without the neural network: its calls then fail with a clear error.
+    /// Serve without the neural network: Fibonacci only (`neural_analyzer.*` is then an
+    /// unknown procedure here).
     #[arg(long)]
     no_model: bool,
 }
@@ -46,18 +47,28 @@ fn main() -> ExitCode {
     }
     let args = Args::parse();
     init_logging("info");
-    if !args.no_model {
-        let dir = args
-            .model_dir
-            .clone()
-            .unwrap_or_else(neural::default_model_dir);
-        if let Err(err) = NeuralAnalyzer::load(&dir) {
-            tracing::error!("{err}");
-            eprintln!("consumer: {err}\n(or start with --no-model to serve Fibonacci only)");
-            return ExitCode::FAILURE;
+    let analyzer = match args.no_model {
+        true => None,
+        false => {
+            let dir = args
+                .model_dir
+                .clone()
+                .unwrap_or_else(neural::default_model_dir);
+            match NeuralAnalyzer::load(&dir) {
+                Ok(analyzer) => {
+                    tracing::info!("neural network loaded from {}", dir.display());
+                    Some(analyzer)
+                }
+                Err(err) => {
+                    tracing::error!("{err}");
+                    eprintln!(
+                        "consumer: {err}\n(or start with --no-model to serve Fibonacci only)"
+                    );
+                    return ExitCode::FAILURE;
+                }
+            }
         }
-        tracing::info!("neural network loaded from {}", dir.display());
-    }
+    };
     // One thread carries the network; the procedures run on the registry's worker threads.
     // Measured (docs/benchmarks.md): two consumers on one 2-core machine scale better this way
     // than with a multi-threaded runtime each, whose extra threads compete with the workers.
@@ -73,7 +84,7 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         let shutdown = shutdown_on_signal();
-        let registry = workloads::registry(args.workers);
+        let registry = workloads::registry(args.workers, analyzer);
         tracing::info!(
             workers = args.workers,
             "serving {:?} over {:?}",

@@ -43,9 +43,144 @@ pub struct ProcedureFn {
     pub ident: Ident,
     pub method: String,
     pub docs: Vec<SynAttribute>,
-    pub params: Vec<Param>,
+    /// Whether it takes `&self` (else it is an associated function).
+    pub takes_self: bool,
+    /// Its parameters in order, the wire's and the cancellation.
+    pub inputs: Vec<Input>,
     pub is_async: bool,
+    /// What a caller receives: for a batch procedure, an element of the returned `Vec`.
     pub output: Output,
+    /// Set for a batch procedure; `inputs` then holds the one argument of a single call.
+    pub batch: Option<Batch>,
+}
+
+/// `#[batch(max = N)]` or `#[batch(max = N, param = "name")]` on a procedure.
+pub struct BatchAttribute {
+    pub max: syn::Expr,
+    pub param: Option<LitStr>,
+}
+
+/// A batch procedure: `fn(&self, items: Vec<T>) -> Vec<R>`, called one `T` at a time.
+pub struct Batch {
+    pub max: syn::Expr,
+    /// The returned `Vec`'s element type.
+    pub output_item: Type,
+}
+
+impl Batch {
+    /// Removes `#[batch(...)]` from `function`'s attributes (it is ours, not the compiler's)
+    /// and reads it.
+    fn take_attribute(function: &mut syn::ImplItemFn) -> syn::Result<Option<BatchAttribute>> {
+        let Some(position) = function
+            .attrs
+            .iter()
+            .position(|a| a.path().is_ident("batch"))
+        else {
+            return Ok(None);
+        };
+        let attribute = function.attrs.remove(position);
+        let mut max = None;
+        let mut param = None;
+        attribute.parse_nested_meta(|meta| {
+            if meta.path.is_ident("max") {
+                max = Some(meta.value()?.parse::<syn::Expr>()?);
+                Ok(())
+            } else if meta.path.is_ident("param") {
+                param = Some(meta.value()?.parse::<LitStr>()?);
+                Ok(())
+            } else {
+                Err(meta
+                    .error("unknown #[batch] argument; they are `max = N` and `param = \"name\"`"))
+            }
+        })?;
+        let max = max.ok_or_else(|| {
+            syn::Error::new(
+                attribute.span(),
+                "#[batch] needs `max = N`: the most calls run at once",
+            )
+        })?;
+        Ok(Some(BatchAttribute { max, param }))
+    }
+}
+
+impl ProcedureFn {
+    /// Checks the shape of a batch procedure and describes it as callers see it: one
+    /// argument, one result.
+    fn make_batch(&mut self, attribute: BatchAttribute, sig: &syn::Signature) -> syn::Result<()> {
+        let shape = "a batch procedure takes one `Vec<T>` (and `&self`) and returns a `Vec` of results, one per element: `pub fn f(&self, items: Vec<T>) -> Vec<Result<R, E>>`";
+        if self.is_async {
+            return Err(syn::Error::new(
+                sig.asyncness.span(),
+                "a batch procedure cannot be `async`: it runs on a worker thread",
+            ));
+        }
+        let [Input::Wire(param)] = self.inputs.as_slice() else {
+            return Err(syn::Error::new(sig.inputs.span(), shape));
+        };
+        let (Some(item), Some(output_item)) =
+            (vec_element(&param.ty), vec_element(self.output.ok_type()))
+        else {
+            return Err(syn::Error::new(sig.span(), shape));
+        };
+        if !matches!(self.output, Output::Value(_)) {
+            return Err(syn::Error::new(sig.output.span(), shape));
+        }
+        let name = match &attribute.param {
+            Some(name) => name.value(),
+            None => param.name.clone(),
+        };
+        let ident = syn::parse_str::<Ident>(&name).map_err(|_| {
+            syn::Error::new(attribute.param.span(), "`param` must be a plain identifier")
+        })?;
+        self.inputs = vec![Input::Wire(Box::new(Param {
+            ident,
+            name,
+            ty: item,
+        }))];
+        self.output = Output::parse(&ReturnType::Type(
+            Default::default(),
+            Box::new(output_item.clone()),
+        ));
+        self.batch = Some(Batch {
+            max: attribute.max,
+            output_item,
+        });
+        Ok(())
+    }
+}
+
+/// `T` when `ty` is `Vec<T>`.
+fn vec_element(ty: &Type) -> Option<Type> {
+    let Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last()?;
+    if last.ident != "Vec" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.first()? {
+        GenericArgument::Type(element) => Some(element.clone()),
+        _ => None,
+    }
+}
+
+/// One parameter of a procedure.
+pub enum Input {
+    /// An argument that travels on the wire.
+    Wire(Box<Param>),
+    /// The call's `rpc_core::Cancellation`, given by the registry, not by the caller.
+    Cancellation,
+}
+
+impl ProcedureFn {
+    /// The parameters that travel on the wire, in order.
+    pub fn params(&self) -> impl Iterator<Item = &Param> + Clone {
+        self.inputs.iter().filter_map(|input| match input {
+            Input::Wire(param) => Some(&**param),
+            Input::Cancellation => None,
+        })
+    }
 }
 
 pub struct Param {
@@ -71,7 +206,7 @@ impl Output {
 
 impl HandlerImpl {
     pub fn parse(attribute: Attribute, tokens: TokenStream) -> syn::Result<Self> {
-        let item: ItemImpl = syn::parse2(tokens)?;
+        let mut item: ItemImpl = syn::parse2(tokens)?;
         if let Some((_, path, _)) = &item.trait_ {
             return Err(syn::Error::new(
                 path.span(),
@@ -103,10 +238,16 @@ impl HandlerImpl {
             None => snake_case(&self_ident.unraw().to_string()),
         };
         let mut procedures = Vec::new();
-        for member in &item.items {
+        for member in &mut item.items {
             if let ImplItem::Fn(function) = member {
+                let batch = Batch::take_attribute(function)?;
                 if matches!(function.vis, Visibility::Public(_)) {
-                    procedures.push(ProcedureFn::parse(function)?);
+                    procedures.push(ProcedureFn::parse(function, batch)?);
+                } else if let Some(batch) = batch {
+                    return Err(syn::Error::new(
+                        batch.max.span(),
+                        "#[batch] goes on a `pub fn`: only those are procedures",
+                    ));
                 }
             }
         }
@@ -126,14 +267,26 @@ impl HandlerImpl {
 }
 
 impl ProcedureFn {
-    fn parse(function: &syn::ImplItemFn) -> syn::Result<Self> {
+    fn parse(function: &syn::ImplItemFn, batch: Option<BatchAttribute>) -> syn::Result<Self> {
         let sig = &function.sig;
-        if let Some(receiver) = sig.receiver() {
-            return Err(syn::Error::new(
-                receiver.span(),
-                "a procedure cannot take `self`: procedures are associated functions (the seed's @staticmethod); remove the receiver, or make the method private to keep it out of the procedures",
-            ));
-        }
+        let takes_self = match sig.receiver() {
+            None => false,
+            Some(receiver) if receiver.reference.is_some() && receiver.colon_token.is_none() => {
+                if receiver.mutability.is_some() {
+                    return Err(syn::Error::new(
+                        receiver.span(),
+                        "a procedure cannot take `&mut self`: calls run at the same time on several workers; take `&self` and keep mutable state behind interior mutability (an atomic, a `Mutex`, an `RwLock`)",
+                    ));
+                }
+                true
+            }
+            Some(receiver) => {
+                return Err(syn::Error::new(
+                    receiver.span(),
+                    "a procedure takes `&self` or no receiver: the registry keeps one handler and lends it to every call",
+                ));
+            }
+        };
         if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
             return Err(syn::Error::new(
                 sig.generics.span(),
@@ -146,10 +299,11 @@ impl ProcedureFn {
                 "a procedure cannot be `unsafe fn`",
             ));
         }
-        let params = sig
+        let inputs = sig
             .inputs
             .iter()
-            .map(Param::parse)
+            .filter(|input| matches!(input, FnArg::Typed(_)))
+            .map(Input::parse)
             .collect::<syn::Result<Vec<_>>>()?;
         let docs = function
             .attrs
@@ -157,15 +311,38 @@ impl ProcedureFn {
             .filter(|attr| attr.path().is_ident("doc"))
             .cloned()
             .collect();
-        Ok(Self {
+        let mut procedure = Self {
             ident: sig.ident.clone(),
             method: sig.ident.unraw().to_string(),
             docs,
-            params,
+            takes_self,
+            inputs,
             is_async: sig.asyncness.is_some(),
             output: Output::parse(&sig.output),
-        })
+            batch: None,
+        };
+        if let Some(attribute) = batch {
+            procedure.make_batch(attribute, sig)?;
+        }
+        Ok(procedure)
     }
+}
+
+impl Input {
+    fn parse(input: &FnArg) -> syn::Result<Self> {
+        if let FnArg::Typed(typed) = input {
+            if is_cancellation(&typed.ty) {
+                return Ok(Input::Cancellation);
+            }
+        }
+        Param::parse(input).map(|param| Input::Wire(Box::new(param)))
+    }
+}
+
+/// Whether `ty` is `Cancellation` (by its last path segment: `rpc_core::Cancellation` too).
+fn is_cancellation(ty: &Type) -> bool {
+    matches!(ty, Type::Path(path) if path.qself.is_none()
+        && path.path.segments.last().is_some_and(|s| s.ident == "Cancellation" && s.arguments.is_empty()))
 }
 
 impl Param {

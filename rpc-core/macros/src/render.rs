@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use crate::model::{HandlerImpl, Output, ProcedureFn};
+use crate::model::{HandlerImpl, Input, Output, ProcedureFn};
 
 pub fn render(handler: &HandlerImpl) -> TokenStream {
     let item = &handler.item;
@@ -23,10 +23,9 @@ fn render_handler(handler: &HandlerImpl) -> TokenStream {
     let name = &handler.handler_name;
     let descriptions = handler.procedures.iter().map(|p| {
         let method = &p.method;
-        let params = p.params.iter().map(|param| &param.name);
-        let is_async = p.is_async;
+        let params = p.params().map(|param| &param.name);
         quote! {
-            ::rpc_core::Procedure { method: #method, params: &[#(#params),*], is_async: #is_async }
+            ::rpc_core::Procedure { method: #method, params: &[#(#params),*] }
         }
     });
     let arms = handler.procedures.iter().map(|p| render_arm(handler, p));
@@ -42,10 +41,11 @@ fn render_handler(handler: &HandlerImpl) -> TokenStream {
             }
 
             fn invoke(
-                &self,
+                self: ::std::sync::Arc<Self>,
                 __method: &str,
                 __encoding: ::rpc_core::Encoding,
                 __bytes: &[u8],
+                __cancel: &::rpc_core::Cancellation,
             ) -> ::core::result::Result<::rpc_core::Invocation, ::rpc_core::RpcError> {
                 match __method {
                     #(#arms)*
@@ -62,9 +62,9 @@ fn render_arm(handler: &HandlerImpl, procedure: &ProcedureFn) -> TokenStream {
     let self_ty = &handler.item.self_ty;
     let method = &procedure.method;
     let ident = &procedure.ident;
-    let names = procedure.params.iter().map(|p| &p.name);
-    let count = procedure.params.len();
-    let decodes = procedure.params.iter().enumerate().map(|(i, param)| {
+    let names = procedure.params().map(|p| &p.name);
+    let count = procedure.params().count();
+    let decodes = procedure.params().enumerate().map(|(i, param)| {
         let var = &param.ident;
         let ty = &param.ty;
         let name = &param.name;
@@ -75,8 +75,36 @@ fn render_arm(handler: &HandlerImpl, procedure: &ProcedureFn) -> TokenStream {
         };
         quote! { let #var: #ty = __args.#take::<#ty>(#name)?; }
     });
-    let vars: Vec<_> = procedure.params.iter().map(|p| &p.ident).collect();
-    let mut call = quote! { <#self_ty>::#ident(#(#vars),*) };
+    let uses_cancel = procedure
+        .inputs
+        .iter()
+        .any(|input| matches!(input, Input::Cancellation));
+    let vars: Vec<_> = procedure
+        .inputs
+        .iter()
+        .map(|input| match input {
+            Input::Wire(param) => {
+                let var = &param.ident;
+                quote!(#var)
+            }
+            Input::Cancellation => quote!(__cancel),
+        })
+        .collect();
+    let mut call = if procedure.takes_self {
+        quote! { __this.#ident(#(#vars),*) }
+    } else {
+        quote! { <#self_ty>::#ident(#(#vars),*) }
+    };
+    let this = if procedure.takes_self {
+        quote! { let __this = ::std::sync::Arc::clone(&self); }
+    } else {
+        quote! {}
+    };
+    let cancel = if uses_cancel {
+        quote! { let __cancel = ::core::clone::Clone::clone(__cancel); }
+    } else {
+        quote! {}
+    };
     if procedure.is_async {
         call = quote! { #call.await };
     }
@@ -93,7 +121,25 @@ fn render_arm(handler: &HandlerImpl, procedure: &ProcedureFn) -> TokenStream {
             }
         },
     };
-    let invocation = if procedure.is_async {
+    let invocation = if let Some(batch) = &procedure.batch {
+        let max = &batch.max;
+        let item = &batch.output_item;
+        let param = &vars[0];
+        let run = if procedure.takes_self {
+            quote! { move |__values| __this.#ident(__values) }
+        } else {
+            quote! { |__values| <#self_ty>::#ident(__values) }
+        };
+        quote! {
+            ::rpc_core::Invocation::Batch(::rpc_core::BatchCall::new(
+                #max,
+                #param,
+                __encoding,
+                #run,
+                |__encoding: ::rpc_core::Encoding, __value: #item| #finish,
+            ))
+        }
+    } else if procedure.is_async {
         quote! {
             ::rpc_core::Invocation::Async(::std::boxed::Box::pin(async move {
                 let __value = #call;
@@ -113,6 +159,8 @@ fn render_arm(handler: &HandlerImpl, procedure: &ProcedureFn) -> TokenStream {
             let mut __args = ::rpc_core::__private::Arguments::new(__encoding, __bytes, &[#(#names),*])?;
             #(#decodes)*
             __args.finish()?;
+            #this
+            #cancel
             ::core::result::Result::Ok(#invocation)
         }
     }
@@ -129,12 +177,12 @@ fn render_client(handler: &HandlerImpl) -> TokenStream {
         let ident = &p.ident;
         let docs = &p.docs;
         let method = &p.method;
-        let params = p.params.iter().map(|param| {
+        let params = p.params().map(|param| {
             let var = &param.ident;
             let ty = &param.ty;
             quote!(#var: #ty)
         });
-        let encodes = p.params.iter().map(|param| {
+        let encodes = p.params().map(|param| {
             let var = &param.ident;
             let ty = &param.ty;
             quote_spanned! {ty.span()=>

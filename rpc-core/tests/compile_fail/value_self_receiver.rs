@@ -2,7 +2,7 @@ struct Counter;
 
 #[rpc_core::handler]
 impl Counter {
-    pub fn count(&self, n: u64) -> u64 {
+    pub fn consume(self, n: u64) -> u64 {
         n
     }
 }

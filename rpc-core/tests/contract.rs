@@ -1,0 +1,148 @@
+//! The contract a handler is written against: state in `&self`, one deadline, and
+//! cancellation reaching a running synchronous procedure (in-memory transport; the
+//! conformance suite runs the same over every transport).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rpc_core::{memory, Cancellation, Registry, RpcError};
+
+/// A handler that owns its state.
+struct Counter {
+    total: AtomicU64,
+}
+
+#[rpc_core::handler]
+impl Counter {
+    /// Adds `n` to the running total and returns it.
+    pub fn add(&self, n: u64) -> u64 {
+        self.total.fetch_add(n, Ordering::Relaxed) + n
+    }
+
+    /// The running total, read by an `async` procedure.
+    pub async fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// An associated function beside the methods.
+    pub fn double(n: u64) -> u64 {
+        n * 2
+    }
+}
+
+#[tokio::test]
+async fn procedures_share_their_handlers_state() {
+    let mut registry = Registry::new().with_workers(2);
+    registry.register(Counter {
+        total: AtomicU64::new(0),
+    });
+    let (transport, _server) = memory::spawn(registry);
+    let counter = CounterClient::new(transport);
+    assert_eq!(counter.add(2).await, Ok(2));
+    assert_eq!(counter.add(3).await, Ok(5));
+    assert_eq!(counter.total().await, Ok(5));
+    assert_eq!(counter.double(21).await, Ok(42));
+}
+
+/// What a long procedure did, shared with the test.
+#[derive(Default)]
+struct Record {
+    started: AtomicU64,
+    stopped_early: AtomicU64,
+    /// Microseconds from the cancellation (set by the test) to the procedure noticing it.
+    cancelled_at_us: AtomicU64,
+}
+
+struct Spinner {
+    record: Arc<Record>,
+    epoch: Instant,
+}
+
+#[rpc_core::handler]
+impl Spinner {
+    /// Busy for `ms` milliseconds, checking for cancellation every millisecond.
+    pub fn spin(&self, ms: u64, cancel: Cancellation) -> Result<u64, RpcError> {
+        self.record.started.fetch_add(1, Ordering::SeqCst);
+        let until = Instant::now() + Duration::from_millis(ms);
+        while Instant::now() < until {
+            if cancel.is_cancelled() {
+                self.record.stopped_early.fetch_add(1, Ordering::SeqCst);
+                let at = self.epoch.elapsed().as_micros() as u64;
+                self.record.cancelled_at_us.store(at, Ordering::SeqCst);
+                return cancel.check().map(|()| 0);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(ms)
+    }
+}
+
+#[tokio::test]
+async fn dropped_calls_never_run_and_the_running_one_stops() {
+    let record = Arc::new(Record::default());
+    let epoch = Instant::now();
+    let mut registry = Registry::new().with_workers(1);
+    registry.register(Spinner {
+        record: record.clone(),
+        epoch,
+    });
+    let (transport, _server) = memory::spawn(registry);
+    let spinner = SpinnerClient::new(transport);
+
+    // Ten calls of ten seconds each on one worker; all dropped once the first has started.
+    let calls: Vec<_> = (0..10)
+        .map(|_| {
+            let spinner = spinner.clone();
+            tokio::spawn(async move { spinner.spin(10_000).await })
+        })
+        .collect();
+    while record.started.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let cancelled_at = epoch.elapsed();
+    for call in &calls {
+        call.abort();
+    }
+
+    // A new call is answered at once: the worker is free again.
+    let asked = Instant::now();
+    assert_eq!(spinner.spin(1).await, Ok(1));
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+
+    assert_eq!(record.stopped_early.load(Ordering::SeqCst), 1);
+    // The nine queued calls never ran: only the first and the new one started.
+    assert_eq!(record.started.load(Ordering::SeqCst), 2);
+    let noticed = Duration::from_micros(record.cancelled_at_us.load(Ordering::SeqCst));
+    let delay = noticed.saturating_sub(cancelled_at);
+    assert!(
+        delay < Duration::from_millis(200),
+        "noticed after {delay:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_running_procedure_sees_its_deadline() {
+    let record = Arc::new(Record::default());
+    let mut registry = Registry::new();
+    registry.register(Spinner {
+        record: record.clone(),
+        epoch: Instant::now(),
+    });
+    let (transport, _server) = memory::spawn(registry);
+    let spinner = SpinnerClient::new(transport).with_timeout(Duration::from_millis(100));
+    assert_eq!(spinner.spin(10_000).await, Err(RpcError::DeadlineExceeded));
+    let spinner = spinner.with_timeout(Duration::from_secs(5));
+    let asked = Instant::now();
+    assert_eq!(spinner.spin(1).await, Ok(1));
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(record.stopped_early.load(Ordering::SeqCst), 1);
+}
