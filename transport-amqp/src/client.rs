@@ -80,6 +80,8 @@ struct Shared {
     /// The reply queue's name, the same on every connection ([`ReplyMode::Queue`]).
     reply_name: String,
     counter: AtomicU64,
+    /// Requests the broker refused (nacked) since the last one it accepted.
+    refused: AtomicU64,
 }
 
 #[derive(Default)]
@@ -119,6 +121,7 @@ impl AmqpTransport {
             prefix,
             reply_name,
             counter: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
             config,
         });
         let stop = CancellationToken::new();
@@ -225,6 +228,9 @@ enum Attempt {
     Refused,
 }
 
+/// How many refusals (nacks) in a row make the client reconnect.
+const REFUSALS_BEFORE_RECONNECT: u64 = 20;
+
 /// How long to wait between publications of a request returned unroutable during the grace
 /// after a reconnection.
 const UNROUTABLE_RETRY: Duration = Duration::from_millis(100);
@@ -267,13 +273,8 @@ impl Transport for AmqpTransport {
                     tracing::debug!("no reply after reconnecting: publishing the request again");
                 }
                 let remaining = call.deadline.remaining();
-                let attempt = publish_and_wait(
-                    &session,
-                    &id,
-                    (&call, remaining),
-                    &self.shared.config,
-                    &mut reply,
-                );
+                let attempt =
+                    publish_and_wait(&session, &id, (&call, remaining), &self.shared, &mut reply);
                 match attempt.await {
                     Attempt::Done(result) => return result,
                     Attempt::Lost { confirmed } => {
@@ -281,7 +282,17 @@ impl Transport for AmqpTransport {
                         tracing::debug!(confirmed, "connection lost during the call");
                     }
                     Attempt::Refused => {
-                        tracing::warn!("the broker refused the request (nack); publishing again");
+                        // A channel that keeps being refused may hold a stale view of the
+                        // queue (its leader on a node that went away): a new connection and
+                        // channel see the new leader.
+                        let refused = self.shared.refused.fetch_add(1, Ordering::Relaxed) + 1;
+                        if refused % REFUSALS_BEFORE_RECONNECT == 0 {
+                            tracing::warn!(
+                                refused,
+                                "the broker keeps refusing requests; reconnecting"
+                            );
+                            session.lost.cancel();
+                        }
                         tokio::time::sleep(UNROUTABLE_RETRY).await;
                     }
                     Attempt::Unroutable(error) => {
@@ -302,9 +313,10 @@ async fn publish_and_wait(
     session: &Session,
     id: &str,
     (call, remaining): (&Call, Duration),
-    config: &AmqpConfig,
+    shared: &Shared,
     reply: &mut oneshot::Receiver<CallResult>,
 ) -> Attempt {
+    let config = &shared.config;
     let properties = request_properties(call, id, &session.reply_to)
         .with_expiration(expiration(remaining))
         .with_delivery_mode(delivery_mode(config.topology));
@@ -345,7 +357,9 @@ async fn publish_and_wait(
             confirmation = &mut confirm, if !confirmed => {
                 confirmed = true;
                 match confirmation {
-                    Ok(Confirmation::Ack(None) | Confirmation::NotRequested) => {}
+                    Ok(Confirmation::Ack(None) | Confirmation::NotRequested) => {
+                        shared.refused.store(0, Ordering::Relaxed);
+                    }
                     Ok(Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned))) => {
                         return Attempt::Unroutable(RpcError::UnknownProcedure(format!(
                             "nobody serves `{}` (the broker returned the request: {} {})",
@@ -441,8 +455,18 @@ async fn run_reader(shared: Arc<Shared>, mut replies: Consumer, stop: Cancellati
         }
         let config = shared.config.clone();
         let reply_name = shared.reply_name.clone();
+        let attempts = AtomicU64::new(0);
         let Some((session, next)) = retry(&config, &stop, "reconnecting the AMQP client", || {
-            open(&config, &reply_name)
+            // The same reply queue name first; if it stays locked (its old queue not yet gone
+            // from a node that is going away), another: calls then publish again.
+            let n = attempts.fetch_add(1, Ordering::Relaxed);
+            let name = if n < 3 {
+                reply_name.clone()
+            } else {
+                format!("{reply_name}.{n}")
+            };
+            let config = config.clone();
+            async move { open(&config, &name).await }
         })
         .await
         else {

@@ -100,6 +100,10 @@ impl Backoff {
     }
 }
 
+/// How long one reconnection attempt (connecting and declaring) may take: a declaration that
+/// involves a node going away may not be answered until that node is gone, or at all.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Runs `attempt` until it succeeds, waiting with [`Backoff`] between failures; `None` when
 /// `shutdown` fires first. Each failure is logged with `what`.
 pub(crate) async fn retry<T, F, Fut>(
@@ -116,7 +120,9 @@ where
     loop {
         let result = tokio::select! {
             _ = shutdown.cancelled() => return None,
-            result = attempt() => result,
+            result = tokio::time::timeout(ATTEMPT_TIMEOUT, attempt()) => result.unwrap_or_else(
+                |_| Err(RpcError::Io(format!("no answer in {ATTEMPT_TIMEOUT:?}"))),
+            ),
         };
         match result {
             Ok(value) => return Some(value),
