@@ -1,7 +1,7 @@
 //! What the binaries share: the transport options, logging, and Ctrl-C/SIGTERM handling.
 //!
 //! Configuration comes from flags, then the environment (`RPC_TRANSPORT`, `AMQP_URL` or
-//! `RABBITMQ_URL`, `RUST_LOG`), then defaults.
+//! `RABBITMQ_URL`, `RPC_AMQP_TOPOLOGY`, `RUST_LOG`), then defaults.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -26,9 +26,17 @@ pub struct TransportOptions {
     pub transport: TransportKind,
 
     /// The broker URL for `--transport amqp`; else $AMQP_URL, else $RABBITMQ_URL, else
-    /// amqp://guest:guest@127.0.0.1:5672/%2f. `amqps://` uses TLS. Passwords are never logged.
-    #[arg(long, value_name = "URL")]
+    /// amqp://guest:guest@127.0.0.1:5672/%2f. A cluster's nodes comma-separated (tried in
+    /// order, the next one when a node is lost). `amqps://` uses TLS. Passwords are never logged.
+    #[arg(long, value_name = "URL[,URL...]")]
     pub amqp_url: Option<String>,
+
+    /// The request queues for `--transport amqp`: `quorum` (durable, replicated, persistent
+    /// requests; RabbitMQ 3.10+ and 4.3's defaults) or `classic` (aio-pika's defaults, for
+    /// brokers before 4.3). Every peer of a queue must use the same.
+    #[arg(long, env = "RPC_AMQP_TOPOLOGY", value_name = "quorum|classic",
+          default_value_t = transport_amqp::Topology::Quorum)]
+    pub amqp_topology: transport_amqp::Topology,
 }
 
 /// Logs to stderr through `tracing`, filtered by `RUST_LOG`, else by `default` (`info`, `warn`).

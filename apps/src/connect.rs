@@ -60,12 +60,13 @@ pub async fn connect(
             })
         }
         TransportKind::Amqp => {
-            let url = AmqpUrl::resolve(options.amqp_url.as_deref());
-            tracing::info!("calling through the broker at {url}");
-            let transport = AmqpTransport::connect(AmqpConfig::new(url.clone())).await?;
+            let config = amqp_config(options);
+            tracing::info!(topology = %config.topology, "calling through the broker at {}", config.url);
+            let probe = BrokerProbe::new(config.url.clone());
+            let transport = AmqpTransport::connect(config).await?;
             Ok(Connected {
                 transport: Arc::new(transport),
-                consumers: Consumers::Broker(Arc::new(BrokerProbe::new(url))),
+                consumers: Consumers::Broker(Arc::new(probe)),
             })
         }
     }
@@ -194,10 +195,10 @@ impl BrokerProbe {
 
     async fn open(&self) -> Result<lapin::Connection, String> {
         let mut last = String::from("no broker URL");
-        for url in self.url.as_str().split(',') {
+        for url in self.url.brokers() {
             let properties = lapin::ConnectionProperties::default()
                 .with_connection_name("rpc producer: consumer probe".into());
-            match lapin::Connection::connect(url.trim(), properties).await {
+            match lapin::Connection::connect(url.as_str(), properties).await {
                 Ok(connection) => return Ok(connection),
                 Err(err) => last = err.to_string(),
             }
@@ -228,9 +229,16 @@ pub async fn serve(
             Ok(())
         }
         TransportKind::Amqp => {
-            let url = AmqpUrl::resolve(options.amqp_url.as_deref());
-            tracing::info!("serving through the broker at {url}");
-            transport_amqp::serve(AmqpConfig::new(url), registry, shutdown).await
+            let config = amqp_config(options);
+            tracing::info!(topology = %config.topology, "serving through the broker at {}", config.url);
+            transport_amqp::serve(config, registry, shutdown).await
         }
     }
+}
+
+/// The broker configuration for `options`: `--amqp-url` (else `AMQP_URL`, `RABBITMQ_URL`, the
+/// local broker) and `--amqp-topology`.
+fn amqp_config(options: &TransportOptions) -> AmqpConfig {
+    AmqpConfig::new(AmqpUrl::resolve(options.amqp_url.as_deref()))
+        .with_topology(options.amqp_topology)
 }

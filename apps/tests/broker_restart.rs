@@ -1,7 +1,7 @@
-//! The broker restarted (`rabbitmqctl stop_app` / `start_app`) under a running AMQP consumer and
-//! producer, both real processes. Every task the producer accepted appears exactly once in its
-//! log: answered, or failed with the error that says why (the broker was away). Afterwards
-//! both processes reconnect by themselves and tasks are answered again.
+//! The broker restarted (`rabbitmqctl stop_app`, 2 s, `start_app`) under two running AMQP
+//! consumers and a producer running 300 tasks at 100 per second, all real processes with their
+//! default settings (quorum topology). Every task the producer accepted is answered exactly
+//! once in its log, none failed: the calls in flight ride out the broker's absence.
 //!
 //! A test target of its own with a single test: cargo runs test binaries one after another,
 //! so stopping the broker here disturbs no other test.
@@ -31,25 +31,25 @@ impl Drop for StartAppOnDrop {
     }
 }
 
-/// The error kinds a call may fail with while the broker is away: the connection dropped
-/// (`transport I/O`), the call's time ran out, or the consumer's queue was not declared again
-/// yet when the call was published (`unknown procedure`, returned by the broker).
-const CLEAR_ERRORS: [&str; 3] = ["transport I/O", "deadline exceeded", "unknown procedure"];
-
 #[test]
-fn every_task_is_answered_once_or_failed_clearly_across_a_broker_restart() {
-    let consumer = Consumer::start(&["--transport", "amqp", "--no-model"]);
+fn every_task_is_answered_across_a_broker_restart() {
+    let consumers = [
+        Consumer::start(&["--transport", "amqp", "--no-model", "--workers", "2"]),
+        Consumer::start(&["--transport", "amqp", "--no-model", "--workers", "2"]),
+    ];
     let args: Vec<String> = [
         "--transport",
         "amqp",
         "--interval",
-        "0.05",
+        "0.01",
+        "--count",
+        "300",
         "--mix",
         "fibonacci",
         "--fibonacci-max",
-        "1000000",
+        "100000",
         "--timeout",
-        "10",
+        "30",
         "--seed",
         "31",
     ]
@@ -57,7 +57,7 @@ fn every_task_is_answered_once_or_failed_clearly_across_a_broker_restart() {
     .map(|a| a.to_string())
     .collect();
     let mut producer = Producer::spawn(&args);
-    producer.wait_for_results(10, Duration::from_secs(60));
+    producer.wait_for_results(60, Duration::from_secs(60));
 
     let restart = StartAppOnDrop;
     rabbitmqctl("stop_app");
@@ -67,38 +67,24 @@ fn every_task_is_answered_once_or_failed_clearly_across_a_broker_restart() {
     let away = stopped.elapsed();
     let back = Instant::now();
     producer.drain();
-    // Both processes reconnected: tasks are answered again.
-    producer.wait_for_results(10, Duration::from_secs(90));
+    producer.wait_for_results(1, Duration::from_secs(60));
     let answering_again = back.elapsed();
-    producer.interrupt();
     let run = producer.finish();
-    drop(consumer);
+    let finished = back.elapsed();
+    drop(consumers);
 
     let added = run.ids("task added: #");
     let answered = run.ids("result #");
     let failed = run.ids("failed #");
-    let mut outcomes = [answered.clone(), failed.clone()].concat();
-    outcomes.sort_unstable();
-    assert_eq!(
-        outcomes, added,
-        "each accepted task answered or failed, once"
-    );
-    for line in run.lines.iter().filter(|l| l.contains("failed #")) {
-        assert!(
-            CLEAR_ERRORS.iter().any(|e| line.contains(e)),
-            "not a clear error: {line}"
-        );
-    }
-    let n = added.len();
-    let summary = format!(
-        "summary: {n} tasks, {} ok, {} failed",
-        answered.len(),
-        failed.len()
-    );
-    assert!(run.stdout.contains(&summary), "{}", run.stdout);
+    assert_eq!(added.len(), 300, "the producer accepted every task");
+    assert_eq!(failed, Vec::<u64>::new(), "no task failed");
+    assert_eq!(answered, added, "each accepted task answered once");
+    let summary = "summary: 300 tasks, 300 ok, 0 failed";
+    assert!(run.stdout.contains(summary), "{}", run.stdout);
+    assert!(run.status.success(), "producer: {}", run.status);
     println!(
-        "broker away {away:.1?}, answering again {answering_again:.1?} after start_app; \
-         {n} tasks: {} answered, {} failed clearly, 0 lost",
+        "broker away {away:.1?}; answering again {answering_again:.1?} after start_app, all \
+         300 answered {finished:.1?} after it: 300 sent, {} answered, {} failed, 0 lost",
         answered.len(),
         failed.len()
     );

@@ -129,6 +129,7 @@ fn soak(transport: TransportKind, seconds: u64, calls: u64, every: Duration) {
         let options = TransportOptions {
             transport,
             amqp_url: None,
+            amqp_topology: transport_amqp::Topology::default(),
         };
         let client = client_transport(&options, &ports)
             .await

@@ -1,7 +1,9 @@
 //! Calls per second and latency of the AMQP transport against the floor: a minimal lapin
 //! responder and caller with no RPC logic (no registry, no encoding, no confirms), measured in
-//! the same run on the same broker, for both reply modes, with a synchronous procedure (run on
-//! a blocking thread by rpc-core's registry) and an async one.
+//! the same run on the same broker and the same queue type, in both topologies (quorum, the
+//! default: durable quorum queues and persistent requests, floor included; classic), for both
+//! reply modes, with a synchronous procedure (run on a blocking thread by rpc-core's registry)
+//! and an async one.
 //!
 //! `cargo bench -p transport-amqp` (a RabbitMQ broker must answer: scripts/start_rabbitmq.sh).
 //! `BENCH_CALLS` sets the number of calls per measurement (default 3000); each figure is the
@@ -23,8 +25,9 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use rpc_core::{Client, Registry};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+use transport_amqp::message::delivery_mode;
 use transport_amqp::topology::{declare_request_queue, DIRECT_REPLY_TO};
-use transport_amqp::{AmqpConfig, AmqpServer, AmqpTransport, ReplyMode};
+use transport_amqp::{AmqpConfig, AmqpServer, AmqpTransport, AmqpUrl, ReplyMode, Topology};
 
 const IN_FLIGHT: usize = 64;
 
@@ -70,6 +73,8 @@ struct Floor {
     reply_to: String,
     pending: Arc<Mutex<HashMap<String, oneshot::Sender<Vec<u8>>>>>,
     counter: Arc<AtomicU64>,
+    /// Persistent in the quorum topology, as the rpc client's requests.
+    delivery_mode: u8,
 }
 
 impl Caller for Floor {
@@ -82,7 +87,8 @@ impl Caller for Floor {
             .insert(id.clone(), sender);
         let properties = BasicProperties::default()
             .with_correlation_id(id.as_str().into())
-            .with_reply_to(self.reply_to.as_str().into());
+            .with_reply_to(self.reply_to.as_str().into())
+            .with_delivery_mode(self.delivery_mode);
         self.channel
             .basic_publish(
                 "".into(),
@@ -110,7 +116,7 @@ async fn floor_responder(connection: &Connection, queue: &str, config: &AmqpConf
         .await
         .expect("declare");
     channel
-        .basic_qos(IN_FLIGHT as u16, BasicQosOptions { global: true })
+        .basic_qos(IN_FLIGHT as u16, BasicQosOptions { global: false })
         .await
         .expect("qos");
     let mut requests = channel
@@ -150,7 +156,12 @@ async fn floor_responder(connection: &Connection, queue: &str, config: &AmqpConf
     });
 }
 
-async fn floor_caller(connection: &Connection, queue: &str, mode: ReplyMode) -> Floor {
+async fn floor_caller(
+    connection: &Connection,
+    queue: &str,
+    mode: ReplyMode,
+    topology: Topology,
+) -> Floor {
     let channel = connection.create_channel().await.expect("channel");
     let reply_to = match mode {
         ReplyMode::DirectReplyTo => DIRECT_REPLY_TO.to_string(),
@@ -197,6 +208,7 @@ async fn floor_caller(connection: &Connection, queue: &str, mode: ReplyMode) -> 
         reply_to,
         pending,
         counter: Arc::default(),
+        delivery_mode: delivery_mode(topology),
     }
 }
 
@@ -283,8 +295,8 @@ fn row(label: &str, f: &Figures) -> String {
 async fn variant(config: &AmqpConfig, mode: ReplyMode, calls: usize) -> Vec<String> {
     let name = format!("bench_{}", std::process::id());
     let mode_name = match mode {
-        ReplyMode::DirectReplyTo => "direct reply-to",
-        _ => "reply queue",
+        ReplyMode::DirectReplyTo => format!("{}, direct reply-to", config.topology),
+        _ => format!("{}, reply queue", config.topology),
     };
     let config = config.clone().with_reply_mode(mode);
 
@@ -292,7 +304,7 @@ async fn variant(config: &AmqpConfig, mode: ReplyMode, calls: usize) -> Vec<Stri
     let connection = connect(config.url.as_str()).await;
     floor_responder(&connection, &floor_queue, &config).await;
     let caller_connection = connect(config.url.as_str()).await;
-    let floor = floor_caller(&caller_connection, &floor_queue, mode).await;
+    let floor = floor_caller(&caller_connection, &floor_queue, mode, config.topology).await;
 
     let mut registry = Registry::new().with_workers(IN_FLIGHT);
     registry.register_as(name.clone(), Bench);
@@ -367,7 +379,7 @@ fn main() {
         .expect("a tokio runtime");
     let shutdown = CancellationToken::new();
     runtime.block_on(async {
-        let config = AmqpConfig::default();
+        let config = AmqpConfig::new(AmqpUrl::resolve(None));
         println!(
             "AMQP transport vs. lapin floor: {calls} calls per measurement, median of {ROUNDS} rounds, broker {}",
             config.url
@@ -375,9 +387,12 @@ fn main() {
         println!();
         println!("| measurement | calls/s | p50 µs | p99 µs | bench CPU µs/call | broker CPU µs/call |");
         println!("|---|---|---|---|---|---|");
-        for mode in [ReplyMode::Queue, ReplyMode::DirectReplyTo] {
-            for line in variant(&config, mode, calls).await {
-                println!("{line}");
+        for topology in [Topology::Quorum, Topology::Classic] {
+            let config = config.clone().with_topology(topology);
+            for mode in [ReplyMode::Queue, ReplyMode::DirectReplyTo] {
+                for line in variant(&config, mode, calls).await {
+                    println!("{line}");
+                }
             }
         }
     });

@@ -3,15 +3,26 @@
 //!
 //! One connection and one channel in confirm mode carry every call; a reader task takes the
 //! replies off the reply queue and hands each to its caller by correlation id. When the broker
-//! goes away the reader fails the calls in flight with [`RpcError::Io`] (they may or may not
-//! have run), reconnects with backoff and declares a new reply queue; calls made meanwhile wait
-//! for the new connection, within their timeout.
+//! (or the node of a cluster it is connected to) goes away, the reader reconnects with backoff
+//! to the first node of [`AmqpConfig::url`] that answers and declares the reply queue again,
+//! under the same name. The calls in flight are not failed: each one waits for the new
+//! connection, then
+//! - a request the broker had confirmed, in the quorum topology, is still in its durable queue
+//!   and names the same reply queue: the call listens for its reply for
+//!   [`AmqpConfig::republish_after`], then publishes the request again (its reply may have
+//!   been sent while the reply queue did not exist);
+//! - any other request (not confirmed, classic topology, direct reply-to) is published again
+//!   at once.
+//!
+//! So a call survives a broker's loss at least once: it may run twice, and the first reply
+//! wins. Only the caller's deadline ([`rpc_core::Client`]) bounds a call; this transport sets
+//! no timer of its own for it.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -22,10 +33,10 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::Instrument;
 
-use crate::message::{decode_reply, request_properties};
+use crate::message::{decode_reply, delivery_mode, expiration, request_properties};
 use crate::reconnect::{connect, io_error, retry};
 use crate::topology::{consume_direct_reply_to, declare_reply_queue, DIRECT_REPLY_TO};
-use crate::{AmqpConfig, ReplyMode};
+use crate::{AmqpConfig, ReplyMode, Topology};
 
 /// The longest routing key (a procedure name) AMQP carries: a short string.
 const MAX_NAME: usize = 255;
@@ -33,8 +44,8 @@ const MAX_NAME: usize = 255;
 /// The client half of the AMQP transport: a [`Transport`] whose calls go through the broker.
 ///
 /// Cheap to clone: clones share one connection. The connection closes when the last clone is
-/// dropped. Calls are at-most-once from this side: a call in flight when the connection
-/// breaks fails with [`RpcError::Io`] rather than being sent twice.
+/// dropped. A call in flight when the connection breaks is not failed: it is answered after
+/// the reconnection, within its deadline, at least once (see the module's doc).
 ///
 /// ```no_run
 /// use transport_amqp::{AmqpConfig, AmqpTransport};
@@ -66,30 +77,40 @@ struct Shared {
     /// Bumped at each new connection, so that callers waiting for one wake up.
     connected: watch::Sender<u64>,
     prefix: String,
+    /// The reply queue's name, the same on every connection ([`ReplyMode::Queue`]).
+    reply_name: String,
     counter: AtomicU64,
+    /// Requests the broker refused (nacked) since the last one it accepted.
+    refused: AtomicU64,
 }
 
 #[derive(Default)]
 struct State {
     session: Option<Arc<Session>>,
     pending: HashMap<String, oneshot::Sender<CallResult>>,
-    last_error: Option<RpcError>,
+    /// When the client last connected again after losing its connection.
+    reconnected_at: Option<Instant>,
 }
 
 struct Session {
     connection: Connection,
     channel: Channel,
     reply_to: String,
+    /// Fires when this connection is lost: calls on it publish again on the next one.
+    lost: CancellationToken,
 }
 
 impl AmqpTransport {
-    /// Connects to the broker, declares the reply queue (or subscribes to direct reply-to) and
-    /// starts the reader task on the current runtime.
+    /// Connects to the broker (the first node of the list that answers), declares the reply
+    /// queue (or subscribes to direct reply-to) and starts the reader task on the current
+    /// runtime.
     ///
     /// # Errors
-    /// [`RpcError::Io`] when the broker cannot be reached or refuses the declarations.
+    /// [`RpcError::Io`] when no broker can be reached or it refuses the declarations.
     pub async fn connect(config: AmqpConfig) -> Result<Self, RpcError> {
-        let (session, replies) = open(&config).await?;
+        let prefix = correlation_prefix();
+        let reply_name = format!("rpc.reply.{prefix}");
+        let (session, replies) = open(&config, &reply_name).await?;
         tracing::info!(url = %config.url, reply_to = %session.reply_to, "AMQP client connected");
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -97,8 +118,10 @@ impl AmqpTransport {
                 ..State::default()
             }),
             connected: watch::Sender::new(0),
-            prefix: correlation_prefix(),
+            prefix,
+            reply_name,
             counter: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
             config,
         });
         let stop = CancellationToken::new();
@@ -109,44 +132,45 @@ impl AmqpTransport {
         })
     }
 
-    /// The name replies come back to: the current reply queue, or `amq.rabbitmq.reply-to`.
-    /// `None` while reconnecting.
+    /// The name replies come back to: the reply queue (the same across reconnections), or
+    /// `amq.rabbitmq.reply-to`. `None` while reconnecting.
     pub fn reply_queue(&self) -> Option<String> {
         let state = self.shared.lock();
         state.session.as_ref().map(|s| s.reply_to.clone())
     }
 
-    /// Waits for a connection and registers a call on it; the reply comes on the receiver.
-    async fn register(
-        &self,
-        call: &Call,
-    ) -> Result<(Arc<Session>, String, oneshot::Receiver<CallResult>), RpcError> {
+    /// The current connection, once there is one: calls made while reconnecting wait here
+    /// (the caller's deadline, enforced by [`rpc_core::Client`], bounds the wait).
+    async fn session(&self) -> Arc<Session> {
         let mut connected = self.shared.connected.subscribe();
         loop {
-            {
-                let mut state = self.shared.lock();
-                if let Some(session) = state.session.clone() {
-                    let id = self.shared.next_id();
-                    let (sender, receiver) = oneshot::channel();
-                    state.pending.insert(id.clone(), sender);
-                    return Ok((session, id, receiver));
+            if let Some(session) = self.shared.lock().session.clone() {
+                if !session.lost.is_cancelled() {
+                    return session;
                 }
             }
-            let left = call.deadline.remaining();
-            if tokio::time::timeout(left, connected.changed())
-                .await
-                .is_err()
-            {
-                let state = self.shared.lock();
-                let why = state
-                    .last_error
-                    .as_ref()
-                    .map_or(String::new(), |e| format!(": {e}"));
-                return Err(RpcError::Io(format!(
-                    "not connected to the broker (reconnecting){why}"
-                )));
+            if connected.changed().await.is_err() {
+                // The reader ended (the transport is being dropped): wait to be dropped too.
+                std::future::pending::<()>().await;
             }
         }
+    }
+
+    /// Whether a request returned unroutable now may be a queue not declared again yet after
+    /// a reconnection, rather than a procedure nobody serves.
+    fn in_reconnect_grace(&self) -> bool {
+        self.shared
+            .lock()
+            .reconnected_at
+            .is_some_and(|at| at.elapsed() < self.shared.config.reconnect_grace)
+    }
+
+    /// Whether a request the broker confirmed before the connection was lost is still in its
+    /// queue, with `reply_to` naming a reply queue that is declared again on the next
+    /// connection: then its reply will come without publishing it again.
+    fn reply_survives(&self) -> bool {
+        self.shared.config.topology == Topology::Quorum
+            && self.shared.config.reply_mode == ReplyMode::Queue
     }
 }
 
@@ -160,14 +184,21 @@ impl Shared {
         format!("{}-{n}", self.prefix)
     }
 
-    /// Ends the session: calls in flight get `error`, new calls wait for the next session.
-    fn lose_session(&self, error: RpcError) -> Option<Arc<Session>> {
-        let mut state = self.lock();
-        let session = state.session.take();
-        for (_, waiter) in state.pending.drain() {
+    /// Ends the session: calls on it publish again (or listen again) on the next one.
+    fn lose_session(&self) -> Option<Arc<Session>> {
+        let session = self.lock().session.take();
+        if let Some(session) = &session {
+            session.lost.cancel();
+        }
+        session
+    }
+
+    /// Ends the session for good: calls in flight get `error`.
+    fn close(&self, error: &RpcError) -> Option<Arc<Session>> {
+        let session = self.lose_session();
+        for (_, waiter) in self.lock().pending.drain() {
             let _ = waiter.send(Err(error.clone()));
         }
-        state.last_error = Some(error);
         session
     }
 }
@@ -184,6 +215,26 @@ impl Drop for Pending<'_> {
     }
 }
 
+/// How one publication of a call ended.
+enum Attempt {
+    /// The reply (or the broker's verdict) came.
+    Done(CallResult),
+    /// The connection was lost; `confirmed` when the broker had confirmed the request.
+    Lost { confirmed: bool },
+    /// The broker returned the request: its queue does not exist.
+    Unroutable(RpcError),
+    /// The broker nacked the request (e.g. a quorum queue without a leader for a moment):
+    /// nothing was queued, publish again.
+    Refused,
+}
+
+/// How many refusals (nacks) in a row make the client reconnect.
+const REFUSALS_BEFORE_RECONNECT: u64 = 20;
+
+/// How long to wait between publications of a request returned unroutable during the grace
+/// after a reconnection.
+const UNROUTABLE_RETRY: Duration = Duration::from_millis(100);
+
 #[async_trait]
 impl Transport for AmqpTransport {
     async fn call(&self, call: Call) -> Result<Vec<u8>, RpcError> {
@@ -194,31 +245,86 @@ impl Transport for AmqpTransport {
                 call.procedure.chars().take(40).collect::<String>()
             )));
         }
-        let (session, id, reply) = self.register(&call).await?;
+        let id = self.shared.next_id();
+        let (sender, mut reply) = oneshot::channel();
+        self.shared.lock().pending.insert(id.clone(), sender);
         let _pending = Pending {
             shared: &self.shared,
             id: &id,
         };
         let span = tracing::debug_span!("call", correlation_id = %id, procedure = %call.procedure);
-        // No timer here: the caller's `Client` drops this future at the call's deadline.
-        publish_and_wait(&session, &id, &call, reply)
-            .instrument(span)
-            .await
+        async {
+            // The session whose connection was lost after confirming the request: on the next
+            // one, listen for the reply a while before publishing again.
+            let mut listen_again = false;
+            loop {
+                let session = self.session().await;
+                if std::mem::take(&mut listen_again) {
+                    tracing::debug!("listening again for the reply of a confirmed request");
+                    let wait = self.shared.config.republish_after;
+                    tokio::select! {
+                        result = &mut reply => return result.unwrap_or(Err(RpcError::Shutdown)),
+                        () = session.lost.cancelled() => {
+                            listen_again = true;
+                            continue;
+                        }
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                    tracing::debug!("no reply after reconnecting: publishing the request again");
+                }
+                let remaining = call.deadline.remaining();
+                let attempt =
+                    publish_and_wait(&session, &id, (&call, remaining), &self.shared, &mut reply);
+                match attempt.await {
+                    Attempt::Done(result) => return result,
+                    Attempt::Lost { confirmed } => {
+                        listen_again = confirmed && self.reply_survives();
+                        tracing::debug!(confirmed, "connection lost during the call");
+                    }
+                    Attempt::Refused => {
+                        // A channel that keeps being refused may hold a stale view of the
+                        // queue (its leader on a node that went away): a new connection and
+                        // channel see the new leader.
+                        let refused = self.shared.refused.fetch_add(1, Ordering::Relaxed) + 1;
+                        if refused % REFUSALS_BEFORE_RECONNECT == 0 {
+                            tracing::warn!(
+                                refused,
+                                "the broker keeps refusing requests; reconnecting"
+                            );
+                            session.lost.cancel();
+                        }
+                        tokio::time::sleep(UNROUTABLE_RETRY).await;
+                    }
+                    Attempt::Unroutable(error) => {
+                        if !self.in_reconnect_grace() {
+                            return Err(error);
+                        }
+                        tokio::time::sleep(UNROUTABLE_RETRY).await;
+                    }
+                }
+            }
+        }
+        .instrument(span)
+        .await
     }
 }
 
 async fn publish_and_wait(
     session: &Session,
     id: &str,
-    call: &Call,
-    mut reply: oneshot::Receiver<CallResult>,
-) -> CallResult {
-    let properties = request_properties(call, id, &session.reply_to);
+    (call, remaining): (&Call, Duration),
+    shared: &Shared,
+    reply: &mut oneshot::Receiver<CallResult>,
+) -> Attempt {
+    let config = &shared.config;
+    let properties = request_properties(call, id, &session.reply_to)
+        .with_expiration(expiration(remaining))
+        .with_delivery_mode(delivery_mode(config.topology));
     let options = BasicPublishOptions {
         mandatory: true,
         ..BasicPublishOptions::default()
     };
-    let confirm = session
+    let published = session
         .channel
         .basic_publish(
             "".into(),
@@ -227,8 +333,16 @@ async fn publish_and_wait(
             &call.args,
             properties,
         )
-        .await
-        .map_err(|e| io_error("cannot publish the request", &e))?;
+        .await;
+    let confirm = match published {
+        Ok(confirm) => confirm,
+        Err(e) => {
+            // The channel or its connection is dead: have the reader reconnect.
+            tracing::debug!(error = %e, "cannot publish the request");
+            session.lost.cancel();
+            return Attempt::Lost { confirmed: false };
+        }
+    };
     // The reply usually comes after the broker's confirm, but need not: wait for both at once,
     // so that an unroutable call fails as soon as the broker returns it and a routed one costs
     // no extra round trip.
@@ -236,31 +350,39 @@ async fn publish_and_wait(
     let mut confirmed = false;
     loop {
         tokio::select! {
-            result = &mut reply => return result.unwrap_or(Err(RpcError::Shutdown)),
+            result = &mut *reply => {
+                return Attempt::Done(result.unwrap_or(Err(RpcError::Shutdown)));
+            }
+            () = session.lost.cancelled() => return Attempt::Lost { confirmed },
             confirmation = &mut confirm, if !confirmed => {
                 confirmed = true;
                 match confirmation {
-                    Ok(Confirmation::Ack(None) | Confirmation::NotRequested) => {}
+                    Ok(Confirmation::Ack(None) | Confirmation::NotRequested) => {
+                        shared.refused.store(0, Ordering::Relaxed);
+                    }
                     Ok(Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned))) => {
-                        return Err(RpcError::UnknownProcedure(format!(
+                        return Attempt::Unroutable(RpcError::UnknownProcedure(format!(
                             "nobody serves `{}` (the broker returned the request: {} {})",
                             call.procedure,
                             returned.reply_code,
                             returned.reply_text.as_str()
                         )));
                     }
-                    Ok(Confirmation::Nack(None)) => {
-                        return Err(RpcError::Io("the broker refused the request (nack)".into()));
+                    Ok(Confirmation::Nack(None)) => return Attempt::Refused,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "the request was not confirmed");
+                        session.lost.cancel();
+                        return Attempt::Lost { confirmed: false };
                     }
-                    Err(e) => return Err(io_error("the request was not confirmed", &e)),
                 }
             }
         }
     }
 }
 
-/// Opens a connection, a confirm-mode channel and the reply consumer.
-async fn open(config: &AmqpConfig) -> Result<(Session, Consumer), RpcError> {
+/// Opens a connection, a confirm-mode channel and the reply consumer; the reply queue is
+/// `reply_name` in [`ReplyMode::Queue`].
+async fn open(config: &AmqpConfig, reply_name: &str) -> Result<(Session, Consumer), RpcError> {
     let connection = connect(config).await?;
     let setup = async {
         let channel = connection.create_channel().await?;
@@ -268,7 +390,7 @@ async fn open(config: &AmqpConfig) -> Result<(Session, Consumer), RpcError> {
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
         let (reply_to, replies) = match config.reply_mode {
-            ReplyMode::Queue => declare_reply_queue(&channel).await?,
+            ReplyMode::Queue => declare_reply_queue(&channel, reply_name).await?,
             ReplyMode::DirectReplyTo => (
                 DIRECT_REPLY_TO.to_string(),
                 consume_direct_reply_to(&channel).await?,
@@ -282,23 +404,33 @@ async fn open(config: &AmqpConfig) -> Result<(Session, Consumer), RpcError> {
                 connection,
                 channel,
                 reply_to,
+                lost: CancellationToken::new(),
             },
             replies,
         )),
         Err(e) => {
-            let _ = connection.close(200, "setup failed".into()).await;
+            crate::reconnect::close(&connection, "setup failed").await;
             Err(io_error("cannot declare the reply queue", &e))
         }
     }
 }
 
-/// Hands replies to their callers; when the connection breaks, fails the calls in flight and
-/// reconnects. Ends when every [`AmqpTransport`] clone is gone.
+/// Hands replies to their callers; when the connection breaks, reconnects (to the next node
+/// that answers) and declares the reply queue again, while the calls in flight wait to listen
+/// or publish again on the new connection. Ends when every [`AmqpTransport`] clone is gone.
 async fn run_reader(shared: Arc<Shared>, mut replies: Consumer, stop: CancellationToken) {
     loop {
+        let session_lost = shared
+            .lock()
+            .session
+            .as_ref()
+            .map_or_else(CancellationToken::new, |s| s.lost.clone());
         let lost = loop {
             let delivery = tokio::select! {
                 _ = stop.cancelled() => break None,
+                () = session_lost.cancelled() => {
+                    break Some(RpcError::Io("a request could not be published".into()));
+                }
                 delivery = replies.next() => delivery,
             };
             match delivery {
@@ -312,25 +444,41 @@ async fn run_reader(shared: Arc<Shared>, mut replies: Consumer, stop: Cancellati
             }
         };
         let Some(error) = lost else {
-            if let Some(session) = shared.lose_session(RpcError::Shutdown) {
-                let _ = session.connection.close(200, "client closed".into()).await;
+            if let Some(session) = shared.close(&RpcError::Shutdown) {
+                crate::reconnect::close(&session.connection, "client closed").await;
             }
             return;
         };
-        tracing::warn!(%error, "AMQP client lost its connection; calls in flight fail, reconnecting");
-        if let Some(session) = shared.lose_session(error) {
-            let _ = session.connection.close(200, "reconnecting".into()).await;
+        tracing::warn!(%error, "AMQP client lost its connection; reconnecting, calls in flight wait");
+        if let Some(session) = shared.lose_session() {
+            crate::reconnect::close(&session.connection, "reconnecting").await;
         }
         let config = shared.config.clone();
+        let reply_name = shared.reply_name.clone();
+        let attempts = AtomicU64::new(0);
         let Some((session, next)) = retry(&config, &stop, "reconnecting the AMQP client", || {
-            open(&config)
+            // The same reply queue name first; if it stays locked (its old queue not yet gone
+            // from a node that is going away), another: calls then publish again.
+            let n = attempts.fetch_add(1, Ordering::Relaxed);
+            let name = if n < 3 {
+                reply_name.clone()
+            } else {
+                format!("{reply_name}.{n}")
+            };
+            let config = config.clone();
+            async move { open(&config, &name).await }
         })
         .await
         else {
+            shared.close(&RpcError::Shutdown);
             return;
         };
         tracing::info!(url = %config.url, reply_to = %session.reply_to, "AMQP client reconnected");
-        shared.lock().session = Some(Arc::new(session));
+        {
+            let mut state = shared.lock();
+            state.session = Some(Arc::new(session));
+            state.reconnected_at = Some(Instant::now());
+        }
         shared.connected.send_modify(|generation| *generation += 1);
         replies = next;
     }
@@ -350,10 +498,18 @@ fn deliver(shared: &Shared, delivery: lapin::message::Delivery) {
     }
 }
 
-/// A prefix no other client shares, so correlation ids are unique across clients too.
+/// A prefix no other client shares, so correlation ids and reply queue names are unique across
+/// clients too: the process, the time, and a count of the clients this process made (two made
+/// at the same instant must not share a reply queue).
 fn correlation_prefix() -> String {
+    static CLIENTS: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    format!("{:x}-{:x}", std::process::id(), nanos & 0xffff_ffff_ffff)
+    let n = CLIENTS.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{:x}-{:x}-{n:x}",
+        std::process::id(),
+        nanos & 0xffff_ffff_ffff
+    )
 }

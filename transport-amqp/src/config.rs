@@ -1,5 +1,7 @@
 //! [`AmqpConfig`]: everything both halves need to know about the broker and the topology.
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 use crate::AmqpUrl;
@@ -23,34 +25,110 @@ pub enum ReplyMode {
     DirectReplyTo,
 }
 
+/// The default [`AmqpConfig::delivery_limit`]: a request is delivered at most this many times
+/// more after its first delivery (4 deliveries in all) before it is dead-lettered back to its
+/// caller as a poison task.
+pub const DEFAULT_DELIVERY_LIMIT: u32 = 3;
+
+/// Which queues and messages the request side declares and publishes. Every peer of one
+/// request queue, Python ones included, must use the same: RabbitMQ refuses (406) to declare
+/// a queue again with other flags or arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Topology {
+    /// Durable quorum request queues (`x-queue-type: quorum`) with a delivery limit
+    /// ([`AmqpConfig::delivery_limit`]) and the dead-letter exchange; persistent requests.
+    /// Replicated across a cluster's nodes, survives a broker restart, and declares nothing
+    /// RabbitMQ 4.3 denies by default. The default.
+    #[default]
+    Quorum,
+    /// aio-pika 9.6's own defaults: non-durable, non-exclusive classic request queues with the
+    /// dead-letter exchange, transient requests. For brokers before 4.3 (4.3 denies
+    /// `transient_nonexcl_queues` by default) and aio-pika peers left on their defaults.
+    /// Requests waiting in a queue are lost when the broker restarts, and nothing replicates.
+    Classic,
+}
+
+impl Topology {
+    /// The name used on the command line and in `RPC_AMQP_TOPOLOGY`: `quorum` or `classic`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Topology::Quorum => "quorum",
+            Topology::Classic => "classic",
+        }
+    }
+}
+
+impl fmt::Display for Topology {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Topology {
+    type Err = String;
+
+    /// `quorum` or `classic`, in any case.
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "quorum" => Ok(Topology::Quorum),
+            "classic" => Ok(Topology::Classic),
+            other => Err(format!(
+                "unknown AMQP topology `{other}` (quorum or classic)"
+            )),
+        }
+    }
+}
+
 /// How a client or consumer connects and what it declares.
 ///
 /// ```
 /// use std::time::Duration;
-/// use transport_amqp::{AmqpConfig, ReplyMode};
+/// use transport_amqp::{AmqpConfig, ReplyMode, Topology};
 ///
 /// let config = AmqpConfig::new("amqp://guest:guest@127.0.0.1:5672/%2f")
 ///     .with_reply_mode(ReplyMode::DirectReplyTo)
+///     .with_topology("classic".parse()?)
 ///     .with_reconnect_delays(Duration::from_millis(50), Duration::from_secs(2));
 /// assert_eq!(config.reply_mode, ReplyMode::DirectReplyTo);
+/// assert_eq!(config.topology, Topology::Classic);
+/// assert_eq!(AmqpConfig::default().topology, Topology::Quorum);
+/// # Ok::<(), String>(())
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct AmqpConfig {
-    /// The broker. Default: [`AmqpUrl::resolve`]`(None)`, i.e. `AMQP_URL`, `RABBITMQ_URL` or
-    /// `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    /// The broker, or the nodes of a cluster (comma-separated, tried in order). The default
+    /// reads no environment (the apps resolve `--amqp-url`, `AMQP_URL` and `RABBITMQ_URL` with
+    /// [`AmqpUrl::resolve`]). Default: [`crate::DEFAULT_URL`], the local broker.
     pub url: AmqpUrl,
     /// Where replies come back. Default: [`ReplyMode::Queue`].
     pub reply_mode: ReplyMode,
-    /// Declare request queues durable. RabbitMQ refuses (406) to re-declare a queue with other
-    /// flags, so this must match every peer's, and aio-pika's JsonRPC declares them
-    /// non-durable. Default: `false`.
-    pub durable_queues: bool,
+    /// The request queues' kind and the requests' persistence. Default: [`Topology::Quorum`].
+    pub topology: Topology,
+    /// In the quorum topology, the queue argument `x-delivery-limit`: how many times a request
+    /// is delivered again after its first delivery when its consumer dies (or its connection
+    /// drops) before acking it. Past it the broker dead-letters the request back to its caller,
+    /// who gets a [`rpc_core::RpcError::Failed`] naming the cause: a task that kills every
+    /// consumer it reaches stops there. Part of the queue's arguments, so every peer must use
+    /// the same value. Default: [`DEFAULT_DELIVERY_LIMIT`], 3.
+    pub delivery_limit: u32,
     /// The first wait before reconnecting after the broker went away; doubled after each
     /// failed attempt. Default: 100 ms.
     pub reconnect_min: Duration,
     /// The longest wait between reconnection attempts. Default: 5 s.
     pub reconnect_max: Duration,
+    /// For this long after the client (re)connected, a request the broker returns unroutable
+    /// (its queue does not exist) is published again every 100 ms instead of failing with
+    /// `UnknownProcedure`: after a broker restart in the classic topology the request queues
+    /// are gone until their consumers have reconnected and declared them again. Outside this
+    /// window, a procedure nobody serves fails at once. Default: 10 s.
+    pub reconnect_grace: Duration,
+    /// After a reconnection, how long a call whose request the broker had confirmed (quorum
+    /// topology, reply queue) listens for its reply before publishing the request again: the
+    /// request is still in its queue, and its reply comes unless it was sent while the reply
+    /// queue did not exist. Default: 2 s.
+    pub republish_after: Duration,
     /// The connection name shown in RabbitMQ's management UI. Default: `rpc`.
     pub connection_name: String,
     /// The largest request body a consumer decodes, in bytes. A larger request is not decoded
@@ -64,11 +142,14 @@ pub struct AmqpConfig {
 impl Default for AmqpConfig {
     fn default() -> Self {
         Self {
-            url: AmqpUrl::resolve(None),
+            url: AmqpUrl::default(),
             reply_mode: ReplyMode::default(),
-            durable_queues: false,
+            topology: Topology::default(),
+            delivery_limit: DEFAULT_DELIVERY_LIMIT,
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),
+            reconnect_grace: Duration::from_secs(10),
+            republish_after: Duration::from_secs(2),
             connection_name: "rpc".to_string(),
             max_body: DEFAULT_MAX_BODY,
         }
@@ -90,9 +171,15 @@ impl AmqpConfig {
         self
     }
 
-    /// The same configuration declaring request queues durable or not.
-    pub fn with_durable_queues(mut self, durable: bool) -> Self {
-        self.durable_queues = durable;
+    /// The same configuration with another topology.
+    pub fn with_topology(mut self, topology: Topology) -> Self {
+        self.topology = topology;
+        self
+    }
+
+    /// The same configuration with another delivery limit (quorum topology).
+    pub fn with_delivery_limit(mut self, limit: u32) -> Self {
+        self.delivery_limit = limit;
         self
     }
 
@@ -100,6 +187,12 @@ impl AmqpConfig {
     pub fn with_reconnect_delays(mut self, min: Duration, max: Duration) -> Self {
         self.reconnect_min = min;
         self.reconnect_max = max.max(min);
+        self
+    }
+
+    /// The same configuration with another grace for unroutable requests after a reconnection.
+    pub fn with_reconnect_grace(mut self, grace: Duration) -> Self {
+        self.reconnect_grace = grace;
         self
     }
 

@@ -22,7 +22,7 @@
 //! }
 //!
 //! # #[tokio::main] async fn main() -> Result<(), rpc_core::RpcError> {
-//! // `--amqp-url`, else AMQP_URL, else RABBITMQ_URL, else the local broker.
+//! // `--amqp-url`, else AMQP_URL, else RABBITMQ_URL, else the local broker; quorum queues.
 //! let config = AmqpConfig::new(AmqpUrl::resolve(None));
 //!
 //! // The consumer, serving as soon as `start` returns. An app's main would rather run
@@ -42,29 +42,43 @@
 //! ```
 //!
 //! # Wire
-//! As aio-pika 9.6's `patterns/rpc.py`: a non-durable request queue per procedure with
+//! As aio-pika 9.6's `patterns/rpc.py`: a request queue per procedure with
 //! `x-dead-letter-exchange: rpc.dlx`; a headers exchange `rpc.dlx` to which each client's
-//! server-named reply queue is bound by its `From` header, so that a request expiring in its
+//! exclusive reply queue is bound by its `From` header, so that a request expiring in its
 //! queue comes back to its caller (as `deadline exceeded`, at once); requests published
 //! `mandatory` to the default exchange on a confirm-mode channel (a call nobody serves fails at
 //! once with `unknown procedure`); `type` call/result/error, `correlation_id`, `reply_to`,
 //! `expiration` = the remaining timeout in milliseconds. See [`topology`] and [`message`].
 //!
-//! # Guarantees
-//! A request is acked after its reply is published, so a consumer that dies mid-task leaves it
-//! to another consumer (at-least-once execution). Both halves reconnect after a broker restart;
-//! a call in flight at that moment fails with [`rpc_core::RpcError::Io`], never hangs.
+//! Two topologies ([`Topology`]): **quorum**, the default, durable quorum request queues with a
+//! delivery limit and persistent requests, replicated across a cluster and accepted by
+//! RabbitMQ 4.3's defaults; **classic**, exactly aio-pika's defaults (non-durable classic
+//! queues, transient requests), for older brokers and Python peers left on their defaults.
+//! Every peer of a queue must use the same one.
 //!
+//! # Guarantees
+//! - A request is acked after its reply is published, so a consumer that dies mid-task leaves
+//!   it to another consumer (at-least-once execution).
+//! - Both halves reconnect after a broker restart or the loss of their node of a cluster
+//!   ([`AmqpUrl`] takes several nodes, comma-separated) and declare again what they need. A
+//!   call in flight at that moment is not failed: it listens again for its reply or publishes
+//!   its request again, within its deadline (at least once; it may run twice).
+//! - In the quorum topology a request whose consumers all die running it is delivered at most
+//!   [`AmqpConfig::delivery_limit`] more times, then its caller gets a "poison task" error.
+//! - A procedure nobody serves fails at once with `UnknownProcedure`, except during
+//!   [`AmqpConfig::reconnect_grace`] after a reconnection, when the request is published again
+//!   every 100 ms (the consumers may not have declared their queues again yet).
+
 //! # Layout
-//! - [`url`](AmqpUrl) (`url.rs`): the broker URL from flag, environment or default, shown
-//!   without its password.
-//! - [`AmqpConfig`] (`config.rs`): URL, reply mode, queue durability, reconnection delays,
-//!   the largest request body a consumer decodes.
-//! - [`topology`]: the queue and exchange declarations, flag for flag as aio-pika's.
+//! - [`url`](AmqpUrl) (`url.rs`): the broker URL (or a cluster's) from flag, environment or
+//!   default, shown without its password.
+//! - [`AmqpConfig`] (`config.rs`): URL, reply mode, [`Topology`], delivery limit, reconnection
+//!   delays and graces, the largest request body a consumer decodes.
+//! - [`topology`]: the queue and exchange declarations of each topology.
 //! - [`message`]: request and reply properties, bodies in each encoding, the JSON error shape.
-//! - `reconnect.rs`: connecting, backoff between attempts.
+//! - `reconnect.rs`: connecting to the first node that answers, backoff between attempts.
 //! - [`AmqpTransport`] (`client.rs`): the client half, a [`rpc_core::Transport`].
-//! - [`serve`], [`AmqpServer`] (`consumer.rs`): the server half, serving a
+//! - [`serve`], [`AmqpServer`] (`server.rs`): the server half, serving a
 //!   [`rpc_core::Registry`] until a cancellation token fires.
 //! - [`Rpc`] (`rpc.rs`): aio-pika's interface, `register` and `call`, on top of both.
 
@@ -74,17 +88,17 @@
 
 mod client;
 mod config;
-mod consumer;
 pub mod message;
 mod reconnect;
 mod rpc;
+mod server;
 pub mod topology;
 mod url;
 
 pub use client::AmqpTransport;
-pub use config::{AmqpConfig, ReplyMode, DEFAULT_MAX_BODY};
-pub use consumer::{serve, AmqpServer};
+pub use config::{AmqpConfig, ReplyMode, Topology, DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_BODY};
 pub use rpc::Rpc;
+pub use server::{serve, AmqpServer};
 pub use url::{AmqpUrl, DEFAULT_URL, URL_VARIABLES};
 
 /// The content type of bincode bodies: `application/x-rpc-bincode`.

@@ -16,9 +16,21 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::topology::{long_string, FROM_HEADER};
+use crate::Topology;
 
-/// `delivery_mode` 1: not persistent, as aio-pika's RPC sends calls.
+/// `delivery_mode` 1: not persistent, as aio-pika's RPC sends calls (the classic topology).
 pub const NOT_PERSISTENT: u8 = 1;
+
+/// `delivery_mode` 2: persistent, as requests are sent in the quorum topology.
+pub const PERSISTENT: u8 = 2;
+
+/// The `delivery_mode` of requests in `topology`: persistent in the quorum one.
+pub fn delivery_mode(topology: Topology) -> u8 {
+    match topology {
+        Topology::Quorum => PERSISTENT,
+        Topology::Classic => NOT_PERSISTENT,
+    }
+}
 
 /// The priority aio-pika's `RPC.call` gives every call.
 pub const CALL_PRIORITY: u8 = 5;
@@ -57,7 +69,7 @@ impl MessageType {
 }
 
 /// The properties of a request: `type` call, correlation id, `reply_to` and the `From` header
-/// (the reply queue), not persistent, the encoding's content type, `expiration` = the call's
+/// (the reply queue), not persistent (set [`PERSISTENT`] for the quorum topology), the encoding's content type, `expiration` = the call's
 /// remaining timeout in milliseconds, and a timestamp.
 pub fn request_properties(call: &Call, correlation_id: &str, reply_to: &str) -> BasicProperties {
     let mut headers = FieldTable::default();
@@ -212,8 +224,7 @@ fn json_error(err: &RpcError) -> Vec<u8> {
 
 /// Reads a reply: its `type` and content type say how.
 ///
-/// A reply of type `call` is the request itself, dead-lettered back because it expired in its
-/// queue: [`RpcError::DeadlineExceeded`].
+/// A reply of type `call` is the request itself, dead-lettered back: see [`dead_lettered`].
 ///
 /// # Errors
 /// The remote error the reply carries, or [`RpcError::Protocol`] when it makes no sense.
@@ -222,7 +233,7 @@ pub fn decode_reply(properties: &BasicProperties, body: Vec<u8>) -> CallResult {
     let kind = MessageType::parse(kind)
         .ok_or_else(|| RpcError::Protocol(format!("reply of unknown type `{kind}`")))?;
     if kind == MessageType::Call {
-        return Err(RpcError::DeadlineExceeded);
+        return Err(dead_lettered(properties));
     }
     let encoding = request_encoding(properties)?;
     match (encoding, kind) {
@@ -258,14 +269,70 @@ fn parse_json_error(body: &[u8]) -> RpcError {
     RpcError::Failed(format!("{}: {message}", error.kind))
 }
 
-/// The `From` header of a message, when it has one of string type.
-pub fn from_header(properties: &BasicProperties) -> Option<String> {
+/// Why a request came back through the dead-letter exchange, as its caller's error, from the
+/// newest entry of its `x-death` header:
+/// - `expired` (or no reason given, as from brokers that add none): it waited in its queue
+///   past its deadline, [`RpcError::DeadlineExceeded`];
+/// - `delivery_limit`: the quorum queue delivered it as many times as its delivery limit
+///   allows and no consumer acked it (each one died running it, or lost its connection): a
+///   poison task, [`RpcError::Failed`] saying so;
+/// - `rejected` or another reason: a consumer could not answer it, [`RpcError::Io`].
+pub fn dead_lettered(properties: &BasicProperties) -> RpcError {
+    let reason = death_reason(properties);
+    match reason.as_deref() {
+        None | Some("expired") => RpcError::DeadlineExceeded,
+        Some("delivery_limit") => {
+            let deliveries =
+                delivery_count(properties).map_or(String::new(), |n| format!(" {} times", n + 1));
+            RpcError::Failed(format!(
+                "poison task: the request was delivered{deliveries} and no consumer finished it \
+                 (each one died running it or lost its connection); the broker's delivery \
+                 limit dead-lettered it"
+            ))
+        }
+        Some(other) => RpcError::Io(format!(
+            "the request was dead-lettered ({other}): a consumer could not answer it"
+        )),
+    }
+}
+
+/// The `reason` of the first (newest) `x-death` entry.
+fn death_reason(properties: &BasicProperties) -> Option<String> {
     let headers = properties.headers().as_ref()?;
-    match headers.inner().get(FROM_HEADER)? {
+    let AMQPValue::FieldArray(deaths) = headers.inner().get("x-death")? else {
+        return None;
+    };
+    let AMQPValue::FieldTable(newest) = deaths.as_slice().first()? else {
+        return None;
+    };
+    string_value(newest.inner().get("reason")?)
+}
+
+/// The `x-delivery-count` header a quorum queue sets on a redelivered message.
+fn delivery_count(properties: &BasicProperties) -> Option<i64> {
+    let headers = properties.headers().as_ref()?;
+    match headers.inner().get("x-delivery-count")? {
+        AMQPValue::LongLongInt(n) => Some(*n),
+        AMQPValue::LongInt(n) => Some(i64::from(*n)),
+        AMQPValue::LongUInt(n) => Some(i64::from(*n)),
+        AMQPValue::ShortInt(n) => Some(i64::from(*n)),
+        AMQPValue::ShortUInt(n) => Some(i64::from(*n)),
+        _ => None,
+    }
+}
+
+fn string_value(value: &AMQPValue) -> Option<String> {
+    match value {
         AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
         AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
         _ => None,
     }
+}
+
+/// The `From` header of a message, when it has one of string type.
+pub fn from_header(properties: &BasicProperties) -> Option<String> {
+    let headers = properties.headers().as_ref()?;
+    string_value(headers.inner().get(FROM_HEADER)?)
 }
 
 #[cfg(test)]
@@ -323,15 +390,31 @@ mod tests {
             decode_reply(&properties, vec![]),
             Err(RpcError::DeadlineExceeded)
         );
-        assert_eq!(
-            properties.expiration().as_ref().map(|e| e.as_str()),
-            Some("30000")
-        );
+        // The remaining time of a 30 s deadline, a moment after the call was made.
+        let ms: u64 = properties
+            .expiration()
+            .as_ref()
+            .and_then(|e| e.as_str().parse().ok())
+            .expect("a numeric expiration");
+        assert!((29_000..=30_000).contains(&ms), "{ms}");
         assert_eq!(from_header(&properties).as_deref(), Some("q"));
         let untyped = BasicProperties::default();
         assert!(matches!(
             decode_reply(&untyped, vec![]),
             Err(RpcError::Protocol(_))
+        ));
+        let mut death = FieldTable::default();
+        death.insert("reason".into(), long_string("delivery_limit"));
+        let mut headers = FieldTable::default();
+        headers.insert(
+            "x-death".into(),
+            AMQPValue::FieldArray(vec![AMQPValue::FieldTable(death)].into()),
+        );
+        headers.insert("x-delivery-count".into(), AMQPValue::LongLongInt(3));
+        let poison = properties.clone().with_headers(headers);
+        assert!(matches!(
+            decode_reply(&poison, vec![]),
+            Err(RpcError::Failed(m)) if m.contains("poison task") && m.contains("4 times")
         ));
         let png = BasicProperties::default().with_content_type("image/png".into());
         assert!(matches!(

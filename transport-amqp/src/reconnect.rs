@@ -14,16 +14,58 @@ use tokio_util::sync::CancellationToken;
 
 use crate::AmqpConfig;
 
-/// Opens a connection to the broker named by `config`.
+/// How long one broker of the list may take to accept a connection before the next is tried:
+/// a node that is down but whose address does not refuse (a dead host) must not hold up the
+/// failover to the others.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens a connection to the first broker of `config.url` (one URL, or a cluster's nodes,
+/// comma-separated) that accepts one, trying them in the order given.
 ///
 /// # Errors
-/// [`RpcError::Io`] naming the broker (password hidden) and lapin's reason.
+/// [`RpcError::Io`] naming each broker tried (passwords hidden) and lapin's reason.
 pub(crate) async fn connect(config: &AmqpConfig) -> Result<Connection, RpcError> {
-    let properties = ConnectionProperties::default()
-        .with_connection_name(config.connection_name.as_str().into());
-    Connection::connect(config.url.as_str(), properties)
-        .await
-        .map_err(|err| io_error(&format!("cannot connect to {}", config.url), &err))
+    let mut failures = Vec::new();
+    for broker in config.url.brokers() {
+        let properties = ConnectionProperties::default()
+            .with_connection_name(config.connection_name.as_str().into());
+        let attempt = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            Connection::connect(broker.as_str(), properties),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(connection)) => {
+                tracing::debug!(%broker, "connected to the broker");
+                return Ok(connection);
+            }
+            Ok(Err(err)) => failures.push(format!("{broker}: {err}")),
+            Err(_) => failures.push(format!("{broker}: no answer in {CONNECT_TIMEOUT:?}")),
+        }
+    }
+    if failures.is_empty() {
+        failures.push(format!("no broker URL in `{}`", config.url));
+    }
+    Err(RpcError::Io(format!(
+        "cannot connect to the broker: {}",
+        failures.join("; ")
+    )))
+}
+
+/// How long closing a connection may take: a connection the peer reset or a node that is
+/// going away may never answer `connection.close`, and the reconnection must not wait on it.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Closes `connection` with `reason`, waiting at most [`CLOSE_TIMEOUT`] for the broker's
+/// answer; errors are of no interest (the connection may be dead already).
+pub(crate) async fn close(connection: &Connection, reason: &str) {
+    let closing = connection.close(200, reason.into());
+    if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
+        tracing::debug!(
+            reason,
+            "the broker did not answer connection.close; dropped"
+        );
+    }
 }
 
 /// A lapin error as an [`RpcError::Io`], with what we were doing.
@@ -58,6 +100,10 @@ impl Backoff {
     }
 }
 
+/// How long one reconnection attempt (connecting and declaring) may take: a declaration that
+/// involves a node going away may not be answered until that node is gone, or at all.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Runs `attempt` until it succeeds, waiting with [`Backoff`] between failures; `None` when
 /// `shutdown` fires first. Each failure is logged with `what`.
 pub(crate) async fn retry<T, F, Fut>(
@@ -74,7 +120,9 @@ where
     loop {
         let result = tokio::select! {
             _ = shutdown.cancelled() => return None,
-            result = attempt() => result,
+            result = tokio::time::timeout(ATTEMPT_TIMEOUT, attempt()) => result.unwrap_or_else(
+                |_| Err(RpcError::Io(format!("no answer in {ATTEMPT_TIMEOUT:?}"))),
+            ),
         };
         match result {
             Ok(value) => return Some(value),

@@ -1,19 +1,28 @@
-//! The queues and exchanges, declared exactly as aio-pika's RPC pattern (9.6) declares them,
-//! since RabbitMQ refuses (406 PRECONDITION_FAILED) to re-declare one with other flags.
+//! The queues and exchanges, in the two topologies of [`Topology`]. RabbitMQ refuses (406
+//! PRECONDITION_FAILED) to re-declare a queue with other flags or arguments, so every peer of a
+//! request queue declares it the same way.
 //!
 //! | what | name | flags | arguments |
 //! |---|---|---|---|
-//! | request queue | the procedure, `handler.method` | non-durable (option), not exclusive, not auto-delete | `x-dead-letter-exchange: rpc.dlx` |
+//! | request queue, quorum (default) | the procedure, `handler.method` | durable, not exclusive, not auto-delete | `x-queue-type: quorum`, `x-dead-letter-exchange: rpc.dlx`, `x-delivery-limit: 3` |
+//! | request queue, classic (aio-pika's) | the procedure | non-durable, not exclusive, not auto-delete | `x-dead-letter-exchange: rpc.dlx` |
 //! | dead-letter exchange | `rpc.dlx` | headers, non-durable, auto-delete | |
-//! | reply queue | server-named | non-durable, exclusive, auto-delete; consumed exclusive, no-ack | |
+//! | reply queue | `rpc.reply.<client id>` | non-durable, exclusive, auto-delete; consumed exclusive, no-ack | |
 //! | reply binding | reply queue to `rpc.dlx`, routing key `""` | | `From: <reply queue>`, `x-match: any` |
 //!
-//! One difference from aio-pika: the reply queue is declared exclusive (aio-pika's is not).
-//! Nobody else declares or reads it, so peers cannot tell, and RabbitMQ 4.3 refuses
-//! non-durable non-exclusive queues by default (the `transient_nonexcl_queues` deprecation).
-//! That deprecation hits the request queues too, which aio-pika declares non-durable: on such a
-//! broker either permit `transient_nonexcl_queues` or run every peer, Python ones included,
-//! with durable request queues ([`AmqpConfig::durable_queues`]).
+//! The reply queue is exclusive (aio-pika's is not; nobody else declares or reads it, so peers
+//! cannot tell): RabbitMQ 4.3 denies non-durable non-exclusive queues by default (the
+//! `transient_nonexcl_queues` deprecation), which is also why the quorum topology is the
+//! default. Its name is the client's own and stays the same across reconnections: requests
+//! waiting in a queue through a broker restart still name it in `reply_to`, and their replies
+//! reach the client once it has declared it again. The Python side of the quorum topology:
+//!
+//! ```python
+//! await rpc.register("calc.add", add, durable=True, arguments={
+//!     "x-queue-type": "quorum", "x-delivery-limit": 3})
+//! ```
+//!
+//! (aio-pika adds `x-dead-letter-exchange: rpc.dlx` itself.)
 
 use lapin::options::{
     BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
@@ -22,7 +31,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, Consumer, ExchangeKind};
 
-use crate::AmqpConfig;
+use crate::{AmqpConfig, Topology};
 
 /// The dead-letter exchange every request queue names, as aio-pika's `RPC.DLX_NAME`.
 pub const DLX_NAME: &str = "rpc.dlx";
@@ -33,25 +42,55 @@ pub const FROM_HEADER: &str = "From";
 /// RabbitMQ's pseudo-queue for direct reply-to.
 pub const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
-/// Declares the request queue of `procedure` (named by it) with aio-pika's flags and arguments.
+/// Declares the request queue of `procedure` (named by it) in `config`'s topology.
 ///
 /// # Errors
-/// The broker's refusal, e.g. 406 when the queue exists with other flags.
+/// The broker's refusal, e.g. 406 when the queue exists with other flags or arguments.
 pub async fn declare_request_queue(
     channel: &Channel,
     procedure: &str,
     config: &AmqpConfig,
 ) -> lapin::Result<()> {
-    let mut arguments = FieldTable::default();
-    arguments.insert("x-dead-letter-exchange".into(), long_string(DLX_NAME));
-    let options = QueueDeclareOptions {
-        durable: config.durable_queues,
-        ..QueueDeclareOptions::default()
-    };
+    let (options, arguments) = request_queue(config);
     channel
         .queue_declare(procedure.into(), options, arguments)
         .await?;
     Ok(())
+}
+
+/// The flags and arguments of a request queue in `config`'s topology (the table above).
+pub fn request_queue(config: &AmqpConfig) -> (QueueDeclareOptions, FieldTable) {
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-dead-letter-exchange".into(), long_string(DLX_NAME));
+    let durable = match config.topology {
+        Topology::Quorum => {
+            arguments.insert("x-queue-type".into(), long_string("quorum"));
+            arguments.insert(
+                "x-delivery-limit".into(),
+                AMQPValue::LongLongInt(i64::from(config.delivery_limit)),
+            );
+            true
+        }
+        Topology::Classic => false,
+    };
+    let options = QueueDeclareOptions {
+        durable,
+        ..QueueDeclareOptions::default()
+    };
+    (options, arguments)
+}
+
+/// Declares the reply queue `name`: exclusive, auto-delete, non-durable.
+async fn declare_exclusive(channel: &Channel, name: &str) -> lapin::Result<String> {
+    let options = QueueDeclareOptions {
+        auto_delete: true,
+        exclusive: true,
+        ..QueueDeclareOptions::default()
+    };
+    let queue = channel
+        .queue_declare(name.into(), options, FieldTable::default())
+        .await?;
+    Ok(queue.name().as_str().to_string())
 }
 
 /// Declares the dead-letter exchange `rpc.dlx`: headers, non-durable, auto-delete.
@@ -73,22 +112,18 @@ pub async fn declare_dlx(channel: &Channel) -> lapin::Result<()> {
         .await
 }
 
-/// Declares a server-named exclusive reply queue, binds it to `rpc.dlx` by its `From` header
-/// and consumes it (exclusive, no-ack). Returns its name and the consumer.
+/// Declares the exclusive reply queue `name` (`""` for a server-named one), binds it to
+/// `rpc.dlx` by its `From` header and consumes it (exclusive, no-ack). Returns its name and the
+/// consumer.
 ///
 /// # Errors
 /// The broker's refusal, or the connection failing meanwhile.
-pub async fn declare_reply_queue(channel: &Channel) -> lapin::Result<(String, Consumer)> {
+pub async fn declare_reply_queue(
+    channel: &Channel,
+    name: &str,
+) -> lapin::Result<(String, Consumer)> {
     declare_dlx(channel).await?;
-    let options = QueueDeclareOptions {
-        auto_delete: true,
-        exclusive: true,
-        ..QueueDeclareOptions::default()
-    };
-    let queue = channel
-        .queue_declare("".into(), options, FieldTable::default())
-        .await?;
-    let name = queue.name().as_str().to_string();
+    let name = declare_exclusive(channel, name).await?;
     let mut arguments = FieldTable::default();
     arguments.insert(FROM_HEADER.into(), long_string(&name));
     arguments.insert("x-match".into(), long_string("any"));
@@ -154,6 +189,6 @@ pub async fn delete_request_queues(
         Ok::<_, lapin::Error>(())
     }
     .await;
-    let _ = connection.close(200, "queues deleted".into()).await;
+    crate::reconnect::close(&connection, "queues deleted").await;
     deleted.map_err(|e| crate::reconnect::io_error("cannot delete the request queues", &e))
 }

@@ -1,5 +1,5 @@
-//! [`AmqpUrl`]: where the broker is, resolved from a flag, the environment or the default, and
-//! printed without its password.
+//! [`AmqpUrl`]: where the broker is (one URL, or several comma-separated for a cluster),
+//! resolved from a flag, the environment or the default, and printed without its password.
 
 use std::fmt;
 
@@ -10,7 +10,8 @@ pub const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 /// The environment variables read for the URL, in order of preference.
 pub const URL_VARIABLES: [&str; 2] = ["AMQP_URL", "RABBITMQ_URL"];
 
-/// A broker URL (`amqp://` or `amqps://`), whose `Display` and `Debug` hide the password.
+/// A broker URL (`amqp://` or `amqps://`), or several separated by commas (the nodes of a
+/// cluster, tried in order), whose `Display` and `Debug` hide the passwords.
 ///
 /// ```
 /// use transport_amqp::AmqpUrl;
@@ -18,6 +19,10 @@ pub const URL_VARIABLES: [&str; 2] = ["AMQP_URL", "RABBITMQ_URL"];
 /// let url = AmqpUrl::new("amqps://app:s3cret@broker.example:5671/prod");
 /// assert_eq!(url.to_string(), "amqps://app:***@broker.example:5671/prod");
 /// assert_eq!(url.as_str(), "amqps://app:s3cret@broker.example:5671/prod");
+///
+/// let cluster = AmqpUrl::new("amqp://u:p@node1:5672/%2f, amqp://u:p@node2:5672/%2f");
+/// let nodes: Vec<String> = cluster.brokers().map(|node| node.to_string()).collect();
+/// assert_eq!(nodes, ["amqp://u:***@node1:5672/%2f", "amqp://u:***@node2:5672/%2f"]);
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct AmqpUrl(String);
@@ -45,9 +50,20 @@ impl AmqpUrl {
         Self(chosen.trim().to_string())
     }
 
-    /// The full URL, password included: for connecting, never for logs.
+    /// The full URL (or comma-separated URLs), passwords included: for connecting, never for
+    /// logs.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Each broker of the list, in the order given: the nodes a client tries in turn. Empty
+    /// entries (a trailing comma) are skipped; a single URL yields itself.
+    pub fn brokers(&self) -> impl Iterator<Item = AmqpUrl> + '_ {
+        self.0
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(AmqpUrl::new)
     }
 
     /// Whether the URL asks for TLS (`amqps://`).
@@ -63,8 +79,17 @@ impl Default for AmqpUrl {
 }
 
 impl fmt::Display for AmqpUrl {
-    /// The URL with the password replaced by `***`.
+    /// The URL with the password replaced by `***`; several URLs separated by `,`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.contains(',') {
+            for (i, broker) in self.brokers().enumerate() {
+                if i > 0 {
+                    f.write_str(",")?;
+                }
+                write!(f, "{broker}")?;
+            }
+            return Ok(());
+        }
         let url = &self.0;
         let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
             // Not a URL we can take apart: show nothing that could be a secret.
@@ -126,6 +151,20 @@ mod tests {
             assert_eq!(url.to_string(), shown);
             assert!(!format!("{url:?}").contains("secret"));
         }
+    }
+
+    #[test]
+    fn a_cluster_is_a_comma_separated_list() {
+        let url = AmqpUrl::new(" amqp://a:secret@n1:5672/%2f,amqp://b:secret@n2:5673/%2f, ");
+        let brokers: Vec<AmqpUrl> = url.brokers().collect();
+        assert_eq!(brokers.len(), 2);
+        assert_eq!(brokers[1].as_str(), "amqp://b:secret@n2:5673/%2f");
+        assert_eq!(
+            url.to_string(),
+            "amqp://a:***@n1:5672/%2f,amqp://b:***@n2:5673/%2f"
+        );
+        assert!(!format!("{url:?}").contains("secret"));
+        assert_eq!(AmqpUrl::new(DEFAULT_URL).brokers().count(), 1);
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! A broker restart (`rabbitmqctl stop_app` / `start_app`) survived by both halves: the call in
-//! flight fails clearly instead of hanging, calls while the broker is away fail within their
-//! timeout, and afterwards both reconnect by themselves, the consumer re-declaring its queue
-//! and the client a new reply queue.
+//! A broker restart (`rabbitmqctl stop_app`, 2 s, `start_app`) under load, in each topology:
+//! two consumers, a client sending 300 tasks at 100 per second, one long call in flight. Every
+//! task is answered (none failed, none lost), whether its request was waiting in a queue, being
+//! run, or published while the broker was away; tasks run twice are counted. Afterwards both
+//! halves are connected again, under the same reply queue name.
 //!
 //! A test target of its own with a single test: cargo runs test binaries one after another,
 //! so stopping the broker here disturbs no other test.
@@ -12,26 +13,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rpc_core::{Client, Registry, RpcError};
-use transport_amqp::{AmqpServer, AmqpTransport};
+use rpc_core::{Client, Registry};
+use transport_amqp::{AmqpServer, AmqpTransport, Topology};
 
-use support::{config, delete_queues, unique};
-
-/// The procedures served across the restart.
-struct Steady;
-
-#[rpc_core::handler]
-impl Steady {
-    /// Adds two numbers.
-    pub fn add(a: i64, b: i64) -> i64 {
-        a + b
-    }
-
-    /// Sleeps `ms` milliseconds.
-    pub fn sleep(ms: u64) {
-        std::thread::sleep(Duration::from_millis(ms));
-    }
-}
+use support::{config, delete_queues, run_twice, runtime, unique, Load, Tally};
 
 fn rabbitmqctl(command: &str) {
     let status = Command::new("rabbitmqctl")
@@ -51,75 +36,92 @@ impl Drop for Restart {
     }
 }
 
-#[test]
-fn both_halves_survive_a_broker_restart() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    runtime.block_on(async {
+const TASKS: u64 = 300;
+const INTERVAL: Duration = Duration::from_millis(10);
+
+fn restart_under_load(topology: Topology, first_tag: u64) {
+    runtime().block_on(async {
+        let config = config().with_topology(topology);
         let name = unique("steady");
-        let mut registry = Registry::new().with_workers(2);
-        registry.register_as(name.clone(), Steady);
-        let server = AmqpServer::start(config(), Arc::new(registry))
+        let mut servers = Vec::new();
+        for _ in 0..2 {
+            let mut registry = Registry::new().with_workers(2);
+            registry.register_as(name.clone(), Tally);
+            servers.push(
+                AmqpServer::start(config.clone(), Arc::new(registry))
+                    .await
+                    .expect("a consumer on the broker (scripts/start_rabbitmq.sh)"),
+            );
+        }
+        let transport = AmqpTransport::connect(config.clone())
             .await
-            .expect("a consumer on the broker (scripts/start_rabbitmq.sh)");
-        let transport = AmqpTransport::connect(config()).await.expect("a client");
+            .expect("a client");
         let reply_queue = transport.reply_queue();
         let client = Client::new(transport.clone()).with_timeout(Duration::from_secs(30));
-        let add = format!("{name}.add");
-        assert_eq!(client.call::<_, i64>(&add, &(2i64, 3i64)).await, Ok(5));
-
-        let in_flight = tokio::spawn({
-            let client = client.clone();
+        let load = Load::start(
+            client.clone(),
+            format!("{name}.task"),
+            first_tag,
+            TASKS,
+            INTERVAL,
+        );
+        load.wait_answers(90).await;
+        let rate = load.rate_now(Duration::from_millis(500));
+        // Running on a consumer when the broker stops.
+        let long = tokio::spawn({
             let sleep = format!("{name}.sleep");
-            async move { client.call::<_, ()>(&sleep, &(3_000u64,)).await }
+            async move { client.call::<_, ()>(&sleep, &(1_000u64,)).await }
         });
-        tokio::time::sleep(Duration::from_millis(500)).await;
-
+        tokio::time::sleep(Duration::from_millis(50)).await;
         let restart = Restart;
         rabbitmqctl("stop_app");
         let stopped = Instant::now();
-        let lost = tokio::time::timeout(Duration::from_secs(10), in_flight)
-            .await
-            .expect("the call in flight did not hang")
-            .expect("task");
-        assert!(matches!(lost, Err(RpcError::Io(_))), "{lost:?}");
-
-        let short = client.clone().with_timeout(Duration::from_secs(1));
-        let started = Instant::now();
-        let down = short.call::<_, i64>(&add, &(1i64, 1i64)).await;
-        assert!(
-            matches!(down, Err(RpcError::Io(_) | RpcError::DeadlineExceeded)),
-            "{down:?}"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "{:?}",
-            started.elapsed()
-        );
-        println!("broker down for {:?}", stopped.elapsed());
-
+        tokio::time::sleep(Duration::from_secs(2)).await;
         drop(restart); // start_app
-        let back = Instant::now();
-        let mut last = None;
-        while back.elapsed() < Duration::from_secs(60) {
-            match short.call::<_, i64>(&add, &(20i64, 22i64)).await {
-                Ok(sum) => {
-                    last = Some(Ok(sum));
-                    break;
-                }
-                Err(err) => last = Some(Err(err)),
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        let started = Instant::now();
+        let tags = load.tags.clone();
+        let outcome = load.finish().await;
+        assert_eq!(
+            long.await.expect("the long call's task"),
+            Ok(()),
+            "{topology}: the call running across the restart"
+        );
+        println!(
+            "{topology}: {} tasks sent, {} answered, {} failed, {} run twice; broker away \
+             {:.1?}, longest pause in answers {:.1?}; first answer {:.1?} after start_app, \
+             back to {rate:.0}/s after {:.1?}, all answered {:.1?} after it",
+            outcome.sent,
+            outcome.answered,
+            outcome.failed.len(),
+            run_twice(tags),
+            started.duration_since(stopped),
+            outcome.longest_pause_after(stopped),
+            outcome.first_answer_after(started).unwrap_or_default(),
+            outcome.back_to_rate(started, rate).unwrap_or_default(),
+            outcome.last_answer_after(started).unwrap_or_default(),
+        );
+        assert!(
+            outcome.failed.is_empty(),
+            "{topology}: {} of {} failed: {:?}",
+            outcome.failed.len(),
+            outcome.sent,
+            outcome.failed
+        );
+        assert_eq!(outcome.answered, outcome.sent, "{topology}");
+        assert_eq!(
+            transport.reply_queue(),
+            reply_queue,
+            "the same reply queue name after reconnecting"
+        );
+        for server in servers {
+            server.shutdown().await;
         }
-        assert_eq!(last, Some(Ok(42)), "no answer after the restart");
-        println!("answering again {:?} after start_app", back.elapsed());
-        assert_ne!(transport.reply_queue(), reply_queue, "a new reply queue");
-        // The consumer's queue was declared again: a call nobody served would be returned.
-        assert_eq!(client.call::<_, i64>(&add, &(1i64, 2i64)).await, Ok(3));
-        server.shutdown().await;
-        delete_queues(&name, &["add", "sleep"]).await;
+        delete_queues(&name, &["task", "sleep"]).await;
     });
+}
+
+#[test]
+fn calls_ride_out_a_broker_restart_in_both_topologies() {
+    restart_under_load(Topology::Quorum, 1_000_000);
+    restart_under_load(Topology::Classic, 2_000_000);
 }

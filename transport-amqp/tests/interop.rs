@@ -1,6 +1,9 @@
 //! Interoperability with the real Python library: aio-pika 9.6's `JsonRPC` calling a Rust
 //! consumer, and a Rust client calling a procedure a `JsonRPC` server registered.
 //!
+//! Each in both topologies: quorum (the Python server passes the matching queue arguments to
+//! `register`) and classic (aio-pika's defaults).
+//!
 //! `scripts/python_venv.sh` (run from here; idempotent) provides `<repo>/.venv` with aio-pika.
 
 mod support;
@@ -14,7 +17,7 @@ use rpc_core::{Call, Client, Encoding, Registry, RpcError};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use transport_amqp::topology::declare_request_queue;
-use transport_amqp::{AmqpServer, AmqpTransport};
+use transport_amqp::{AmqpServer, AmqpTransport, Topology};
 
 use support::{config, delete_queues, raw_channel, unique};
 
@@ -81,18 +84,38 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 #[test]
-fn python_json_rpc_client_calls_a_rust_consumer() {
+fn python_json_rpc_client_calls_a_rust_consumer_quorum() {
+    python_client_calls_rust(Topology::Quorum);
+}
+
+#[test]
+fn python_json_rpc_client_calls_a_rust_consumer_classic() {
+    python_client_calls_rust(Topology::Classic);
+}
+
+#[test]
+fn rust_client_calls_a_python_json_rpc_server_quorum() {
+    rust_client_calls_python(Topology::Quorum);
+}
+
+#[test]
+fn rust_client_calls_a_python_json_rpc_server_classic() {
+    rust_client_calls_python(Topology::Classic);
+}
+
+fn python_client_calls_rust(topology: Topology) {
     let python = python();
+    let config = config().with_topology(topology);
     runtime().block_on(async {
         let handler = unique("py_client");
         let mut registry = Registry::new();
         registry.register_as(handler.clone(), Suite);
-        let server = AmqpServer::start(config(), Arc::new(registry))
+        let server = AmqpServer::start(config.clone(), Arc::new(registry))
             .await
             .expect("a consumer on the broker (scripts/start_rabbitmq.sh)");
         let output = tokio::process::Command::new(&python)
             .arg(script("client.py"))
-            .arg(config().url.as_str())
+            .arg(config.url.as_str())
             .arg(&handler)
             .output()
             .await
@@ -122,15 +145,16 @@ fn python_json_rpc_client_calls_a_rust_consumer() {
     });
 }
 
-#[test]
-fn rust_client_calls_a_python_json_rpc_server() {
+fn rust_client_calls_python(topology: Topology) {
     let python = python();
+    let config = config().with_topology(topology);
     runtime().block_on(async {
         let handler = unique("py_server");
         let mut server = tokio::process::Command::new(&python)
             .arg(script("server.py"))
-            .arg(config().url.as_str())
+            .arg(config.url.as_str())
             .arg(&handler)
+            .arg(topology.as_str())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -145,11 +169,11 @@ fn rust_client_calls_a_python_json_rpc_server() {
 
         // Same queue flags and arguments as aio-pika, or the broker would refuse (406).
         let (_connection, channel) = raw_channel().await;
-        declare_request_queue(&channel, &format!("{handler}.multiply"), &config())
+        declare_request_queue(&channel, &format!("{handler}.multiply"), &config)
             .await
             .expect("re-declaring aio-pika's queue with our flags");
 
-        let transport = AmqpTransport::connect(config()).await.expect("a client");
+        let transport = AmqpTransport::connect(config).await.expect("a client");
         let client = Client::new(transport).with_timeout(Duration::from_secs(10));
         let call = |method: &str, body: &str| {
             Call::new(

@@ -1,10 +1,11 @@
 """An aio-pika JsonRPC server for the Rust client to call (tests/interop.rs).
 
-Usage: server.py AMQP_URL HANDLER
+Usage: server.py AMQP_URL HANDLER [quorum|classic]
 
-Registers HANDLER.multiply(x, y) and HANDLER.boom(message) (raises ValueError) with
-aio-pika's default queue flags, prints READY,
-and serves until its standard input closes (the test ends) or 60 seconds pass.
+Registers HANDLER.multiply(x, y) and HANDLER.boom(message) (raises ValueError) with the
+queue flags of the topology (quorum by default, as transport-amqp's; classic = aio-pika's
+defaults), prints READY, and serves until its standard input closes (the test ends) or 60
+seconds pass.
 """
 
 import asyncio
@@ -27,13 +28,21 @@ async def stdin_closed():
     await loop.run_in_executor(None, sys.stdin.read)
 
 
-async def main(url, handler):
+# The request queue flags of each topology; aio-pika adds x-dead-letter-exchange itself.
+TOPOLOGIES = {
+    "quorum": dict(durable=True, arguments={"x-queue-type": "quorum", "x-delivery-limit": 3}),
+    "classic": dict(),
+}
+
+
+async def main(url, handler, topology):
+    queue = TOPOLOGIES[topology]
     connection = await aio_pika.connect_robust(url)
     async with connection:
         channel = await connection.channel()
         rpc = await JsonRPC.create(channel)
-        await rpc.register(f"{handler}.multiply", multiply)
-        await rpc.register(f"{handler}.boom", boom)
+        await rpc.register(f"{handler}.multiply", multiply, **queue)
+        await rpc.register(f"{handler}.boom", boom, **queue)
         print("READY", flush=True)
         try:
             await asyncio.wait_for(stdin_closed(), timeout=60)
@@ -42,4 +51,4 @@ async def main(url, handler):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "quorum"))

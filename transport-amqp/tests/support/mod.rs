@@ -17,7 +17,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 use rpc_core::{Client, Registry};
 use transport_amqp::topology::{declare_dlx, long_string, DLX_NAME};
-use transport_amqp::{AmqpConfig, AmqpServer, AmqpTransport};
+use transport_amqp::{AmqpConfig, AmqpServer, AmqpTransport, AmqpUrl, Topology};
 
 /// A name no other test (or concurrent run) uses.
 pub fn unique(prefix: &str) -> String {
@@ -29,9 +29,23 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{}_{now}_{n}", std::process::id())
 }
 
-/// The broker configuration, with quick reconnection for the tests.
+/// The broker configuration, with quick reconnection for the tests: the broker of `AMQP_URL`,
+/// `RABBITMQ_URL` or the local default, in the topology of `RPC_AMQP_TOPOLOGY` (quorum by
+/// default), so that the whole suite runs in either.
 pub fn config() -> AmqpConfig {
-    AmqpConfig::default().with_reconnect_delays(Duration::from_millis(100), Duration::from_secs(1))
+    AmqpConfig::new(AmqpUrl::resolve(None))
+        .with_topology(topology())
+        .with_reconnect_delays(Duration::from_millis(100), Duration::from_secs(1))
+}
+
+/// The topology of `RPC_AMQP_TOPOLOGY`, else the default; a bad value fails loudly.
+pub fn topology() -> Topology {
+    match std::env::var("RPC_AMQP_TOPOLOGY") {
+        Ok(name) if !name.trim().is_empty() => name
+            .parse()
+            .unwrap_or_else(|e| panic!("RPC_AMQP_TOPOLOGY: {e}")),
+        _ => Topology::default(),
+    }
 }
 
 /// A raw lapin connection and channel, for publishing and inspecting by hand.
@@ -242,4 +256,209 @@ pub async fn bind_to_dlx(channel: &Channel, reply_queue: &str) {
         )
         .await
         .expect("bind the reply queue to the dlx");
+}
+
+/// How many times each task ran, by tag, across every consumer of this process.
+static TALLY: Mutex<Option<HashMap<u64, u32>>> = Mutex::new(None);
+
+/// Tasks that count their runs, for the runs under a broker's loss.
+pub struct Tally;
+
+#[rpc_core::handler]
+impl Tally {
+    /// Counts a run of task `tag`, works 20 ms, returns the tag.
+    pub fn task(tag: u64) -> u64 {
+        *TALLY
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(HashMap::new)
+            .entry(tag)
+            .or_insert(0) += 1;
+        std::thread::sleep(Duration::from_millis(20));
+        tag
+    }
+
+    /// Sleeps `ms` milliseconds.
+    pub fn sleep(ms: u64) {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+}
+
+/// How many of the tasks `tags` ran more than once.
+pub fn run_twice(tags: std::ops::Range<u64>) -> usize {
+    let tally = TALLY.lock().unwrap_or_else(|e| e.into_inner());
+    tags.filter(|tag| {
+        tally
+            .as_ref()
+            .and_then(|t| t.get(tag))
+            .copied()
+            .unwrap_or(0)
+            > 1
+    })
+    .count()
+}
+
+/// Tasks sent to [`Tally::task`] at a steady rate in the background, each answer timed.
+pub struct Load {
+    calls: tokio::task::JoinHandle<Vec<(u64, rpc_core::CallResult)>>,
+    answers: Arc<Mutex<Vec<std::time::Instant>>>,
+    /// The tags sent: `first..first + count`.
+    pub tags: std::ops::Range<u64>,
+}
+
+/// What a [`Load`] gave.
+pub struct Outcome {
+    /// Tasks sent.
+    pub sent: usize,
+    /// Tasks answered with their own tag.
+    pub answered: usize,
+    /// Tasks failed, with their errors.
+    pub failed: Vec<(u64, rpc_core::RpcError)>,
+    /// When each answer came.
+    pub answers: Vec<std::time::Instant>,
+}
+
+impl Load {
+    /// Sends `count` tasks to `procedure` (a [`Tally::task`]) tagged from `first`, one every
+    /// `interval`, each its own call through `client`.
+    pub fn start(
+        client: Client,
+        procedure: String,
+        first: u64,
+        count: u64,
+        interval: Duration,
+    ) -> Load {
+        let answers: Arc<Mutex<Vec<std::time::Instant>>> = Arc::default();
+        let timed = answers.clone();
+        let calls = tokio::spawn(async move {
+            let mut calls = Vec::new();
+            let mut tick = tokio::time::interval(interval);
+            for tag in first..first + count {
+                tick.tick().await;
+                let client = client.clone();
+                let procedure = procedure.clone();
+                let timed = timed.clone();
+                calls.push(tokio::spawn(async move {
+                    let result = client.call::<_, u64>(&procedure, &(tag,)).await;
+                    let result = match result {
+                        Ok(back) if back == tag => {
+                            timed
+                                .lock()
+                                .expect("answers")
+                                .push(std::time::Instant::now());
+                            Ok(Vec::new())
+                        }
+                        Ok(other) => Err(rpc_core::RpcError::Protocol(format!(
+                            "task {tag} answered as {other}"
+                        ))),
+                        Err(err) => Err(err),
+                    };
+                    (tag, result)
+                }));
+            }
+            let mut results = Vec::new();
+            for call in calls {
+                results.push(call.await.expect("a call's task"));
+            }
+            results
+        });
+        Load {
+            calls,
+            answers,
+            tags: first..first + count,
+        }
+    }
+
+    /// Waits until `count` tasks have been answered in all.
+    pub async fn wait_answers(&self, count: usize) {
+        let answered = eventually(Duration::from_secs(120), || async {
+            self.answers.lock().expect("answers").len() >= count
+        })
+        .await;
+        assert!(answered, "fewer than {count} answers in 120 s");
+    }
+
+    /// How many answers per second came in the `window` before now.
+    pub fn rate_now(&self, window: Duration) -> f64 {
+        let now = std::time::Instant::now();
+        let answers = self.answers.lock().expect("answers");
+        let recent = answers
+            .iter()
+            .filter(|at| now.duration_since(**at) <= window)
+            .count();
+        recent as f64 / window.as_secs_f64()
+    }
+
+    /// Waits for every task's outcome.
+    pub async fn finish(self) -> Outcome {
+        let results = self.calls.await.expect("the load's task");
+        let answers = self.answers.lock().expect("answers").clone();
+        let sent = results.len();
+        let mut failed = Vec::new();
+        for (tag, result) in results {
+            if let Err(err) = result {
+                failed.push((tag, err));
+            }
+        }
+        Outcome {
+            sent,
+            answered: sent - failed.len(),
+            failed,
+            answers,
+        }
+    }
+}
+
+impl Outcome {
+    /// The first answer after `at`, as a delay from it.
+    pub fn first_answer_after(&self, at: std::time::Instant) -> Option<Duration> {
+        self.answers
+            .iter()
+            .filter(|a| **a > at)
+            .map(|a| a.duration_since(at))
+            .min()
+    }
+
+    /// The last answer, as a delay from `at`.
+    pub fn last_answer_after(&self, at: std::time::Instant) -> Option<Duration> {
+        self.answers
+            .iter()
+            .filter(|a| **a > at)
+            .map(|a| a.duration_since(at))
+            .max()
+    }
+
+    /// The longest time without any answer, from `at` on: how long the service stopped.
+    pub fn longest_pause_after(&self, at: std::time::Instant) -> Duration {
+        let mut times: Vec<std::time::Instant> =
+            self.answers.iter().copied().filter(|a| *a > at).collect();
+        times.sort_unstable();
+        let mut previous = at;
+        let mut longest = Duration::ZERO;
+        for time in times {
+            longest = longest.max(time.duration_since(previous));
+            previous = time;
+        }
+        longest
+    }
+
+    /// How long after `at` the answers came at `rate` per second again: the start of the
+    /// first one-second window (stepping by 100 ms) holding at least 90% of `rate` answers.
+    pub fn back_to_rate(&self, at: std::time::Instant, rate: f64) -> Option<Duration> {
+        let window = Duration::from_secs(1);
+        let last = self.answers.iter().max()?;
+        let mut start = at;
+        while start + window <= *last + Duration::from_millis(1) {
+            let count = self
+                .answers
+                .iter()
+                .filter(|a| **a >= start && **a < start + window)
+                .count();
+            if count as f64 >= 0.9 * rate {
+                return Some(start.duration_since(at));
+            }
+            start += Duration::from_millis(100);
+        }
+        None
+    }
 }

@@ -1,11 +1,11 @@
 //! The server half: consumes the request queue of every procedure in a [`Registry`], runs each
 //! request and publishes its reply.
 //!
-//! - Prefetch = the registry's workers, for the channel as a whole (`basic.qos` global): a
-//!   consumer holds no more requests than it can run, and the rest stay in the queue for other
-//!   consumers, or expire there and go back to their callers. Where the broker refuses
-//!   channel-wide QoS (RabbitMQ 4.3 denies it by default) the prefetch is per consumer, i.e.
-//!   per procedure queue.
+//! - Prefetch = the registry's workers, per consumer (`basic.qos` with `global` false), i.e.
+//!   per procedure queue: a consumer holds no more requests of a procedure than it can run,
+//!   and the rest stay in the queue for other consumers, or expire there and go back to their
+//!   callers. Never channel-wide: quorum queues do not support it and RabbitMQ 4.3 denies it
+//!   by default.
 //! - A request is acked only after its reply is published: a consumer that dies mid-task
 //!   leaves it unacked, and the broker redelivers it to another consumer.
 //! - A malformed request (no `reply_to`, a content type we do not speak, a body that does not
@@ -14,8 +14,17 @@
 //!   frame on TCP.
 //! - A request's deadline is its `expiration`: one that arrives with none left (`"0"`) is
 //!   answered `deadline exceeded` and its procedure does not run.
-//! - When the broker goes away the consumer reconnects with backoff and declares its queues
-//!   again; requests it was running are redelivered by the broker (at-least-once).
+//! - When the broker (or its node of a cluster) goes away the consumer reconnects with backoff
+//!   to the first node of [`AmqpConfig::url`] that answers and declares its queues again;
+//!   requests it was running are redelivered by the broker (at-least-once). In the quorum
+//!   topology each redelivery counts against the queue's delivery limit
+//!   ([`AmqpConfig::delivery_limit`]): a request whose procedure kills every consumer it
+//!   reaches is dead-lettered back to its caller after that many, never run forever.
+//! - A delivery left unacked longer than the broker's `consumer_timeout` (30 minutes by
+//!   default) gets its channel closed by the broker: the consumer sees that as a lost
+//!   connection, reconnects, and the request is redelivered (and in the quorum topology counts
+//!   against the delivery limit). Procedures that may run longer need the broker's
+//!   `consumer_timeout` raised (see the README).
 
 use std::fmt;
 use std::pin::Pin;
@@ -110,7 +119,7 @@ async fn open(config: &AmqpConfig, registry: &Registry) -> Result<Session, RpcEr
             })
         }
         Err(e) => {
-            let _ = connection.close(200, "setup failed".into()).await;
+            crate::reconnect::close(&connection, "setup failed").await;
             Err(io_error("cannot declare or consume the request queues", &e))
         }
     }
@@ -123,23 +132,10 @@ async fn declare_and_consume(
 ) -> lapin::Result<(Channel, Vec<String>, Deliveries)> {
     let prefetch = u16::try_from(registry.workers()).unwrap_or(u16::MAX);
     let channel = connection.create_channel().await?;
-    let channel = match channel
-        .basic_qos(prefetch, BasicQosOptions { global: true })
-        .await
-    {
-        Ok(()) => channel,
-        Err(err) => {
-            // RabbitMQ 4.3 denies channel-wide QoS (`global_qos`) by default and closes the
-            // channel: fall back to per-consumer prefetch on a new one, which holds up to
-            // `workers` requests per procedure rather than per consumer.
-            tracing::warn!(%err, "channel-wide prefetch refused; using per-consumer prefetch");
-            let channel = connection.create_channel().await?;
-            channel
-                .basic_qos(prefetch, BasicQosOptions { global: false })
-                .await?;
-            channel
-        }
-    };
+    // Per consumer: applies to each basic.consume after it on this channel.
+    channel
+        .basic_qos(prefetch, BasicQosOptions { global: false })
+        .await?;
     declare_dlx(&channel).await?;
     let mut streams = Vec::new();
     let mut tags = Vec::new();
@@ -208,7 +204,7 @@ async fn run(
         tracing::warn!(%error, "AMQP consumer lost its connection; reconnecting");
         // Requests still running cannot be acked on the dead channel: the broker redelivers
         // them. Close explicitly in case only the channel died.
-        let _ = session.connection.close(200, "reconnecting".into()).await;
+        crate::reconnect::close(&session.connection, "reconnecting").await;
         let Some(next) = retry(&config, &shutdown, "reconnecting the AMQP consumer", || {
             open(&config, &registry)
         })
@@ -221,17 +217,15 @@ async fn run(
     // Stop deliveries, answer what we hold, then close: unread prefetched requests go back to
     // the queue for other consumers.
     for tag in &session.consumer_tags {
-        let _ = session
+        let cancel = session
             .channel
-            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-            .await;
+            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default());
+        // Bounded: a dead connection may never answer.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), cancel).await;
     }
     tracker.close();
     tracker.wait().await;
-    let _ = session
-        .connection
-        .close(200, "consumer stopped".into())
-        .await;
+    crate::reconnect::close(&session.connection, "consumer stopped").await;
     tracing::info!("AMQP consumer stopped");
 }
 
@@ -287,30 +281,40 @@ async fn handle(
         }
     }
     let reply = ReplyBody::encode(encoding, result);
-    let published = channel
-        .basic_publish(
-            "".into(),
-            reply_to.as_str().into(),
-            BasicPublishOptions::default(),
-            &reply.body,
-            reply.properties(correlation_id.as_ref()),
-        )
-        .await;
-    match published {
-        Ok(_) => {
-            if let Err(e) = acker.ack(BasicAckOptions::default()).await {
-                tracing::warn!(%id, error = %e, "could not ack; the broker will redeliver");
+    let answer = async {
+        let published = channel
+            .basic_publish(
+                "".into(),
+                reply_to.as_str().into(),
+                BasicPublishOptions::default(),
+                &reply.body,
+                reply.properties(correlation_id.as_ref()),
+            )
+            .await;
+        match published {
+            Ok(_) => {
+                if let Err(e) = acker.ack(BasicAckOptions::default()).await {
+                    tracing::warn!(%id, error = %e, "could not ack; the broker will redeliver");
+                }
+            }
+            Err(e) => {
+                // As aio-pika: a reply that cannot be sent dead-letters its request (back to the
+                // caller's reply queue, through rpc.dlx) rather than requeueing it forever. On a
+                // dead channel this fails too, and the broker redelivers the request.
+                tracing::warn!(%id, error = %e, "could not publish the reply");
+                let _ = acker.reject(BasicRejectOptions { requeue: false }).await;
             }
         }
-        Err(e) => {
-            // As aio-pika: a reply that cannot be sent dead-letters its request (back to the
-            // caller's reply queue, through rpc.dlx) rather than requeueing it forever. On a
-            // dead channel this fails too, and the broker redelivers the request.
-            tracing::warn!(%id, error = %e, "could not publish the reply");
-            let _ = acker.reject(BasicRejectOptions { requeue: false }).await;
-        }
+    };
+    // Bounded: on a connection the broker reset, lapin may never settle these, and a task
+    // left waiting would hold up the consumer's shutdown. The broker redelivers the request.
+    if tokio::time::timeout(ANSWER_TIMEOUT, answer).await.is_err() {
+        tracing::warn!(%id, "the broker took no reply nor ack in {ANSWER_TIMEOUT:?}; given up");
     }
 }
+
+/// How long publishing a reply and acking its request may take before they are given up.
+const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How a request is named in traces: its correlation id, else its delivery tag.
 struct Label(Option<String>, u64);

@@ -1,0 +1,141 @@
+//! A poison task: a request whose procedure aborts its consumer process. The consumers are
+//! real child processes, started again each time one dies (as a supervisor keeps a pool
+//! running); the quorum queue's delivery limit stops the crash loop, and the caller gets an
+//! error naming the cause. Then the same pool answers a sound request.
+
+mod support;
+
+use std::io::Write;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use rpc_core::{Client, Registry, RpcError};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use transport_amqp::{AmqpTransport, Topology, DEFAULT_DELIVERY_LIMIT};
+
+use support::{config, delete_queues, runtime, serve, unique};
+
+/// The procedures of the consumer processes.
+struct Poison;
+
+#[rpc_core::handler]
+impl Poison {
+    /// Prints `STARTED`, then aborts the whole process (no unwinding, no reply, no ack).
+    pub fn abort() {
+        println!("STARTED");
+        let _ = std::io::stdout().flush();
+        std::process::abort();
+    }
+
+    /// Adds two numbers.
+    pub fn add(a: i64, b: i64) -> i64 {
+        a + b
+    }
+}
+
+const CHILD_VARIABLE: &str = "TRANSPORT_AMQP_POISON_HANDLER";
+
+/// Not a test of its own: the consumer process that the poison test starts (this binary, with
+/// the handler name in the environment), again and again. Does nothing otherwise.
+#[test]
+fn child_consumer() {
+    let Ok(name) = std::env::var(CHILD_VARIABLE) else {
+        return;
+    };
+    runtime().block_on(async {
+        let mut registry = Registry::new();
+        registry.register_as(name, Poison);
+        let _server = serve(registry).await;
+        println!("CONSUMING");
+        let _ = std::io::stdout().flush();
+        // Aborted long before this; never linger if the parent died.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    });
+}
+
+/// A child consumer process serving `name`, once it consumes; `None` if it died first.
+async fn start_child(name: &str) -> Option<tokio::process::Child> {
+    let mut child = tokio::process::Command::new(std::env::current_exe().expect("this test"))
+        .args([
+            "child_consumer",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_VARIABLE, name)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("a child consumer");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let consuming = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("CONSUMING") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    // Keep reading (STARTED) so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    consuming.then_some(child)
+}
+
+#[test]
+fn a_task_that_kills_its_consumer_is_delivered_a_bounded_number_of_times() {
+    assert_eq!(
+        support::topology(),
+        Topology::Quorum,
+        "the delivery limit is the quorum topology's"
+    );
+    runtime().block_on(async {
+        let name = unique("poison");
+        let mut child = start_child(&name).await.expect("the first consumer");
+        let client = Client::new(AmqpTransport::connect(config()).await.expect("a client"))
+            .with_timeout(Duration::from_secs(120));
+        let started = Instant::now();
+        let call = tokio::spawn({
+            let client = client.clone();
+            let procedure = format!("{name}.abort");
+            async move { client.call::<_, ()>(&procedure, &()).await }
+        });
+        tokio::pin!(call);
+        // The supervisor: each dead consumer is replaced, until the call ends. More deaths than
+        // this would be the endless crash loop the delivery limit is there to prevent.
+        let most = 10;
+        let mut deaths = 0;
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut call => break outcome.expect("the call's task"),
+                status = child.wait() => {
+                    let status = status.expect("the child's status");
+                    assert!(!status.success(), "a consumer exited cleanly: {status}");
+                    deaths += 1;
+                    assert!(deaths <= most, "{deaths} consumers died: no bound");
+                    child = start_child(&name).await.expect("a new consumer");
+                }
+            }
+        };
+        let took = started.elapsed();
+        println!("{deaths} consumer processes died; the call ended after {took:.1?}: {outcome:?}");
+        match &outcome {
+            Err(RpcError::Failed(message)) => {
+                assert!(message.contains("poison task"), "{message}");
+            }
+            other => panic!("expected a poison-task error, got {other:?}"),
+        }
+        assert_eq!(
+            deaths,
+            DEFAULT_DELIVERY_LIMIT + 1,
+            "delivered once, then again up to the delivery limit"
+        );
+        // The pool is not stuck: the consumer alive now answers a sound request.
+        let add = format!("{name}.add");
+        assert_eq!(client.call::<_, i64>(&add, &(40i64, 2i64)).await, Ok(42));
+        drop(child);
+        delete_queues(&name, &["abort", "add"]).await;
+    });
+}
