@@ -110,7 +110,7 @@ impl AmqpTransport {
     pub async fn connect(config: AmqpConfig) -> Result<Self, RpcError> {
         let prefix = correlation_prefix();
         let reply_name = format!("rpc.reply.{prefix}");
-        let (session, replies) = open(&config, &reply_name).await?;
+        let (session, replies) = open(&config, &reply_name, &AtomicU64::new(0)).await?;
         tracing::info!(url = %config.url, reply_to = %session.reply_to, "AMQP client connected");
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -382,7 +382,14 @@ async fn publish_and_wait(
 
 /// Opens a connection, a confirm-mode channel and the reply consumer; the reply queue is
 /// `reply_name` in [`ReplyMode::Queue`].
-async fn open(config: &AmqpConfig, reply_name: &str) -> Result<(Session, Consumer), RpcError> {
+/// Connects and sets up a session with the reply queue `reply_name`; counts in `refused` the
+/// attempts that reached a broker but could not declare the reply queue (it may still be
+/// locked by the connection that was lost).
+async fn open(
+    config: &AmqpConfig,
+    reply_name: &str,
+    refused: &AtomicU64,
+) -> Result<(Session, Consumer), RpcError> {
     let connection = connect(config).await?;
     let setup = async {
         let channel = connection.create_channel().await?;
@@ -409,6 +416,7 @@ async fn open(config: &AmqpConfig, reply_name: &str) -> Result<(Session, Consume
             replies,
         )),
         Err(e) => {
+            refused.fetch_add(1, Ordering::Relaxed);
             crate::reconnect::close(&connection, "setup failed").await;
             Err(io_error("cannot declare the reply queue", &e))
         }
@@ -455,18 +463,20 @@ async fn run_reader(shared: Arc<Shared>, mut replies: Consumer, stop: Cancellati
         }
         let config = shared.config.clone();
         let reply_name = shared.reply_name.clone();
-        let attempts = AtomicU64::new(0);
+        let refused = AtomicU64::new(0);
         let Some((session, next)) = retry(&config, &stop, "reconnecting the AMQP client", || {
-            // The same reply queue name first; if it stays locked (its old queue not yet gone
-            // from a node that is going away), another: calls then publish again.
-            let n = attempts.fetch_add(1, Ordering::Relaxed);
+            // The same reply queue name first; if a broker refuses it three times (its old
+            // queue not yet gone from a node that is going away), another: calls then publish
+            // again. Attempts that reach no broker (it is restarting) do not count.
+            let n = refused.load(Ordering::Relaxed);
             let name = if n < 3 {
                 reply_name.clone()
             } else {
                 format!("{reply_name}.{n}")
             };
             let config = config.clone();
-            async move { open(&config, &name).await }
+            let refused = &refused;
+            async move { open(&config, &name, refused).await }
         })
         .await
         else {

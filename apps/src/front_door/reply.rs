@@ -51,17 +51,11 @@ pub fn error(status: StatusCode, kind: &str, message: &str) -> Response {
     response
 }
 
-/// The error's own message, without the kind its `Display` starts with.
+/// The error's own message, without the kind its `Display` starts with (the `Display` text
+/// for the kinds that have no message, such as "deadline exceeded").
 fn message_of(err: &RpcError) -> String {
-    match err {
-        RpcError::UnknownProcedure(m)
-        | RpcError::BadArguments(m)
-        | RpcError::Failed(m)
-        | RpcError::Panicked(m)
-        | RpcError::NoConsumer(m)
-        | RpcError::Overloaded(m)
-        | RpcError::Protocol(m)
-        | RpcError::Io(m) => m.clone(),
-        other => other.to_string(),
+    match err.message() {
+        "" => err.to_string(),
+        message => message.to_string(),
     }
 }
