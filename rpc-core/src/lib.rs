@@ -51,6 +51,7 @@
 #![warn(unreachable_pub)]
 
 pub mod args;
+mod backoff;
 mod batch;
 mod cancellation;
 mod client;
@@ -68,6 +69,7 @@ mod transport;
 mod workers;
 
 pub use args::Argument;
+pub use backoff::backoff;
 pub use batch::BatchCall;
 pub use cancellation::Cancellation;
 pub use client::Client;

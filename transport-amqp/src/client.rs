@@ -110,7 +110,7 @@ impl AmqpTransport {
     pub async fn connect(config: AmqpConfig) -> Result<Self, RpcError> {
         let prefix = correlation_prefix();
         let reply_name = format!("rpc.reply.{prefix}");
-        let (session, replies) = open(&config, &reply_name, &AtomicU64::new(0)).await?;
+        let (session, replies) = open_first(&config, &reply_name).await?;
         tracing::info!(url = %config.url, reply_to = %session.reply_to, "AMQP client connected");
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -382,6 +382,28 @@ async fn publish_and_wait(
 
 /// Opens a connection, a confirm-mode channel and the reply consumer; the reply queue is
 /// `reply_name` in [`ReplyMode::Queue`].
+/// [`open`] for a client's first session. The reply queue's binding to the auto-delete
+/// `rpc.dlx` can fail when another client's last binding goes between our declaring the
+/// exchange and binding to it (the broker deletes the exchange then): set up again, a few
+/// times, before giving up.
+async fn open_first(
+    config: &AmqpConfig,
+    reply_name: &str,
+) -> Result<(Session, Consumer), RpcError> {
+    const SETUP_TRIES: u64 = 3;
+    let refused = AtomicU64::new(0);
+    loop {
+        let before = refused.load(Ordering::Relaxed);
+        match open(config, reply_name, &refused).await {
+            // Reached a broker, but the setup failed: try it again.
+            Err(err) if refused.load(Ordering::Relaxed) > before && before + 1 < SETUP_TRIES => {
+                tracing::debug!(%err, "setting the session up again");
+            }
+            opened => return opened,
+        }
+    }
+}
+
 /// Connects and sets up a session with the reply queue `reply_name`; counts in `refused` the
 /// attempts that reached a broker but could not declare the reply queue (it may still be
 /// locked by the connection that was lost).

@@ -114,7 +114,7 @@ pub struct AmqpConfig {
     /// the same value. Default: [`DEFAULT_DELIVERY_LIMIT`], 3.
     pub delivery_limit: u32,
     /// The first wait before reconnecting after the broker went away; doubled after each
-    /// failed attempt. Default: 100 ms.
+    /// failed attempt, with jitter ([`rpc_core::backoff`]). Default: 100 ms.
     pub reconnect_min: Duration,
     /// The longest wait between reconnection attempts. Default: 5 s.
     pub reconnect_max: Duration,

@@ -73,30 +73,11 @@ pub(crate) fn io_error(doing: &str, err: &lapin::Error) -> RpcError {
     RpcError::Io(format!("{doing}: {err}"))
 }
 
-/// Exponential backoff between reconnection attempts: `min`, doubled each time up to `max`.
-#[derive(Debug, Clone)]
-pub(crate) struct Backoff {
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    /// A backoff with `config`'s delays.
-    pub(crate) fn new(config: &AmqpConfig) -> Self {
-        Self {
-            max: config.reconnect_max,
-            next: config.reconnect_min,
-        }
-    }
-
-    /// Waits the next delay; returns `false` at once if `shutdown` fires first.
-    pub(crate) async fn wait(&mut self, shutdown: &CancellationToken) -> bool {
-        let delay = self.next;
-        self.next = (self.next * 2).min(self.max);
-        tokio::select! {
-            _ = shutdown.cancelled() => false,
-            _ = tokio::time::sleep(delay) => true,
-        }
+/// Waits `delay`; `false` at once if `shutdown` fires first.
+async fn wait(delay: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep(delay) => true,
     }
 }
 
@@ -104,7 +85,8 @@ impl Backoff {
 /// involves a node going away may not be answered until that node is gone, or at all.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs `attempt` until it succeeds, waiting with [`Backoff`] between failures; `None` when
+/// Runs `attempt` until it succeeds, waiting with [`rpc_core::backoff`] (from
+/// `reconnect_min` to `reconnect_max`) between failures; `None` when
 /// `shutdown` fires first. Each failure is logged with `what`.
 pub(crate) async fn retry<T, F, Fut>(
     config: &AmqpConfig,
@@ -116,7 +98,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, RpcError>>,
 {
-    let mut backoff = Backoff::new(config);
+    let mut delays = rpc_core::backoff(config.reconnect_min, config.reconnect_max);
     loop {
         let result = tokio::select! {
             _ = shutdown.cancelled() => return None,
@@ -128,7 +110,8 @@ where
             Ok(value) => return Some(value),
             Err(err) => tracing::warn!(%err, "{what} failed; retrying"),
         }
-        if !backoff.wait(shutdown).await {
+        let delay = delays.next().unwrap_or(config.reconnect_max);
+        if !wait(delay, shutdown).await {
             return None;
         }
     }

@@ -1,10 +1,9 @@
 //! Keeps one consumer connected: connects, watches the connection, and after a failure
-//! probes again with jittered exponential backoff (the `backon` crate's).
+//! probes again with jittered exponential backoff ([`rpc_core::backoff`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use rpc_core::RpcError;
 use tokio::time::{sleep, timeout, Instant};
 
@@ -102,43 +101,7 @@ async fn watch(shared: &Shared, connection: &Connection, addr: &str) -> Ended {
     }
 }
 
-/// The waits between probes: doubling from `backoff_min` to `backoff_max`, each cut by a
-/// random part of up to a half, so that producers restarted together do not probe in step.
-///
-/// `backon` adds its jitter (up to the wait itself) on top of the wait, so it is given half
-/// the bounds: each wait then falls in [half, all) of the doubling sequence, never past
-/// `backoff_max`.
+/// The waits between probes: [`rpc_core::backoff`] from `backoff_min` to `backoff_max`.
 fn backoff(config: &TcpTransportConfig) -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::new()
-        .with_min_delay(config.backoff_min / 2)
-        .with_max_delay(config.backoff_max / 2)
-        .with_jitter()
-        .without_max_times()
-        .build()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn waits_double_with_jitter_and_stay_under_the_maximum() {
-        let config = TcpTransportConfig {
-            backoff_min: Duration::from_millis(100),
-            backoff_max: Duration::from_millis(1600),
-            ..TcpTransportConfig::default()
-        };
-        let waits: Vec<Duration> = backoff(&config).take(8).collect();
-        let nominal = [100, 200, 400, 800, 1600, 1600, 1600, 1600].map(Duration::from_millis);
-        for (wait, nominal) in waits.iter().zip(nominal) {
-            assert!(
-                *wait >= nominal / 2 && *wait < nominal,
-                "{wait:?} for {nominal:?}"
-            );
-        }
-        // Jittered: of eight waits drawn at random, some are well above the bottom (all eight
-        // within a tenth of it: a chance of 1e-8).
-        let above = |(w, n): (&Duration, Duration)| *w > n / 2 + n / 20;
-        assert!(waits.iter().zip(nominal).any(above), "{waits:?}");
-    }
+    rpc_core::backoff(config.backoff_min, config.backoff_max)
 }
