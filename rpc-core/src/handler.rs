@@ -17,6 +17,9 @@ pub struct Procedure {
     pub method: &'static str,
     /// The parameter names, in order: the keys of the JSON encoding.
     pub params: &'static [&'static str],
+    /// How many calls it takes at once: its `#[batch(max = N)]`, 1 for any other procedure.
+    /// Transports that fetch requests ahead (AMQP's prefetch) let this many per worker wait.
+    pub batch: usize,
 }
 
 /// A call whose arguments decoded, ready to run.

@@ -101,6 +101,18 @@ impl Registry {
         self
     }
 
+    /// How many calls `procedure` (`handler.method`) takes at once: its `#[batch(max = N)]`,
+    /// or 1 (also for a procedure not served here).
+    pub fn batch_size(&self, procedure: &str) -> usize {
+        procedure
+            .rsplit_once('.')
+            .and_then(|(handler, method)| {
+                let handler = self.handlers.get(handler)?;
+                handler.procedures().iter().find(|p| p.method == method)
+            })
+            .map_or(1, |p| p.batch.max(1))
+    }
+
     /// Every procedure served, as `handler.method`, sorted.
     pub fn procedure_names(&self) -> Vec<String> {
         self.handlers

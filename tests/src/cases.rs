@@ -354,3 +354,33 @@ pub async fn dropped_calls_are_cancelled<F: Fixture>() {
     assert_eq!(spins.stopped_early, 1);
     server.stop().await;
 }
+
+/// A batch procedure under 1,000 concurrent calls on one worker: each caller gets its own
+/// answer or its own error, the calls waiting ran in batches of at most `max`, and some
+/// batches held more than one call.
+pub async fn batch_results_matched_to_callers<F: Fixture>() {
+    let server = Server::<F>::start(1).await;
+    let suite = server.suite().await;
+    let answers = join_all((0..1000i64).map(|n| {
+        let suite = suite.clone();
+        async move { (n, suite.square(n).await) }
+    }))
+    .await;
+    for (n, answer) in answers {
+        match n {
+            13 => assert_eq!(answer, Err(RpcError::Failed("unlucky".into()))),
+            n => assert_eq!(answer, Ok(n * n), "square({n})"),
+        }
+    }
+    let sizes = server.record.batch_sizes();
+    assert_eq!(sizes.iter().sum::<usize>(), 1000, "every call ran once");
+    assert!(
+        sizes.iter().all(|&size| size <= 4),
+        "a batch over max: {sizes:?}"
+    );
+    assert!(
+        sizes.iter().any(|&size| size > 1),
+        "never batched: {sizes:?}"
+    );
+    server.stop().await;
+}

@@ -47,6 +47,7 @@ macro_rules! conformance_suite {
             two_workers_overlap,
             one_mib_argument,
             running_call_stops_at_its_deadline,
+            batch_results_matched_to_callers,
         );
     };
     // The cases for transports that carry a caller's cancellation to the consumer.

@@ -46,6 +46,7 @@ pub struct Spins {
 pub struct Record {
     marks: Mutex<HashSet<String>>,
     spins: Mutex<HashMap<String, Spins>>,
+    batches: Mutex<Vec<usize>>,
 }
 
 impl Record {
@@ -54,6 +55,14 @@ impl Record {
     pub fn spins(&self, tag: &str) -> Spins {
         let spins = self.spins.lock().unwrap_or_else(|e| e.into_inner());
         spins.get(tag).copied().unwrap_or_default()
+    }
+
+    /// The size of each batch [`Suite::square`] ran, in order.
+    pub fn batch_sizes(&self) -> Vec<usize> {
+        self.batches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn record_spin(&self, tag: &str, change: impl FnOnce(&mut Spins)) {
@@ -138,6 +147,26 @@ impl Suite {
             std::thread::sleep(Duration::from_millis(1));
         }
         Ok(ms)
+    }
+
+    /// The square of each `n`, as a batch procedure (at most 4 at once); `n = 13` fails alone.
+    /// Records the size of each batch.
+    #[batch(max = 4, param = "n")]
+    pub fn square(&self, numbers: Vec<i64>) -> Vec<Result<i64, String>> {
+        self.record
+            .batches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(numbers.len());
+        // Long enough for calls made meanwhile to wait and form the next batch.
+        std::thread::sleep(Duration::from_millis(2));
+        numbers
+            .into_iter()
+            .map(|n| match n {
+                13 => Err("unlucky".to_string()),
+                n => Ok(n.wrapping_mul(n)),
+            })
+            .collect()
     }
 
     /// The length of `text` in bytes.

@@ -130,17 +130,20 @@ async fn declare_and_consume(
     config: &AmqpConfig,
     registry: &Registry,
 ) -> lapin::Result<(Channel, Vec<String>, Deliveries)> {
-    let prefetch = u16::try_from(registry.workers()).unwrap_or(u16::MAX);
     let channel = connection.create_channel().await?;
-    // Per consumer: applies to each basic.consume after it on this channel.
-    channel
-        .basic_qos(prefetch, BasicQosOptions { global: false })
-        .await?;
     declare_dlx(&channel).await?;
     let mut streams = Vec::new();
     let mut tags = Vec::new();
     for procedure in registry.procedure_names() {
         declare_request_queue(&channel, &procedure, config).await?;
+        // Per consumer (never channel-wide): applies to the basic.consume after it. One
+        // request per worker, or a batch's worth per worker for a batch procedure, so that
+        // a batch can form without this consumer holding work it could not start.
+        let batch = registry.batch_size(&procedure);
+        let prefetch = u16::try_from(registry.workers().saturating_mul(batch)).unwrap_or(u16::MAX);
+        channel
+            .basic_qos(prefetch, BasicQosOptions { global: false })
+            .await?;
         let consumer = channel
             .basic_consume(
                 procedure.as_str().into(),

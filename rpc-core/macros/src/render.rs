@@ -24,8 +24,15 @@ fn render_handler(handler: &HandlerImpl) -> TokenStream {
     let descriptions = handler.procedures.iter().map(|p| {
         let method = &p.method;
         let params = p.params().map(|param| &param.name);
+        let batch = match &p.batch {
+            Some(batch) => {
+                let max = &batch.max;
+                quote!(#max)
+            }
+            None => quote!(1),
+        };
         quote! {
-            ::rpc_core::Procedure { method: #method, params: &[#(#params),*] }
+            ::rpc_core::Procedure { method: #method, params: &[#(#params),*], batch: #batch }
         }
     });
     let arms = handler.procedures.iter().map(|p| render_arm(handler, p));
