@@ -10,7 +10,6 @@
 //! median of 5 rounds, floor and rpc measurements alternating.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,6 +22,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use rpc_core::{Client, Registry};
+use test_support::{procfs, Latencies};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use transport_amqp::message::delivery_mode;
@@ -228,44 +228,36 @@ async fn measure<C: Caller>(caller: &C, calls: usize, in_flight: usize) -> Figur
         caller.call().await; // warm up
     }
     let per_task = calls / in_flight;
-    let own = PathBuf::from("/proc/self/stat");
-    let broker = broker_stat();
-    let cpu_before = cpu_ticks(&own);
-    let broker_before = broker.as_ref().map_or(0, |b| cpu_ticks(b));
+    let own = std::process::id();
+    let broker = procfs::find_process("beam.smp");
+    let cpu = |pid: Option<u32>| pid.and_then(procfs::process_cpu).unwrap_or_default();
+    let (cpu_before, broker_before) = (cpu(Some(own)), cpu(broker));
     let started = Instant::now();
     let tasks = (0..in_flight).map(|_| {
         let caller = caller.clone();
         tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(per_task);
+            let mut latencies = Latencies::new();
             for _ in 0..per_task {
                 let t = Instant::now();
                 caller.call().await;
-                latencies.push(t.elapsed());
+                latencies.record(t.elapsed());
             }
             latencies
         })
     });
-    let mut latencies: Vec<Duration> = futures::future::join_all(tasks)
-        .await
-        .into_iter()
-        .flat_map(|t| t.expect("task"))
-        .collect();
+    let mut latencies = Latencies::new();
+    for task in futures::future::join_all(tasks).await {
+        latencies.merge(&task.expect("task"));
+    }
     let elapsed = started.elapsed();
-    let per_call = |ticks: u64| ticks as f64 * 1e6 / TICKS_PER_SECOND / latencies.len() as f64;
-    let cpu_us = per_call(cpu_ticks(&own).saturating_sub(cpu_before));
-    let broker_us = per_call(
-        broker
-            .as_ref()
-            .map_or(0, |b| cpu_ticks(b).saturating_sub(broker_before)),
-    );
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    let calls = latencies.count() as f64;
+    let per_call = |cpu: Duration| cpu.as_secs_f64() * 1e6 / calls;
     Figures {
-        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50_us: at(0.50).as_secs_f64() * 1e6,
-        p99_us: at(0.99).as_secs_f64() * 1e6,
-        cpu_us,
-        broker_us,
+        per_second: calls / elapsed.as_secs_f64(),
+        p50_us: latencies.p50().as_secs_f64() * 1e6,
+        p99_us: latencies.p99().as_secs_f64() * 1e6,
+        cpu_us: per_call(cpu(Some(own)).saturating_sub(cpu_before)),
+        broker_us: per_call(cpu(broker).saturating_sub(broker_before)),
     }
 }
 
@@ -372,11 +364,7 @@ fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(3_000usize)
         .max(IN_FLIGHT);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let runtime = test_support::runtime(2);
     let shutdown = CancellationToken::new();
     runtime.block_on(async {
         let config = AmqpConfig::new(AmqpUrl::resolve(None));
@@ -397,37 +385,4 @@ fn main() {
         }
     });
     shutdown.cancel();
-}
-
-/// Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux).
-const TICKS_PER_SECOND: f64 = 100.0;
-
-/// User plus system CPU time, in clock ticks, of the process whose /proc stat file is `path`.
-fn cpu_ticks(path: &Path) -> u64 {
-    let stat = std::fs::read_to_string(path).unwrap_or_default();
-    // Fields after the command name, which is in parentheses: utime and stime are 12th, 13th.
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(11) + field(12)
-}
-
-/// The stat file of the local broker's Erlang VM, if it runs on this machine.
-fn broker_stat() -> Option<PathBuf> {
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
-            (comm.trim() == "beam.smp").then(|| entry.path().join("stat"))
-        })
 }

@@ -75,14 +75,6 @@ fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-}
-
 #[test]
 fn python_json_rpc_client_calls_a_rust_consumer_quorum() {
     python_client_calls_rust(Topology::Quorum);
@@ -106,7 +98,7 @@ fn rust_client_calls_a_python_json_rpc_server_classic() {
 fn python_client_calls_rust(topology: Topology) {
     let python = python();
     let config = config().with_topology(topology);
-    runtime().block_on(async {
+    test_support::runtime(2).block_on(async {
         let handler = unique("py_client");
         let mut registry = Registry::new();
         registry.register_as(handler.clone(), Suite);
@@ -148,7 +140,7 @@ fn python_client_calls_rust(topology: Topology) {
 fn rust_client_calls_python(topology: Topology) {
     let python = python();
     let config = config().with_topology(topology);
-    runtime().block_on(async {
+    test_support::runtime(2).block_on(async {
         let handler = unique("py_server");
         let mut server = tokio::process::Command::new(&python)
             .arg(script("server.py"))

@@ -196,11 +196,7 @@ pub async fn client() -> Client {
 
 /// The runtime the tests run on: two workers, the machines' core count.
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
+    test_support::runtime(2)
 }
 
 /// Publishes `body` to `queue` through the default exchange, by hand.
