@@ -9,9 +9,9 @@
 use std::time::Duration;
 
 use lapin::{Connection, ConnectionProperties};
-use rpc_core::RpcError;
 use tokio_util::sync::CancellationToken;
 
+use crate::error::Error;
 use crate::AmqpConfig;
 
 /// How long one broker of the list may take to accept a connection before the next is tried:
@@ -23,8 +23,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// comma-separated) that accepts one, trying them in the order given.
 ///
 /// # Errors
-/// [`RpcError::Io`] naming each broker tried (passwords hidden) and lapin's reason.
-pub(crate) async fn connect(config: &AmqpConfig) -> Result<Connection, RpcError> {
+/// [`Error::Connect`] naming each broker tried (passwords hidden) and lapin's reason.
+pub(crate) async fn connect(config: &AmqpConfig) -> Result<Connection, Error> {
     let mut failures = Vec::new();
     for broker in config.url.brokers() {
         let properties = ConnectionProperties::default()
@@ -46,10 +46,7 @@ pub(crate) async fn connect(config: &AmqpConfig) -> Result<Connection, RpcError>
     if failures.is_empty() {
         failures.push(format!("no broker URL in `{}`", config.url));
     }
-    Err(RpcError::Io(format!(
-        "cannot connect to the broker: {}",
-        failures.join("; ")
-    )))
+    Err(Error::Connect(failures))
 }
 
 /// How long closing a connection may take: a connection the peer reset or a node that is
@@ -66,11 +63,6 @@ pub(crate) async fn close(connection: &Connection, reason: &str) {
             "the broker did not answer connection.close; dropped"
         );
     }
-}
-
-/// A lapin error as an [`RpcError::Io`], with what we were doing.
-pub(crate) fn io_error(doing: &str, err: &lapin::Error) -> RpcError {
-    RpcError::Io(format!("{doing}: {err}"))
 }
 
 /// Waits `delay`; `false` at once if `shutdown` fires first.
@@ -96,15 +88,13 @@ pub(crate) async fn retry<T, F, Fut>(
 ) -> Option<T>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, RpcError>>,
+    Fut: std::future::Future<Output = Result<T, Error>>,
 {
     let mut delays = rpc_core::backoff(config.reconnect_min, config.reconnect_max);
     loop {
         let result = tokio::select! {
             _ = shutdown.cancelled() => return None,
-            result = tokio::time::timeout(ATTEMPT_TIMEOUT, attempt()) => result.unwrap_or_else(
-                |_| Err(RpcError::Io(format!("no answer in {ATTEMPT_TIMEOUT:?}"))),
-            ),
+            result = tokio::time::timeout(ATTEMPT_TIMEOUT, attempt()) => result.unwrap_or(Err(Error::NoAnswer(ATTEMPT_TIMEOUT))),
         };
         match result {
             Ok(value) => return Some(value),

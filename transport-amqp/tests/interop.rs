@@ -16,10 +16,9 @@ use std::time::Duration;
 use rpc_core::{Call, Client, Encoding, Registry, RpcError};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use transport_amqp::topology::declare_request_queue;
 use transport_amqp::{AmqpServer, AmqpTransport, Topology};
 
-use support::{config, delete_queues, raw_channel, unique};
+use support::{config, declare_request_queue, delete_queues, raw_channel, unique};
 
 /// The procedures the Python client calls.
 struct Suite;
@@ -161,9 +160,8 @@ fn rust_client_calls_python(topology: Topology) {
 
         // Same queue flags and arguments as aio-pika, or the broker would refuse (406).
         let (_connection, channel) = raw_channel().await;
-        declare_request_queue(&channel, &format!("{handler}.multiply"), &config)
-            .await
-            .expect("re-declaring aio-pika's queue with our flags");
+        // (tests/topology.rs checks that ours are the documented ones.)
+        declare_request_queue(&channel, &format!("{handler}.multiply"), config.topology).await;
 
         let transport = AmqpTransport::connect(config).await.expect("a client");
         let client = Client::new(transport).with_timeout(Duration::from_secs(10));
