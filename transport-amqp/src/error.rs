@@ -15,6 +15,10 @@ pub(crate) enum Error {
     /// (passwords hidden).
     #[error("cannot connect to the broker: {}", .0.join("; "))]
     Connect(Vec<String>),
+    /// The TLS settings cannot be used: a CA file, client certificate or key that cannot be
+    /// read or holds no certificate or key (named by path, never by contents).
+    #[error("TLS settings: {0}")]
+    Tls(String),
     /// The broker refused what we were doing, or the connection failed meanwhile.
     #[error("{doing}: {source}")]
     Broker {
@@ -90,6 +94,7 @@ impl From<Error> for RpcError {
     fn from(err: Error) -> Self {
         match err {
             Error::Connect(_)
+            | Error::Tls(_)
             | Error::Broker { .. }
             | Error::NoAnswer(_)
             | Error::ConsumerCancelled(_)

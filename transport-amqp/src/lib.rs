@@ -75,6 +75,8 @@
 //!   default, shown without its password.
 //! - `config.rs`: [`AmqpConfig`], URL, reply mode, [`Topology`], delivery limit, reconnection
 //!   delays and graces, the largest request body a consumer decodes.
+//! - `tls.rs`: [`AmqpTls`], the CA file, client certificate and `EXTERNAL` login of
+//!   `amqps://` connections.
 //! - `error.rs`: the crate's own errors by kind, turned into [`rpc_core::RpcError`] where they
 //!   leave it.
 //! - `topology.rs`: the queue and exchange declarations of each topology;
@@ -97,6 +99,7 @@ mod message;
 mod reconnect;
 mod rpc;
 mod server;
+mod tls;
 mod topology;
 mod url;
 
@@ -104,6 +107,7 @@ pub use client::AmqpTransport;
 pub use config::{AmqpConfig, ReplyMode, Topology, DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_BODY};
 pub use rpc::Rpc;
 pub use server::{serve, AmqpServer};
+pub use tls::AmqpTls;
 pub use topology::delete_request_queues;
 pub use url::{AmqpUrl, DEFAULT_URL, URL_VARIABLES};
 

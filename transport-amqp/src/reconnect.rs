@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use lapin::uri::{AMQPUri, SASLMechanism};
 use lapin::{Connection, ConnectionProperties};
 use tokio_util::sync::CancellationToken;
 
@@ -25,13 +26,29 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// # Errors
 /// [`Error::Connect`] naming each broker tried (passwords hidden) and lapin's reason.
 pub(crate) async fn connect(config: &AmqpConfig) -> Result<Connection, Error> {
+    let tls = config.tls.load()?;
+    let runtime = lapin::runtime::default_runtime()
+        .map_err(Error::broker("no runtime for the connection"))?;
     let mut failures = Vec::new();
     for broker in config.url.brokers() {
+        // Parsed here rather than by lapin: its parse errors may quote the URL, password
+        // included.
+        let mut uri: AMQPUri = match broker.as_str().parse() {
+            Ok(uri) => uri,
+            Err(err) => {
+                let err = err.replace(broker.as_str(), &broker.to_string());
+                failures.push(format!("{broker}: not an AMQP URL ({err})"));
+                continue;
+            }
+        };
+        if config.tls.external_auth {
+            uri.query.auth_mechanism = Some(SASLMechanism::External);
+        }
         let properties = ConnectionProperties::default()
             .with_connection_name(config.connection_name.as_str().into());
         let attempt = tokio::time::timeout(
             CONNECT_TIMEOUT,
-            Connection::connect(broker.as_str(), properties),
+            Connection::connect_uri_with_config(uri, properties, tls.clone(), runtime.clone()),
         )
         .await;
         match attempt {
@@ -39,7 +56,16 @@ pub(crate) async fn connect(config: &AmqpConfig) -> Result<Connection, Error> {
                 tracing::debug!(%broker, "connected to the broker");
                 return Ok(connection);
             }
-            Ok(Err(err)) => failures.push(format!("{broker}: {err}")),
+            Ok(Err(err)) => {
+                let hint = match err.kind() {
+                    // TLS bytes read as AMQP frames: the URL says amqp:// for a TLS port.
+                    lapin::ErrorKind::ParsingError(_) if !broker.is_tls() => {
+                        " (the broker does not speak plain AMQP there: a TLS port? use amqps://)"
+                    }
+                    _ => "",
+                };
+                failures.push(format!("{broker}: {err}{hint}"));
+            }
             Err(_) => failures.push(format!("{broker}: no answer in {CONNECT_TIMEOUT:?}")),
         }
     }
