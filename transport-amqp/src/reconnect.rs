@@ -132,3 +132,22 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// lapin's URL parser quotes a URL it cannot take apart, password included: ours must not.
+    #[tokio::test]
+    async fn an_unparsable_url_is_refused_without_its_password() {
+        for url in [
+            "amqp:guest:s3cret@host",
+            "amqp://guest:s3cret@host:notaport/%2f",
+        ] {
+            let config = AmqpConfig::new(url);
+            let err = connect(&config).await.expect_err("not a URL").to_string();
+            assert!(err.contains("not an AMQP URL"), "{err}");
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+    }
+}
