@@ -18,9 +18,10 @@ use crate::error::Error;
 
 /// The version of the binary protocol this crate speaks, exchanged in the handshake.
 ///
-/// Version 2 added the `Cancel` message (see the crate docs' wire table); a peer of another
-/// version is refused in the handshake with a protocol error naming both versions.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// Version 2 added the `Cancel` message, version 3 the batch procedures in `Welcome` (see the
+/// crate docs' wire table); a peer of another version is refused in the handshake with a
+/// protocol error naming both versions.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Bytes in a frame's length prefix.
 const LENGTH_BYTES: usize = 4;
@@ -85,7 +86,7 @@ pub(crate) enum ServerMessage {
 }
 
 /// The consumer's side of the handshake.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Welcome {
     /// The consumer's [`PROTOCOL_VERSION`].
     pub(crate) version: u32,
@@ -93,6 +94,18 @@ pub(crate) struct Welcome {
     pub(crate) workers: u32,
     /// The largest frame body it accepts, in bytes.
     pub(crate) max_frame: u32,
+    /// Its batch procedures (those whose batches may hold more than one call), so that the
+    /// pool lets enough of their calls wait there for batches to form (since version 3).
+    pub(crate) batches: Vec<BatchSize>,
+}
+
+/// A batch procedure and the most calls one of its batches takes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BatchSize {
+    /// `handler.method`.
+    pub(crate) procedure: String,
+    /// Its `#[batch(max = N)]`.
+    pub(crate) max: u32,
 }
 
 /// A request as the producer encodes it: the call is borrowed from the caller, which keeps
@@ -303,7 +316,7 @@ mod tests {
             max_frame: 1 << 24,
         };
         ClientCodec::new(1 << 20).encode(hello, &mut buf).unwrap();
-        assert_eq!(&buf[..], &[0, 0, 0, 12, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(&buf[..], &[0, 0, 0, 12, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 1]);
     }
 
     #[test]

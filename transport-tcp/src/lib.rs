@@ -54,27 +54,31 @@
 //!
 //! | producer sends | variant | fields |
 //! |---|---|---|
-//! | `Hello` | 0 | `version: u32` ([`PROTOCOL_VERSION`], 2), `max_frame: u32` (the largest reply body it accepts) |
+//! | `Hello` | 0 | `version: u32` ([`PROTOCOL_VERSION`], 3), `max_frame: u32` (the largest reply body it accepts) |
 //! | `Request` | 1 | `id: u64`, then the [`rpc_core::Call`]: `procedure: string`, `encoding: u32` (0 bincode, 1 JSON, 2 text), `args: bytes`, `deadline: Duration` (the time left until the caller's [`rpc_core::Deadline`]) |
 //! | `Ping` | 2 | none: asks for a `Pong` ([`TcpTransportConfig::heartbeat_interval`]) |
 //! | `Cancel` | 3 | `id: u64`: the caller gave up on that request (since version 2) |
 //!
 //! | consumer sends | variant | fields |
 //! |---|---|---|
-//! | `Welcome` | 0 | `version: u32`, `workers: u32` (its capacity), `max_frame: u32` |
+//! | `Welcome` | 0 | `version: u32`, `workers: u32` (its capacity), `max_frame: u32`, `batches`: a `u64` count, then for each batch procedure `procedure: string`, `max: u32` (its `#[batch(max = N)]`; since version 3) |
 //! | `Reply` | 1 | `id: u64`, then `Result`: variant 0 `Ok(bytes)` (the result in the call's encoding) or 1 `Err(RpcError)` ([`rpc_core::RpcError`]'s variant index, then its message string if it has one) |
 //! | `Error` | 2 | an `RpcError`: why the consumer is closing the connection (protocol violation) |
 //! | `Pong` | 3 | none: the answer to `Ping`, from the connection's task (not a worker) |
 //!
-//! The handshake: the producer's first frame is `Hello` (`00 00 00 0c  00 00 00 00  02 00 00 00`
+//! The handshake: the producer's first frame is `Hello` (`00 00 00 0c  00 00 00 00  03 00 00 00`
 //! then its limit: a binary connection starts with a zero byte); the consumer answers
-//! `Welcome`, or `Error` and closes for another version ("protocol version 1 is not supported;
-//! this consumer speaks 2"). Each side then refuses to send a
+//! `Welcome`, or `Error` and closes for another version ("protocol version 2 is not supported;
+//! this consumer speaks 3"). Each side then refuses to send a
 //! frame larger than the other accepts: an oversized request fails at the producer with
 //! [`rpc_core::RpcError::Protocol`], an oversized reply is replaced by that error. Then the
 //! producer sends `Request`s with ids of its choosing, many in flight; the consumer runs them
 //! side by side and sends each `Reply` as soon as its call finishes, so replies come back in
 //! any order.
+//!
+//! **Versions.** 1: the first. 2: `Cancel`. 3: `Welcome` lists the batch procedures, so that
+//! the pool lets two batches per worker of their calls wait on the consumer (one running, the
+//! next one filling) instead of `queued_per_consumer`.
 //!
 //! **Cancellation.** When a caller drops a call it sent (its [`rpc_core::Client`]'s deadline
 //! passed, or the caller's future was dropped), the [`TcpTransport`] sends `Cancel` with its id. The

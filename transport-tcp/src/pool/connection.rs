@@ -123,6 +123,15 @@ impl Connection {
         (self.welcome.workers as usize).max(1)
     }
 
+    /// The consumer's batch procedures and the most calls each of their batches takes, as it
+    /// said in the handshake.
+    pub(crate) fn batch_sizes(&self) -> HashMap<String, usize> {
+        let batches = self.welcome.batches.iter();
+        batches
+            .map(|b| (b.procedure.clone(), (b.max as usize).max(1)))
+            .collect()
+    }
+
     /// Resolves when the connection is closed, from either side.
     pub(crate) async fn closed(&self) {
         self.closed.cancelled().await;

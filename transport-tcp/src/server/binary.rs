@@ -27,7 +27,9 @@ use tokio_util::sync::CancellationToken;
 use super::context::Context;
 use super::linger::linger;
 use crate::error::Error;
-use crate::frame::{ClientMessage, ServerCodec, ServerMessage, Welcome, PROTOCOL_VERSION};
+use crate::frame::{
+    BatchSize, ClientMessage, ServerCodec, ServerMessage, Welcome, PROTOCOL_VERSION,
+};
 
 type Sink = FramedWrite<OwnedWriteHalf, ServerCodec>;
 type Frames = FramedRead<OwnedReadHalf, ServerCodec>;
@@ -200,6 +202,7 @@ impl<'a> Session<'a> {
             version: PROTOCOL_VERSION,
             workers: u32::try_from(self.context.registry.workers()).unwrap_or(u32::MAX),
             max_frame: u32::try_from(self.context.config.max_frame).unwrap_or(u32::MAX),
+            batches: batch_sizes(&self.context.registry),
         };
         self.send(ServerMessage::Welcome(welcome)).await
     }
@@ -263,6 +266,19 @@ impl<'a> Session<'a> {
             linger(self.frames.get_mut()).await;
         }
     }
+}
+
+/// The registry's batch procedures with their largest batch, for the `Welcome`.
+fn batch_sizes(registry: &Registry) -> Vec<BatchSize> {
+    registry
+        .procedure_names()
+        .into_iter()
+        .filter_map(|procedure| {
+            let max = registry.batch_size(&procedure);
+            let max = u32::try_from(max).unwrap_or(u32::MAX);
+            (max > 1).then_some(BatchSize { procedure, max })
+        })
+        .collect()
 }
 
 /// What a write came to: go on, or drop the connection.
