@@ -142,9 +142,11 @@ mod config;
 mod error;
 mod frame;
 mod pool;
+mod security;
 mod server;
 
 pub use config::{TcpServerConfig, TcpTransportConfig, DEFAULT_MAX_FRAME};
 pub use frame::PROTOCOL_VERSION;
 pub use pool::{ConsumerStatus, TcpTransport};
+pub use security::{ClientTls, SecurityError, ServerTls, SharedSecret};
 pub use server::{serve, TcpServer};

@@ -13,8 +13,8 @@ use tokio::net::TcpStream;
 use transport_tcp::{TcpServer, TcpServerConfig, DEFAULT_MAX_FRAME};
 
 /// Hello, protocol 1, replies up to 16 MiB.
-/// `Hello`, protocol 3 ([`transport_tcp::PROTOCOL_VERSION`]), replies up to 16 MiB.
-const HELLO: [u8; 16] = [0, 0, 0, 12, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 1];
+/// `Hello`, protocol 4 ([`transport_tcp::PROTOCOL_VERSION`]), replies up to 16 MiB.
+const HELLO: [u8; 16] = [0, 0, 0, 12, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 1];
 
 async fn server(config: TcpServerConfig) -> TcpServer {
     TcpServer::bind("127.0.0.1:0", common::registry(2), config)
@@ -186,7 +186,7 @@ async fn an_older_protocol_version_is_refused() {
     assert_eq!(&answer[4..12], &[2, 0, 0, 0, 7, 0, 0, 0], "{answer:?}");
     let text = String::from_utf8_lossy(&answer);
     assert!(
-        text.contains("version 1 is not supported; this consumer speaks 3"),
+        text.contains("version 1 is not supported; this consumer speaks 4"),
         "{text}"
     );
     server.shutdown().await;
@@ -218,7 +218,7 @@ async fn read_welcome(stream: &mut TcpStream) {
     stream.read_exact(&mut prefix).await.expect("a welcome");
     let mut body = vec![0u8; u32::from_be_bytes(prefix) as usize];
     stream.read_exact(&mut body).await.expect("a welcome");
-    assert_eq!(&body[..8], &[0, 0, 0, 0, 3, 0, 0, 0], "{body:?}");
+    assert_eq!(&body[..8], &[0, 0, 0, 0, 4, 0, 0, 0], "{body:?}");
 }
 
 /// The message of the `Error` frame carrying `Protocol` (7) that starts `frames`, if it does.

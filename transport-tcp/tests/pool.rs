@@ -327,9 +327,10 @@ async fn hung_consumer() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) 
             if stream.read_exact(&mut hello).await.is_err() {
                 continue;
             }
-            // Welcome: variant 0, version 3, 1 worker, frames up to 16 MiB, no batch procedure.
-            let mut welcome = vec![0, 0, 0, 24, 0, 0, 0, 0, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1];
-            welcome.extend_from_slice(&[0; 8]);
+            // Welcome: variant 0, version 4, 1 worker, frames up to 16 MiB, no batch
+            // procedure, no proof.
+            let mut welcome = vec![0, 0, 0, 32, 0, 0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1];
+            welcome.extend_from_slice(&[0; 16]);
             let _ = stream.write_all(&welcome).await;
             held.push(stream);
         }
