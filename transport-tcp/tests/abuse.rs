@@ -12,7 +12,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use transport_tcp::{TcpServer, TcpServerConfig, DEFAULT_MAX_FRAME};
 
-/// Hello, protocol 1, replies up to 16 MiB.
 /// `Hello`, protocol 4 ([`transport_tcp::PROTOCOL_VERSION`]), replies up to 16 MiB.
 const HELLO: [u8; 16] = [0, 0, 0, 12, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 1];
 
