@@ -5,22 +5,13 @@
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
 use rpc_core::{Registry, Transport};
 use rpc_tests::Fixture;
+use test_support::pki::{Ca, Identity};
 use transport_tcp::{
     ClientTls, ServerTls, SharedSecret, TcpServer, TcpServerConfig, TcpTransport,
     TcpTransportConfig,
 };
-
-/// A certificate and its key, in PEM.
-struct Identity {
-    cert: String,
-    key: String,
-}
 
 /// The CAs and certificates every case shares (made once: key generation is not free).
 struct Pki {
@@ -33,42 +24,15 @@ struct Pki {
 fn pki() -> &'static Pki {
     static PKI: OnceLock<Pki> = OnceLock::new();
     PKI.get_or_init(|| {
-        let consumers = ca("consumers' CA");
-        let producers = ca("producers' CA");
+        let consumers = Ca::new("consumers' CA");
+        let producers = Ca::new("producers' CA");
         Pki {
             consumers_ca: consumers.pem(),
             producers_ca: producers.pem(),
-            consumer: issue(&consumers, "consumer"),
-            producer: issue(&producers, "producer"),
+            consumer: consumers.issue("consumer"),
+            producer: producers.issue("producer"),
         }
     })
-}
-
-fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    CertifiedIssuer::self_signed(params, KeyPair::generate().expect("a key")).expect("a CA")
-}
-
-fn issue(ca: &CertifiedIssuer<'static, KeyPair>, name: &str) -> Identity {
-    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-    let mut params = CertificateParams::new(names).expect("certificate parameters");
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    let key = KeyPair::generate().expect("a key");
-    let cert = params.signed_by(&key, ca).expect("a certificate");
-    Identity {
-        cert: cert.pem(),
-        key: key.serialize_pem(),
-    }
 }
 
 fn secret() -> SharedSecret {

@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use common::pki::{Ca, Identity};
-use common::Consumer;
+use common::{read_to_close, Consumer};
 use rpc_core::encoding::to_bincode;
 use rpc_core::{Call, Client, Encoding, Request, RpcError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use test_support::pki::{Ca, Identity};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use transport_tcp::{
     ClientTls, ServerTls, SharedSecret, TcpServerConfig, TcpTransport, TcpTransportConfig,
@@ -182,22 +182,6 @@ impl GoodTraffic {
         self.task.await.expect("no good call failed");
         self.ok.load(Ordering::Relaxed)
     }
-}
-
-/// Everything the consumer sends until it closes the connection (a reset counts as closed).
-async fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
-    let mut answer = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), async {
-        let mut buf = [0u8; 4096];
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => answer.extend_from_slice(&buf[..n]),
-            }
-        }
-    });
-    read.await.expect("the consumer closes the connection");
-    answer
 }
 
 /// Sends `bytes` on a new connection and returns all the consumer answers before closing.
