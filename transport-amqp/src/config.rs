@@ -30,6 +30,10 @@ pub enum ReplyMode {
 /// caller as a poison task.
 pub const DEFAULT_DELIVERY_LIMIT: u32 = 3;
 
+/// The default [`AmqpConfig::prefetch_pipeline`]: requests a consumer holds, beyond those its
+/// workers run, so that the next one is already there when a worker frees up.
+pub const DEFAULT_PREFETCH_PIPELINE: u16 = 2;
+
 /// Which queues and messages the request side declares and publishes. Every peer of one
 /// request queue, Python ones included, must use the same: RabbitMQ refuses (406) to declare
 /// a queue again with other flags or arguments.
@@ -141,6 +145,14 @@ pub struct AmqpConfig {
     /// the memory a message takes is the broker's own `max_message_size` (128 MiB by default
     /// on RabbitMQ 3.8 and later). Default: [`DEFAULT_MAX_BODY`], 16 MiB.
     pub max_body: usize,
+    /// How many requests of each procedure a consumer takes from the broker beyond those its
+    /// workers can run at once (`basic.qos` prefetch = workers x batch size + this): with
+    /// none, a worker that finishes waits a broker round trip (ack, then the next delivery)
+    /// before it has work again. Requests held this way are not started: they wait unread,
+    /// and a consumer that stops gives them back to the queue for another consumer. Keep it
+    /// small, or one consumer holds heavy work another could start. Default:
+    /// [`DEFAULT_PREFETCH_PIPELINE`], 2.
+    pub prefetch_pipeline: u16,
 }
 
 impl Default for AmqpConfig {
@@ -157,6 +169,7 @@ impl Default for AmqpConfig {
             tls: AmqpTls::default(),
             connection_name: "rpc".to_string(),
             max_body: DEFAULT_MAX_BODY,
+            prefetch_pipeline: DEFAULT_PREFETCH_PIPELINE,
         }
     }
 }
@@ -204,6 +217,13 @@ impl AmqpConfig {
     /// The same configuration with another limit on request bodies, in bytes.
     pub fn with_max_body(mut self, max_body: usize) -> Self {
         self.max_body = max_body;
+        self
+    }
+
+    /// The same configuration with another prefetch pipeline (requests held beyond the
+    /// workers'; 0 for none).
+    pub fn with_prefetch_pipeline(mut self, pipeline: u16) -> Self {
+        self.prefetch_pipeline = pipeline;
         self
     }
 

@@ -104,7 +104,10 @@ mod topology;
 mod url;
 
 pub use client::AmqpTransport;
-pub use config::{AmqpConfig, ReplyMode, Topology, DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_BODY};
+pub use config::{
+    AmqpConfig, ReplyMode, Topology, DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_BODY,
+    DEFAULT_PREFETCH_PIPELINE,
+};
 pub use rpc::Rpc;
 pub use server::{serve, AmqpServer};
 pub use tls::AmqpTls;

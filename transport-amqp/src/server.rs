@@ -1,11 +1,15 @@
 //! The server half: consumes the request queue of every procedure in a [`Registry`], runs each
 //! request and publishes its reply.
 //!
-//! - Prefetch = the registry's workers, per consumer (`basic.qos` with `global` false), i.e.
-//!   per procedure queue: a consumer holds no more requests of a procedure than it can run,
-//!   and the rest stay in the queue for other consumers, or expire there and go back to their
-//!   callers. Never channel-wide: quorum queues do not support it and RabbitMQ 4.3 denies it
-//!   by default.
+//! - Prefetch = the registry's workers (times a batch procedure's batch size) plus a small
+//!   pipeline ([`AmqpConfig::prefetch_pipeline`]), per consumer (`basic.qos` with `global`
+//!   false), i.e. per procedure queue: a worker that finishes finds its next request already
+//!   here instead of waiting a broker round trip, and the rest stay in the queue for other
+//!   consumers, or expire there and go back to their callers. Never channel-wide: quorum
+//!   queues do not support it and RabbitMQ 4.3 denies it by default.
+//! - A request is read from the broker's deliveries only when a worker can start it (one
+//!   permit per worker place): the pipeline's requests wait unread, and a consumer that stops
+//!   gives them back to the queue (closing its channel requeues them) rather than run them.
 //! - A request is acked only after its reply is published: a consumer that dies mid-task
 //!   leaves it unacked, and the broker redelivers it to another consumer.
 //! - A malformed request (no `reply_to`, a content type we do not speak, a body that does not
@@ -39,6 +43,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use rpc_core::{Encoding, Registry, RpcError, ServerTask};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -143,7 +148,9 @@ async fn declare_and_consume(
         // request per worker, or a batch's worth per worker for a batch procedure, so that
         // a batch can form without this consumer holding work it could not start.
         let batch = registry.batch_size(&procedure);
-        let prefetch = u16::try_from(registry.workers().saturating_mul(batch)).unwrap_or(u16::MAX);
+        let prefetch = u16::try_from(registry.workers().saturating_mul(batch))
+            .unwrap_or(u16::MAX)
+            .saturating_add(config.prefetch_pipeline);
         channel
             .basic_qos(prefetch, BasicQosOptions { global: false })
             .await?;
@@ -182,8 +189,16 @@ async fn run(
     shutdown: CancellationToken,
 ) {
     let tracker = TaskTracker::new();
+    let places = Arc::new(Semaphore::new(worker_places(&registry)));
     loop {
         let lost = loop {
+            // Read the next request only when a worker can start it: the pipeline's requests
+            // wait unread, and go back to the queue if this consumer stops.
+            let place = tokio::select! {
+                _ = shutdown.cancelled() => break None,
+                place = places.clone().acquire_owned() => place,
+            };
+            let Ok(place) = place else { break None }; // never closed
             let next = tokio::select! {
                 _ = shutdown.cancelled() => break None,
                 next = session.deliveries.next() => next,
@@ -193,7 +208,9 @@ async fn run(
                     let registry = registry.clone();
                     let channel = session.channel.clone();
                     let max_body = config.max_body;
-                    tracker.spawn(handle(registry, channel, procedure, delivery, max_body));
+                    tracker.spawn(handle(
+                        registry, channel, procedure, delivery, max_body, place,
+                    ));
                 }
                 Some((_, Some(Err(e)))) => {
                     break Some(Error::broker("connection to the broker lost")(e))
@@ -233,14 +250,27 @@ async fn run(
     tracing::info!("AMQP consumer stopped");
 }
 
-/// Runs one request, publishes its reply, then acks it. A body over `max_body` bytes is
-/// answered with a protocol error, not decoded.
+/// How many requests may run at once: a place per worker, times the largest batch, so that a
+/// batch procedure's batch can form.
+fn worker_places(registry: &Registry) -> usize {
+    let batch = registry
+        .procedure_names()
+        .iter()
+        .map(|p| registry.batch_size(p))
+        .max()
+        .unwrap_or(1);
+    registry.workers().saturating_mul(batch).max(1)
+}
+
+/// Runs one request, frees its worker `place`, publishes its reply, then acks it. A body over
+/// `max_body` bytes is answered with a protocol error, not decoded.
 async fn handle(
     registry: Arc<Registry>,
     channel: Channel,
     procedure: Arc<str>,
     delivery: Delivery,
     max_body: usize,
+    place: OwnedSemaphorePermit,
 ) {
     let Delivery {
         properties,
@@ -276,6 +306,8 @@ async fn handle(
             Err(err) => Err(err.into()),
         }
     };
+    // The next request may start while this one's reply is published and acked.
+    drop(place);
     let Some(reply_to) = reply_to else {
         tracing::warn!(%id, %procedure, "request without reply_to: its result is dropped");
         let _ = acker.ack(BasicAckOptions::default()).await;

@@ -12,7 +12,10 @@ use std::time::Duration;
 use rpc_core::{Client, Registry};
 use serde_json::Value;
 use test_support::rabbitmq::rabbitmqctl_json;
-use transport_amqp::{AmqpConfig, AmqpServer, AmqpTransport, Topology, DEFAULT_DELIVERY_LIMIT};
+use transport_amqp::{
+    AmqpConfig, AmqpServer, AmqpTransport, Topology, DEFAULT_DELIVERY_LIMIT,
+    DEFAULT_PREFETCH_PIPELINE,
+};
 
 use support::{config, delete_queues, runtime, unique, First};
 
@@ -140,9 +143,10 @@ fn the_default_topology_declares_nothing_rabbitmq_4_3_denies() {
         .find(|q| !is_request_queue(q))
         .expect("the reply queue");
     assert_eq!(reply["exclusive"], true, "{reply}");
-    // Per-consumer prefetch = the workers, never channel-wide.
+    // Per-consumer prefetch = the workers (3) plus the pipeline, never channel-wide.
     assert_eq!(
-        view.consumers[0]["prefetch_count"], 3,
+        view.consumers[0]["prefetch_count"],
+        3 + u64::from(DEFAULT_PREFETCH_PIPELINE),
         "{:?}",
         view.consumers
     );
