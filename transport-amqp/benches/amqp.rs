@@ -8,7 +8,14 @@
 //! Each end runs in its own process, as a producer and a consumer do: this binary starts itself
 //! again as the consumer (`AMQP_BENCH_CONSUMER`), which serves both the floor's responder and
 //! the rpc consumer on a current-thread runtime (the consumer app's), while this process calls
-//! them on a two-thread runtime. CPU is read from /proc for each process and the broker.
+//! them on a two-thread runtime. CPU is read from /proc for each process and the broker. The
+//! rpc consumer has the apps' defaults: `Registry::new()` (one worker, as `consumer
+//! --workers`'s default) and `AmqpConfig`'s prefetch pipeline.
+//!
+//! The third peer is aio-pika's JsonRPC (`benches/aio_pika_peer.py`, from the venv that
+//! `scripts/python_venv.sh` makes): an echo consumer in a process of its own, called by an
+//! aio-pika caller process with the same calls in flight, through a reply queue, on the same
+//! queue type (its `register` given our quorum arguments).
 //!
 //! `cargo bench -p transport-amqp` (a RabbitMQ broker must answer: scripts/start_rabbitmq.sh).
 //! `BENCH_CALLS` sets the number of calls per measurement (default 3000); each figure is the
@@ -40,6 +47,99 @@ const CONSUMER_ENV: &str = "AMQP_BENCH_CONSUMER";
 const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
 const IN_FLIGHT: usize = 64;
+
+/// The venv's python, made by `scripts/python_venv.sh` if needed; fails loudly without it.
+fn python() -> std::path::PathBuf {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace");
+    let output = std::process::Command::new(repo.join("scripts/python_venv.sh"))
+        .output()
+        .expect("scripts/python_venv.sh runs");
+    assert!(
+        output.status.success(),
+        "scripts/python_venv.sh failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .last()
+        .expect("the python path")
+        .trim()
+        .into()
+}
+
+fn aio_pika_script() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/aio_pika_peer.py")
+}
+
+/// aio-pika's JsonRPC echo consumer for `procedure` in `topology`, once it is ready; it stops
+/// when its stdin closes.
+fn start_aio_pika_consumer(
+    python: &std::path::Path,
+    procedure: &str,
+    topology: Topology,
+) -> std::process::Child {
+    let mut child = std::process::Command::new(python)
+        .arg(aio_pika_script())
+        .args(["serve", procedure, topology.as_str()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the aio-pika consumer");
+    let stdout = child.stdout.take().expect("its stdout");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+        .expect("read the aio-pika consumer's READY");
+    assert_eq!(line.trim(), "READY", "the aio-pika consumer did not start");
+    child
+}
+
+/// One measurement by an aio-pika caller process: calls/s, p50 and p99 (its own clock); the
+/// CPU columns are the aio-pika consumer's and the broker's, the caller's is not read.
+fn measure_aio_pika(
+    python: &std::path::Path,
+    procedure: &str,
+    calls: usize,
+    in_flight: usize,
+    consumer: u32,
+    broker: Option<u32>,
+) -> Figures {
+    let cpu = |pid: Option<u32>| pid.and_then(procfs::process_cpu).unwrap_or_default();
+    let before = [cpu(Some(consumer)), cpu(broker)];
+    let output = std::process::Command::new(python)
+        .arg(aio_pika_script())
+        .args([
+            "call",
+            procedure,
+            &calls.to_string(),
+            &in_flight.to_string(),
+        ])
+        .output()
+        .expect("the aio-pika caller");
+    assert!(
+        output.status.success(),
+        "the aio-pika caller failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let after = [cpu(Some(consumer)), cpu(broker)];
+    let text = String::from_utf8_lossy(&output.stdout);
+    let numbers: Vec<f64> = text
+        .split_whitespace()
+        .map(|n| n.parse().expect("a number from the aio-pika caller"))
+        .collect();
+    let done = ((calls / in_flight) * in_flight) as f64;
+    let per_call = |i: usize| after[i].saturating_sub(before[i]).as_secs_f64() * 1e6 / done;
+    Figures {
+        per_second: numbers[0],
+        p50_us: numbers[1],
+        p99_us: numbers[2],
+        caller_us: f64::NAN,
+        consumer_us: per_call(0),
+        broker_us: per_call(1),
+    }
+}
 
 /// Measurements of each kind, alternating floor and rpc; the median is reported.
 const ROUNDS: usize = 5;
@@ -370,7 +470,8 @@ fn consumer_process(spec: &str) {
     runtime.block_on(async {
         let connection = connect(config.url.as_str()).await;
         floor_responder(&connection, &format!("{name}_floor.echo"), &config).await;
-        let mut registry = Registry::new().with_workers(IN_FLIGHT);
+        // The apps' defaults: one worker, the default prefetch pipeline.
+        let mut registry = Registry::new();
         registry.register_as(name.to_string(), Bench);
         let server = AmqpServer::start(config.clone(), Arc::new(registry))
             .await
@@ -408,6 +509,7 @@ async fn variant(
     calls: usize,
     processes: Processes,
     name: &str,
+    aio_pika: Option<(&std::path::Path, u32)>,
 ) -> Vec<String> {
     let mode_name = match mode {
         ReplyMode::DirectReplyTo => format!("{}, direct reply-to", config.topology),
@@ -432,13 +534,32 @@ async fn variant(
         // Alternate floor and rpc over several rounds and keep the median of each figure, so
         // that load from elsewhere on the machine weighs on both alike.
         let (mut floors, mut syncs, mut asyncs) = (Vec::new(), Vec::new(), Vec::new());
+        let mut pikas = Vec::new();
         for _ in 0..ROUNDS {
             floors.push(measure(&floor, calls, in_flight, processes).await);
             syncs.push(measure(&sync, calls, in_flight, processes).await);
             asyncs.push(measure(&asynchronous, calls, in_flight, processes).await);
+            if let Some((python, pika_consumer)) = aio_pika.filter(|_| in_flight == IN_FLIGHT) {
+                let procedure = format!("{name}_pika.echo");
+                pikas.push(measure_aio_pika(
+                    python,
+                    &procedure,
+                    calls,
+                    in_flight,
+                    pika_consumer,
+                    processes.broker,
+                ));
+            }
         }
         let floor = median(floors);
         rows.push(row(&format!("{mode_name}, {label}: floor"), &floor));
+        let pika = (!pikas.is_empty()).then(|| median(pikas));
+        if let Some(pika) = &pika {
+            rows.push(row(
+                &format!("{mode_name}, {label}: aio-pika JsonRPC"),
+                pika,
+            ));
+        }
         for (kind, rounds) in [("sync", syncs), ("async", asyncs)] {
             let rpc = median(rounds);
             rows.push(row(
@@ -450,6 +571,13 @@ async fn variant(
                 &rpc,
                 &floor,
             ));
+            if let Some(pika) = &pika {
+                rows.push(ratio_row(
+                    &format!("{mode_name}, {label}: rpc, {kind} / aio-pika"),
+                    &rpc,
+                    pika,
+                ));
+            }
         }
     }
     let _ = caller_connection.close(200, "done".into()).await;
@@ -468,6 +596,7 @@ fn main() {
         .max(IN_FLIGHT);
     let only = std::env::var("BENCH_TOPOLOGY").ok();
     let runtime = test_support::runtime(2);
+    let python = python();
     let config = AmqpConfig::new(AmqpUrl::resolve(None));
     println!(
         "AMQP transport vs. lapin floor: {calls} calls per measurement, median of {ROUNDS} rounds, broker {}, each end in its own process",
@@ -482,6 +611,8 @@ fn main() {
         }
         let name = format!("bench_{}_{topology}", std::process::id());
         let mut consumer = start_consumer(&name, topology);
+        let mut pika_consumer =
+            start_aio_pika_consumer(&python, &format!("{name}_pika.echo"), topology);
         let processes = Processes {
             consumer: consumer.id(),
             broker: broker_pid(&config),
@@ -492,18 +623,24 @@ fn main() {
         }
         runtime.block_on(async {
             for mode in [ReplyMode::Queue, ReplyMode::DirectReplyTo] {
-                for line in variant(&config, mode, calls, processes, &name).await {
+                // aio-pika's JsonRPC replies through a reply queue: measured beside that mode.
+                let pika =
+                    (mode == ReplyMode::Queue).then_some((python.as_path(), pika_consumer.id()));
+                for line in variant(&config, mode, calls, processes, &name, pika).await {
                     println!("{line}");
                 }
             }
         });
         drop(consumer.stdin.take()); // the consumer stops
         let _ = consumer.wait();
+        drop(pika_consumer.stdin.take());
+        let _ = pika_consumer.wait();
         runtime.block_on(async {
             let queues = [
                 format!("{name}_floor.echo"),
                 format!("{name}.add"),
                 format!("{name}.add_async"),
+                format!("{name}_pika.echo"),
             ];
             transport_amqp::delete_request_queues(&config, &queues)
                 .await
