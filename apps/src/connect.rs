@@ -113,6 +113,24 @@ impl Consumers {
         }
     }
 
+    /// What the consumers up can run at once, each its capacity plus `pipeline` (at least 1);
+    /// `None` over AMQP, where the broker does not say.
+    pub fn capacity(&self, pipeline: usize) -> Option<usize> {
+        match self {
+            Consumers::Pool(pool) => {
+                let consumers = pool.consumers();
+                let up = consumers
+                    .iter()
+                    .filter(|c| c.up && c.capacity > 0)
+                    .map(|c| c.capacity + pipeline)
+                    .sum::<usize>();
+                // Before the first handshake, a place per consumer: calls then find out.
+                Some(if up == 0 { consumers.len().max(1) } else { up })
+            }
+            Consumers::Broker(_) => None,
+        }
+    }
+
     /// How many consumers are up.
     pub async fn up(&self) -> usize {
         let states = self.states().await;

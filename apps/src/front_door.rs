@@ -18,7 +18,7 @@
 //! call its timeout in seconds, capped by [`FrontDoorConfig::max_timeout`].
 //!
 //! # Layout
-//! - `admission`: how many calls run and wait at once.
+//! - `admission`: how many calls run at once, and how long others may wait for a place.
 //! - `call`: the call route.
 //! - `reply`: results and errors as HTTP responses.
 //! - `dashboard`: the page and its data.
@@ -39,7 +39,7 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use rpc_core::Client;
 
-pub use admission::{Admission, Ticket};
+pub use admission::{Admission, Place, Refusal, Ticket};
 pub use call::TIMEOUT_HEADER;
 pub use reply::{status_of, RETRY_AFTER_SECONDS};
 
@@ -51,10 +51,16 @@ use crate::prometheus::{self, names};
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct FrontDoorConfig {
-    /// Calls running at once. Default 64.
+    /// Calls running at once; 0 means what the consumers can run: over TCP each consumer's
+    /// capacity (its workers) plus [`PIPELINE`], summed over the consumers up (followed as they
+    /// come and go), over AMQP [`AMQP_IN_FLIGHT`]. Default 0.
     pub max_in_flight: usize,
-    /// Calls admitted to wait for a place to run; beyond them a request gets 503 at once.
-    /// Default 256.
+    /// The queue-time target: a request that would wait longer than this for a place to run
+    /// gets 503 `Overloaded` at once, and one that has waited this long gets it then.
+    /// Default 20 ms.
+    pub max_queue_time: Duration,
+    /// Calls waiting for a place at most, whatever their expected wait (this bounds the
+    /// memory their bodies take). Default 1,024.
     pub max_waiting: usize,
     /// The largest request body, in bytes. Default 1 MiB.
     pub max_body: usize,
@@ -64,11 +70,23 @@ pub struct FrontDoorConfig {
     pub max_timeout: Duration,
 }
 
+/// Calls beyond its capacity each TCP consumer is given by the automatic in-flight limit, so
+/// that a consumer finds its next call already sent when it finishes one.
+pub const PIPELINE: usize = 1;
+
+/// The automatic in-flight limit over AMQP, where the producer cannot see the consumers'
+/// capacity (the broker's queues hold the rest).
+pub const AMQP_IN_FLIGHT: usize = 64;
+
+/// How often the automatic in-flight limit follows the TCP consumers' capacity.
+const FOLLOW_CAPACITY_EVERY: Duration = Duration::from_millis(250);
+
 impl Default for FrontDoorConfig {
     fn default() -> Self {
         Self {
-            max_in_flight: 64,
-            max_waiting: 256,
+            max_in_flight: 0,
+            max_queue_time: Duration::from_millis(20),
+            max_waiting: 1024,
             max_body: 1 << 20,
             timeout: rpc_core::DEFAULT_TIMEOUT,
             max_timeout: Duration::from_secs(300),
@@ -96,11 +114,23 @@ impl FrontDoor {
         metrics: Option<PrometheusHandle>,
         config: FrontDoorConfig,
     ) -> Arc<Self> {
+        let automatic = config.max_in_flight == 0;
+        let limit = match (automatic, consumers.capacity(PIPELINE)) {
+            (false, _) => config.max_in_flight,
+            (true, Some(capacity)) => capacity,
+            (true, None) => AMQP_IN_FLIGHT,
+        };
+        let admission = Admission::new(limit, config.max_queue_time, config.max_waiting);
+        if automatic {
+            if let Consumers::Pool(_) = consumers {
+                follow_capacity(consumers.clone(), Arc::downgrade(&admission));
+            }
+        }
         Arc::new(Self {
             client,
             consumers,
             observer,
-            admission: Admission::new(config.max_in_flight, config.max_waiting),
+            admission,
             metrics,
             config,
         })
@@ -119,6 +149,29 @@ impl FrontDoor {
             .layer(axum::middleware::map_response(count_response))
             .with_state(self.clone())
     }
+}
+
+/// Keeps the admission's limit at what the TCP consumers up can run, as long as it exists.
+fn follow_capacity(consumers: Consumers, admission: std::sync::Weak<Admission>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let mut every = tokio::time::interval(FOLLOW_CAPACITY_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let Some(admission) = admission.upgrade() else {
+                return;
+            };
+            if let Some(capacity) = consumers.capacity(PIPELINE) {
+                if capacity != admission.limit() {
+                    tracing::info!(places = capacity, "calls running at once follow the consumers' capacity");
+                    admission.set_limit(capacity);
+                }
+            }
+        }
+    });
 }
 
 async fn count_response(response: Response) -> Response {

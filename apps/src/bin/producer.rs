@@ -81,12 +81,23 @@ struct HttpArgs {
     #[arg(long)]
     generate: bool,
 
-    /// HTTP calls running at once; more wait in line (--max-waiting).
-    #[arg(long, default_value_t = 64)]
+    /// Threads serving HTTP (with --listen); 0 = one per core.
+    #[arg(long, env = "RPC_THREADS", default_value_t = 0)]
+    threads: usize,
+
+    /// HTTP calls running at once; 0 = what the consumers can run (TCP: each consumer's
+    /// workers + 1, following them as they come and go; AMQP: 64).
+    #[arg(long, default_value_t = 0)]
     max_in_flight: usize,
 
-    /// HTTP calls waiting for a place to run; beyond them a request gets 503 Overloaded.
-    #[arg(long, default_value_t = 256)]
+    /// The queue-time target, in seconds: an HTTP call that would wait longer than this for a
+    /// place to run gets 503 Overloaded at once, one that has waited this long gets it then.
+    #[arg(long, default_value = "0.02", value_parser = parse_seconds)]
+    max_queue_time: Duration,
+
+    /// HTTP calls waiting for a place at most, whatever their expected wait (bounds the memory
+    /// their bodies take).
+    #[arg(long, default_value_t = 1024)]
     max_waiting: usize,
 
     /// The largest HTTP request body, in bytes.
@@ -111,10 +122,12 @@ fn main() -> ExitCode {
     init_logging("info");
     // The front door serves many clients at once: one thread per core then. The generator
     // alone keeps the single thread it always had.
-    let runtime = if args.http.listen.is_some() {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
+    let runtime = if args.http.listen.is_some() && args.http.threads != 1 {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if args.http.threads > 1 {
+            builder.worker_threads(args.http.threads);
+        }
+        builder.enable_all().build()
     } else {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -178,6 +191,7 @@ async fn run(args: Args) -> ExitCode {
     let bound = listener.local_addr().map_or(addr, |a| a);
     let mut door_config = FrontDoorConfig::default();
     door_config.max_in_flight = args.http.max_in_flight;
+    door_config.max_queue_time = args.http.max_queue_time;
     door_config.max_waiting = args.http.max_waiting;
     door_config.max_body = args.http.max_body;
     door_config.timeout = args.timeout;
