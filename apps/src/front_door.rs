@@ -15,15 +15,19 @@
 //! 404, bad arguments 422, a body that is not a JSON object 400, a body over the limit 413, the
 //! procedure failed or panicked 500, a transport or protocol failure 502, no consumer or
 //! overloaded 503 (with `Retry-After`), deadline exceeded 504. The `x-timeout` header gives a
-//! call its timeout in seconds, capped by [`FrontDoorConfig::max_timeout`].
+//! call its timeout in seconds, capped by [`FrontDoorConfig::max_timeout`]. With API keys
+//! ([`FrontDoorConfig::api_keys`]) the calls, `/metrics` and `/v1/dashboard` need
+//! `Authorization: Bearer <key>` (401 `Unauthorized` without a key accepted).
 //!
 //! # Layout
 //! - `admission`: how many calls run at once, and how long others may wait for a place.
+//! - `auth`: the API-key check.
 //! - `call`: the call route.
 //! - `reply`: results and errors as HTTP responses.
 //! - `dashboard`: the page and its data.
 
 mod admission;
+mod auth;
 mod call;
 mod dashboard;
 mod reply;
@@ -40,12 +44,14 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use rpc_core::Client;
 
 pub use admission::{Admission, Place, Refusal, Ticket};
+pub use auth::UNAUTHORIZED;
 pub use call::TIMEOUT_HEADER;
 pub use reply::{status_of, RETRY_AFTER_SECONDS};
 
 use crate::connect::Consumers;
 use crate::producer::Observer;
 use crate::prometheus::{self, names};
+use crate::security::ApiKeys;
 
 /// How the front door admits and limits calls.
 #[derive(Debug, Clone)]
@@ -68,6 +74,10 @@ pub struct FrontDoorConfig {
     pub timeout: Duration,
     /// The longest timeout a request may ask for. Default 300 s.
     pub max_timeout: Duration,
+    /// The API keys a request must carry (`Authorization: Bearer <key>`) to call a procedure,
+    /// read `/metrics` or the dashboard's data; `/healthz`, `/readyz` and the dashboard's
+    /// page (which holds no data) stay open. Default none: every request is let in.
+    pub api_keys: Option<Arc<ApiKeys>>,
 }
 
 /// Calls beyond its capacity each TCP consumer is given by the automatic in-flight limit, so
@@ -90,6 +100,7 @@ impl Default for FrontDoorConfig {
             max_body: 1 << 20,
             timeout: rpc_core::DEFAULT_TIMEOUT,
             max_timeout: Duration::from_secs(300),
+            api_keys: None,
         }
     }
 }
@@ -138,13 +149,19 @@ impl FrontDoor {
 
     /// Its routes.
     pub fn router(self: &Arc<Self>) -> Router {
-        Router::new()
+        let guarded = Router::new()
             .route("/v1/call/{procedure}", post(call::call))
+            .route("/metrics", get(metrics_text))
+            .route("/v1/dashboard", get(dashboard::data))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                auth::require_key,
+            ));
+        Router::new()
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
-            .route("/metrics", get(metrics_text))
             .route("/", get(dashboard::page))
-            .route("/v1/dashboard", get(dashboard::data))
+            .merge(guarded)
             .fallback(not_found)
             .layer(axum::middleware::map_response(count_response))
             .with_state(self.clone())
@@ -166,7 +183,10 @@ fn follow_capacity(consumers: Consumers, admission: std::sync::Weak<Admission>) 
             };
             if let Some(capacity) = consumers.capacity(PIPELINE) {
                 if capacity != admission.limit() {
-                    tracing::info!(places = capacity, "calls running at once follow the consumers' capacity");
+                    tracing::info!(
+                        places = capacity,
+                        "calls running at once follow the consumers' capacity"
+                    );
                     admission.set_limit(capacity);
                 }
             }

@@ -3,17 +3,21 @@
 //! With `--listen ADDR` it is a web service: outside clients call procedures over HTTP.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use rpc_apps::cli::{init_logging, parse_seconds, shutdown_on_signal, TransportOptions};
+use rpc_apps::cli::{
+    init_logging, parse_seconds, shutdown_on_signal, TransportKind, TransportOptions,
+};
 use rpc_apps::connect;
 use rpc_apps::front_door::{FrontDoor, FrontDoorConfig};
 use rpc_apps::http::{self, ConnectionLimits};
 use rpc_apps::producer::{self, Mix, Observer, ProducerConfig};
 use rpc_apps::prometheus;
+use rpc_apps::security::{reload_on_sighup, ApiKeys, ProducerTls, Protection, TransportSecurity};
 use rpc_core::Client;
 
 /// Sends tasks to consumers: every --interval a random fibonacci_generator.calculate(100..=10000)
@@ -66,6 +70,9 @@ struct Args {
     timeout: Duration,
 
     #[command(flatten)]
+    tls: ProducerTls,
+
+    #[command(flatten)]
     http: HttpArgs,
 }
 
@@ -76,6 +83,18 @@ struct HttpArgs {
     /// (e.g. 127.0.0.1:8080); the task generator then runs only with --generate.
     #[arg(long, env = "RPC_LISTEN", value_name = "ADDR")]
     listen: Option<SocketAddr>,
+
+    /// With --listen: the API keys clients must send (`Authorization: Bearer <key>`), one a
+    /// line in this file (at least 16 characters each; `#` comments); read again on SIGHUP.
+    /// /healthz, /readyz and the dashboard's page stay open.
+    #[arg(long, env = "RPC_API_KEYS_FILE", value_name = "FILE")]
+    api_keys: Option<PathBuf>,
+
+    /// With --listen: accept the risk of an address other machines can reach without API
+    /// keys: anyone who reaches it can call every procedure (protected mode refuses to start
+    /// otherwise).
+    #[arg(long)]
+    insecure: bool,
 
     /// With --listen: run the task generator (or --stdin) beside the API.
     #[arg(long)]
@@ -143,6 +162,39 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> ExitCode {
+    let security = match TransportSecurity::producer(&args.tls) {
+        Ok(security) => security,
+        Err(err) => {
+            eprintln!("producer: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.transport.transport == TransportKind::Tcp {
+        security.report();
+    }
+    let api_keys = match &args.http.api_keys {
+        Some(path) => match ApiKeys::load(path) {
+            Ok(keys) => Some(keys),
+            Err(err) => {
+                eprintln!("producer: {err}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    if let Some(addr) = args.http.listen {
+        let protection = Protection {
+            listener: "producer --listen",
+            secured_by: api_keys.as_ref().map(|k| format!("{} API keys", k.len())),
+            how_to_secure: "--api-keys FILE (or RPC_API_KEYS_FILE; TLS terminated in front of \
+                            it, see the README)",
+            insecure: args.http.insecure,
+        };
+        if let Err(err) = protection.check(&addr.ip().to_string()) {
+            eprintln!("producer: {err}");
+            return ExitCode::FAILURE;
+        }
+    }
     let connected = match connect::connect(&args.transport, &args.consumers).await {
         Ok(connected) => connected,
         Err(err) => {
@@ -196,6 +248,13 @@ async fn run(args: Args) -> ExitCode {
     door_config.max_body = args.http.max_body;
     door_config.timeout = args.timeout;
     door_config.max_timeout = args.http.max_timeout;
+    if let Some(keys) = &api_keys {
+        tracing::info!(keys = keys.len(), "API keys from {}", keys.path().display());
+        if let Err(err) = reload_on_sighup(keys.clone()) {
+            tracing::warn!("{err}: the API keys are read again only by a restart");
+        }
+    }
+    door_config.api_keys = api_keys;
     let door = FrontDoor::new(
         client.clone(),
         connected.consumers,

@@ -208,15 +208,14 @@ impl Admission {
             let Some(waiter) = line.waiters.pop_front() else {
                 return;
             };
-            let place = self.place(Instant::now());
-            line.running += 1;
-            line.waiting -= 1;
-            if let Err(mut place) = waiter.send(place) {
-                // Its ticket is gone (and did not count itself out of the line, since it had
-                // a channel): the place goes to the next one, without this lock taken twice.
-                place.armed = false;
-                line.running -= 1;
-                line.waiting += 1;
+            match waiter.send(self.place(Instant::now())) {
+                Ok(()) => {
+                    line.running += 1;
+                    line.waiting -= 1;
+                }
+                // Its ticket is gone and counted itself out of the line: the place goes to the
+                // next one, without this lock taken twice.
+                Err(mut place) => place.armed = false,
             }
         }
     }
@@ -252,7 +251,9 @@ impl Ticket {
                     return Ok(place);
                 }
                 self.leave_line();
-                Err(self.admission.refuse(Refusal::Waited(self.entered.elapsed())))
+                Err(self
+                    .admission
+                    .refuse(Refusal::Waited(self.entered.elapsed())))
             }
         }
     }
@@ -304,8 +305,18 @@ mod tests {
     #[tokio::test]
     async fn a_free_place_is_given_at_once_and_freed_on_drop() {
         let admission = Admission::new(2, Duration::from_millis(50), 10);
-        let a = admission.enter().expect("room").run().await.expect("a place");
-        let _b = admission.enter().expect("room").run().await.expect("a place");
+        let a = admission
+            .enter()
+            .expect("room")
+            .run()
+            .await
+            .expect("a place");
+        let _b = admission
+            .enter()
+            .expect("room")
+            .run()
+            .await
+            .expect("a place");
         assert_eq!((admission.in_flight(), admission.waiting()), (2, 0));
         let c = admission.enter().expect("in line");
         assert_eq!(admission.waiting(), 1);
@@ -317,7 +328,12 @@ mod tests {
     #[tokio::test]
     async fn a_waiter_that_gets_no_place_in_time_is_refused() {
         let admission = Admission::new(1, Duration::from_millis(30), 10);
-        let _running = admission.enter().expect("room").run().await.expect("a place");
+        let _running = admission
+            .enter()
+            .expect("room")
+            .run()
+            .await
+            .expect("a place");
         let started = Instant::now();
         let refused = admission.enter().expect("in line").run().await;
         assert!(matches!(refused, Err(Refusal::Waited(_))), "{refused:?}");
@@ -331,8 +347,15 @@ mod tests {
         // Calls hold their place 5 ms: four waiting would wait 20 ms, a fifth 25 ms, over
         // the target's twice (the margin).
         admission.lock().hold = 0.005;
-        let _running = admission.enter().expect("room").run().await.expect("a place");
-        let admitted: Vec<_> = (0..4).map(|_| admission.enter().expect("in line")).collect();
+        let _running = admission
+            .enter()
+            .expect("room")
+            .run()
+            .await
+            .expect("a place");
+        let admitted: Vec<_> = (0..4)
+            .map(|_| admission.enter().expect("in line"))
+            .collect();
         let fifth = admission.enter();
         assert!(matches!(fifth, Err(Refusal::WouldWait(_))), "{fifth:?}");
         drop(admitted);
@@ -342,21 +365,34 @@ mod tests {
     #[tokio::test]
     async fn the_line_is_capped_and_a_dropped_waiter_passes_its_place_on() {
         let admission = Admission::new(1, Duration::from_secs(10), 2);
-        let running = admission.enter().expect("room").run().await.expect("a place");
+        let running = admission
+            .enter()
+            .expect("room")
+            .run()
+            .await
+            .expect("a place");
         let gone = admission.enter().expect("in line");
         let next = admission.enter().expect("in line");
         assert!(matches!(admission.enter(), Err(Refusal::LineFull(2))));
         drop(gone);
         assert_eq!(admission.waiting(), 1);
         drop(running);
-        let _next = next.run().await.expect("the place skipped the dropped ticket");
+        let _next = next
+            .run()
+            .await
+            .expect("the place skipped the dropped ticket");
         assert_eq!((admission.in_flight(), admission.waiting()), (1, 0));
     }
 
     #[tokio::test]
     async fn more_places_go_to_the_waiters() {
         let admission = Admission::new(1, Duration::from_secs(10), 10);
-        let _running = admission.enter().expect("room").run().await.expect("a place");
+        let _running = admission
+            .enter()
+            .expect("room")
+            .run()
+            .await
+            .expect("a place");
         let waiter = admission.enter().expect("in line");
         admission.set_limit(2);
         let _place = waiter.run().await.expect("the new place");
