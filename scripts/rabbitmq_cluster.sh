@@ -11,6 +11,8 @@
 #   scripts/rabbitmq_cluster.sh stop-node N    stop node N gracefully, wait for its process
 #   scripts/rabbitmq_cluster.sh start-node N   start node N again (it rejoins by itself)
 #   scripts/rabbitmq_cluster.sh leader QUEUE   the node number leading quorum queue QUEUE
+#   scripts/rabbitmq_cluster.sh lead QUEUE N   move the leadership of quorum queue QUEUE (vhost
+#                                              /) to node N, wait until N leads it
 #
 # Each node is `rpc-cN@<host>` with AMQP port 5680+N, distribution port 25680+N, its own data,
 # log and pid file under $RPC_CLUSTER_DIR (default /tmp/rpc-rabbitmq-cluster), an empty
@@ -183,6 +185,22 @@ print(next((r["leader"] for r in json.load(sys.stdin) if r["name"] == q), ""))' 
     return 1
 }
 
+# Moves the leadership of quorum queue QUEUE to node N (RabbitMQ 3.10 has no command for one
+# queue: rabbit_quorum_queue:transfer_leadership through `eval`), then waits until the
+# cluster says N leads it.
+lead() {
+    local queue=$1 n=$2 deadline=$((SECONDS + 60))
+    until [ "$(leader "$queue")" = "$n" ]; do
+        if ((SECONDS >= deadline)); then
+            say "node $n does not lead $queue after 60 s"
+            return 1
+        fi
+        ctl "$n" eval "{ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<\"/\">>, queue, <<\"$queue\">>)), rabbit_quorum_queue:transfer_leadership(Q, '$(node_name "$n")')." >&2 || true
+        sleep 1
+    done
+    say "node $n leads $queue"
+}
+
 node_arg() {
     case "${1:-}" in
     1 | 2 | 3) echo "$1" ;;
@@ -218,8 +236,9 @@ start-node)
     say "node $n started"
     ;;
 leader) leader "${2:?a queue name}" ;;
+lead) lead "${2:?a queue name}" "$(node_arg "${3:-}")" ;;
 *)
-    sed -n '2,20p' "$0" >&2
+    sed -n '2,22p' "$0" >&2
     exit 2
     ;;
 esac

@@ -36,10 +36,8 @@ use tokio::net::TcpStream;
 use tokio::time::{sleep, timeout};
 use transport_tcp::{TcpServerConfig, TcpTransport, TcpTransportConfig, DEFAULT_MAX_FRAME};
 
-/// Hello, protocol 2 (transport_tcp::PROTOCOL_VERSION), replies up to 16 MiB.
-const HELLO: [u8; 16] = [0, 0, 0, 12, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 1];
-/// A `Welcome` frame: 4 bytes of length, 16 of body.
-const WELCOME_LEN: usize = 20;
+/// Hello, protocol 4 (transport_tcp::PROTOCOL_VERSION), replies up to 16 MiB.
+const HELLO: [u8; 16] = [0, 0, 0, 12, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 1];
 
 /// Idle connections that never send a byte, and idle connections that said hello.
 const SILENT: usize = 250;
@@ -73,9 +71,12 @@ fn limits() -> TcpServerConfig {
 async fn handshake(port: u16) -> io::Result<TcpStream> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
     stream.write_all(&HELLO).await?;
-    let mut welcome = [0u8; WELCOME_LEN];
+    // A `Welcome` frame: a 4-byte length (it lists the batch procedures), then variant 0.
+    let mut prefix = [0u8; 4];
+    stream.read_exact(&mut prefix).await?;
+    let mut welcome = vec![0u8; u32::from_be_bytes(prefix) as usize];
     stream.read_exact(&mut welcome).await?;
-    if welcome[..8] != [0, 0, 0, 16, 0, 0, 0, 0] {
+    if welcome.get(..8) != Some(&[0, 0, 0, 0, 4, 0, 0, 0][..]) {
         return Err(io::Error::other(format!("not a welcome: {welcome:?}")));
     }
     Ok(stream)

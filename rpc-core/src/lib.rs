@@ -35,7 +35,12 @@
 //! - [`handler`](macro@handler): the attribute that turns an `impl` block into procedures.
 //! - [`Handler`], [`Procedure`], [`Invocation`] (`handler.rs`): what the attribute implements.
 //! - [`Registry`] (`registry.rs`): the handlers a consumer serves; runs synchronous calls on
-//!   its `workers` threads (`workers.rs`), enforcing deadlines and catching panics.
+//!   its `workers` threads (`workers.rs`), enforcing deadlines and catching panics, and
+//!   emits the consumer's metrics (`metrics.rs`).
+//! - [`BatchCall`] (`batch.rs`): one call of a `#[batch(max = N)]` procedure, run together
+//!   with the calls of the same procedure waiting behind it.
+//! - [`Deadline`] (`deadline.rs`): when a call stops being worth answering, set once;
+//!   [`Cancellation`] (`cancellation.rs`): what a synchronous procedure checks to stop early.
 //! - [`Transport`] (`transport.rs`): the client half every transport implements.
 //! - [`Client`] (`client.rs`): calls over any transport, with the deadline enforced once.
 //! - [`Call`], [`Request`], [`Reply`] (`envelope.rs`): what travels.
@@ -44,6 +49,8 @@
 //! - [`RpcError`] (`error.rs`): every way a call fails, as data that crosses the wire.
 //! - [`ServerTask`] (`server_task.rs`): a server half running in the background, stopped
 //!   gracefully or on drop; every transport's convenience wrapper uses it.
+//! - [`backoff`] (`backoff.rs`): the jittered exponential backoff of every transport's
+//!   reconnection.
 //! - [`memory`]: the in-memory transport.
 
 #![deny(missing_docs)]

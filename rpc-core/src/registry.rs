@@ -51,6 +51,7 @@ pub const DEFAULT_WORKERS: usize = 1;
 pub struct Registry {
     handlers: BTreeMap<String, Arc<dyn Handler>>,
     workers: Workers,
+    batch_limit: Option<usize>,
 }
 
 impl Default for Registry {
@@ -64,6 +65,7 @@ impl fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field("procedures", &self.procedure_names())
             .field("workers", &self.workers.count())
+            .field("batch_limit", &self.batch_limit)
             .finish()
     }
 }
@@ -74,12 +76,26 @@ impl Registry {
         Self {
             handlers: BTreeMap::new(),
             workers: Workers::new(DEFAULT_WORKERS),
+            batch_limit: None,
         }
     }
 
     /// The same registry running at most `workers` synchronous procedures at once (at least 1).
     pub fn with_workers(mut self, workers: usize) -> Self {
         self.workers = Workers::new(workers);
+        self
+    }
+
+    /// The same registry running at most `limit` calls (at least 1) in one invocation of any
+    /// batch procedure, below the procedure's own `#[batch(max = N)]`: a limit of 1 runs every
+    /// call alone, as if no procedure batched. Without it each procedure's `max` applies.
+    ///
+    /// ```
+    /// let registry = rpc_core::Registry::new().with_batch_limit(1);
+    /// assert_eq!(registry.batch_size("any.procedure"), 1);
+    /// ```
+    pub fn with_batch_limit(mut self, limit: usize) -> Self {
+        self.batch_limit = Some(limit.max(1));
         self
     }
 
@@ -101,8 +117,9 @@ impl Registry {
         self
     }
 
-    /// How many calls `procedure` (`handler.method`) takes at once: its `#[batch(max = N)]`,
-    /// or 1 (also for a procedure not served here).
+    /// How many calls `procedure` (`handler.method`) takes at once: its `#[batch(max = N)]`
+    /// within the registry's [`Registry::with_batch_limit`], or 1 (also for a procedure not
+    /// served here).
     pub fn batch_size(&self, procedure: &str) -> usize {
         procedure
             .rsplit_once('.')
@@ -110,7 +127,12 @@ impl Registry {
                 let handler = self.handlers.get(handler)?;
                 handler.procedures().iter().find(|p| p.method == method)
             })
-            .map_or(1, |p| p.batch.max(1))
+            .map_or(1, |p| self.limit_batch(p.batch))
+    }
+
+    /// A procedure's own batch size within the registry's limit.
+    fn limit_batch(&self, max: usize) -> usize {
+        self.batch_limit.map_or(max, |limit| max.min(limit)).max(1)
     }
 
     /// Every procedure served, as `handler.method`, sorted.
@@ -180,7 +202,8 @@ impl Registry {
                     .run(procedure.clone(), work, cancel.clone())
                     .await
             }
-            Invocation::Batch(batch) => {
+            Invocation::Batch(mut batch) => {
+                batch.max = self.limit_batch(batch.max);
                 let work = Work::Batch(batch);
                 self.workers
                     .run(procedure.clone(), work, cancel.clone())

@@ -137,3 +137,25 @@ async fn an_expired_call_is_dropped_from_its_batch() {
         "the expired call ran"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_limit_of_one_runs_every_call_alone() {
+    let squarer = Squarer::default();
+    let sizes = squarer.sizes.clone();
+    let mut registry = Registry::new().with_workers(1).with_batch_limit(1);
+    registry.register(squarer);
+    assert_eq!(registry.batch_size("squarer.square"), 1);
+    let (transport, _server) = memory::spawn(registry);
+    let client = SquarerClient::new(transport);
+    let calls: Vec<_> = (0..12i64)
+        .map(|n| {
+            let client = client.clone();
+            tokio::spawn(async move { (n, client.square(n).await) })
+        })
+        .collect();
+    for call in calls {
+        let (n, result) = call.await.expect("a task");
+        assert_eq!(result, Ok(n * n));
+    }
+    assert_eq!(*sizes.lock().expect("sizes"), [1; 12]);
+}

@@ -384,3 +384,84 @@ pub async fn batch_results_matched_to_callers<F: Fixture>() {
     );
     server.stop().await;
 }
+
+/// Occupies a one-worker server's only worker for `ms` milliseconds, returning once the
+/// sleep has started, so that calls made next wait and form one batch.
+async fn occupy_the_worker(
+    suite: &crate::procedures::SuiteClient,
+    ms: u64,
+) -> tokio::task::JoinHandle<Result<crate::procedures::Span, RpcError>> {
+    let busy = tokio::spawn({
+        let suite = suite.clone();
+        async move { suite.sleep(ms).await }
+    });
+    // No call can ask whether the sleep started (it would wait behind it): wait a time far
+    // above one call's latency on any transport here, far below the sleep.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    busy
+}
+
+/// A panic in a batch procedure fails every call of that batch with `Panicked` (each caller
+/// hears of it), calls in other batches are answered, and the next batch runs.
+pub async fn batch_panic_fails_its_batch_only<F: Fixture>() {
+    let server = Server::<F>::start(1).await;
+    let suite = server.suite().await;
+    let busy = occupy_the_worker(&suite, 500).await;
+    let answers = join_all([2i64, -666, 3, 4, 5, 6].map(|n| {
+        let suite = suite.clone();
+        async move { (n, suite.square(n).await) }
+    }))
+    .await;
+    assert!(busy.await.expect("task").is_ok());
+    let batches = server.record.batches();
+    for (n, answer) in answers {
+        let batch = batches
+            .iter()
+            .find(|batch| batch.contains(&n))
+            .unwrap_or_else(|| panic!("square({n}) never ran: {batches:?}"));
+        if batch.contains(&-666) {
+            match answer {
+                Err(RpcError::Panicked(message)) => {
+                    assert!(message.contains("devil"), "{message}")
+                }
+                other => panic!("square({n}) shared a batch with -666, got {other:?}"),
+            }
+        } else {
+            assert_eq!(answer, Ok(n * n), "square({n}) in {batch:?}");
+        }
+    }
+    assert!(
+        batches
+            .iter()
+            .any(|batch| batch.contains(&-666) && batch.len() > 1),
+        "the panic never hit a batch of several calls: {batches:?}"
+    );
+    assert_eq!(suite.square(7).await, Ok(49), "the next batch runs");
+    server.stop().await;
+}
+
+/// A call of a batch procedure whose deadline passes while it waits is left out of the batch
+/// that takes the calls waiting with it: it never runs, and the others are answered.
+pub async fn batch_expired_call_is_skipped<F: Fixture>() {
+    let server = Server::<F>::start(1).await;
+    let suite = server.suite().await;
+    let busy = occupy_the_worker(&suite, 600).await;
+    let patient = tokio::spawn({
+        let suite = suite.clone();
+        async move { join_all([3i64, 4].map(|n| suite.square(n))).await }
+    });
+    let hurried = suite.clone().with_timeout(Duration::from_millis(150));
+    assert_eq!(hurried.square(2).await, Err(RpcError::DeadlineExceeded));
+    assert!(busy.await.expect("task").is_ok());
+    assert_eq!(patient.await.expect("task"), [Ok(9), Ok(16)]);
+    let batches = server.record.batches();
+    assert!(
+        batches.iter().all(|batch| !batch.contains(&2)),
+        "the expired call ran: {batches:?}"
+    );
+    assert!(
+        batches.iter().any(|batch| batch.len() > 1),
+        "the calls waiting did not form a batch: {batches:?}"
+    );
+    server.stop().await;
+}

@@ -48,6 +48,8 @@ macro_rules! conformance_suite {
             one_mib_argument,
             running_call_stops_at_its_deadline,
             batch_results_matched_to_callers,
+            batch_panic_fails_its_batch_only,
+            batch_expired_call_is_skipped,
         );
     };
     // The cases for transports that carry a caller's cancellation to the consumer.

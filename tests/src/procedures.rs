@@ -46,7 +46,7 @@ pub struct Spins {
 pub struct Record {
     marks: Mutex<HashSet<String>>,
     spins: Mutex<HashMap<String, Spins>>,
-    batches: Mutex<Vec<usize>>,
+    batches: Mutex<Vec<Vec<i64>>>,
 }
 
 impl Record {
@@ -57,12 +57,17 @@ impl Record {
         spins.get(tag).copied().unwrap_or_default()
     }
 
-    /// The size of each batch [`Suite::square`] ran, in order.
-    pub fn batch_sizes(&self) -> Vec<usize> {
+    /// The numbers of each batch [`Suite::square`] ran, in order.
+    pub fn batches(&self) -> Vec<Vec<i64>> {
         self.batches
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The size of each batch [`Suite::square`] ran, in order.
+    pub fn batch_sizes(&self) -> Vec<usize> {
+        self.batches().iter().map(Vec::len).collect()
     }
 
     fn record_spin(&self, tag: &str, change: impl FnOnce(&mut Spins)) {
@@ -149,15 +154,16 @@ impl Suite {
         Ok(ms)
     }
 
-    /// The square of each `n`, as a batch procedure (at most 4 at once); `n = 13` fails alone.
-    /// Records the size of each batch.
+    /// The square of each `n`, as a batch procedure (at most 4 at once); `n = 13` fails alone;
+    /// a batch holding `n = -666` panics. Records the numbers of each batch it runs.
     #[batch(max = 4, param = "n")]
     pub fn square(&self, numbers: Vec<i64>) -> Vec<Result<i64, String>> {
         self.record
             .batches
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(numbers.len());
+            .push(numbers.clone());
+        assert!(!numbers.contains(&-666), "the devil's number in a batch");
         // Long enough for calls made meanwhile to wait and form the next batch.
         std::thread::sleep(Duration::from_millis(2));
         numbers

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rpc_core::{Registry, Transport};
 use rpc_tests::Fixture;
-use transport_amqp::topology::delete_request_queues;
+use transport_amqp::delete_request_queues;
 use transport_amqp::{AmqpConfig, AmqpServer, AmqpTransport};
 
 /// A consumer in this process and a client transport, both on the broker.

@@ -5,29 +5,39 @@
 //! reply modes, with a synchronous procedure (run on a blocking thread by rpc-core's registry)
 //! and an async one.
 //!
+//! Each end runs in its own process, as a producer and a consumer do: this binary starts itself
+//! again as the consumer (`AMQP_BENCH_CONSUMER`), which serves both the floor's responder and
+//! the rpc consumer on a current-thread runtime (the consumer app's), while this process calls
+//! them on a two-thread runtime. CPU is read from /proc for each process and the broker.
+//!
 //! `cargo bench -p transport-amqp` (a RabbitMQ broker must answer: scripts/start_rabbitmq.sh).
 //! `BENCH_CALLS` sets the number of calls per measurement (default 3000); each figure is the
 //! median of 5 rounds, floor and rpc measurements alternating.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, LongString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use rpc_core::{Client, Registry};
+use test_support::{procfs, Latencies};
 use tokio::sync::oneshot;
-use tokio_util::sync::CancellationToken;
-use transport_amqp::message::delivery_mode;
-use transport_amqp::topology::{declare_request_queue, DIRECT_REPLY_TO};
-use transport_amqp::{AmqpConfig, AmqpServer, AmqpTransport, AmqpUrl, ReplyMode, Topology};
+use transport_amqp::{
+    AmqpConfig, AmqpServer, AmqpTransport, AmqpUrl, ReplyMode, Topology, DEFAULT_DELIVERY_LIMIT,
+};
+
+/// The environment variable that makes this binary the consumer process: `<name>,<topology>`.
+const CONSUMER_ENV: &str = "AMQP_BENCH_CONSUMER";
+
+/// RabbitMQ's pseudo-queue for direct reply-to.
+const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
 const IN_FLIGHT: usize = 64;
 
@@ -103,6 +113,30 @@ impl Caller for Floor {
     }
 }
 
+/// Declares the request queue `queue` as the transport does in `topology` (README, "AMQP"):
+/// the floor runs on the same queue type.
+async fn declare_request_queue(channel: &Channel, queue: &str, topology: Topology) {
+    let long = |s: &str| AMQPValue::LongString(LongString::from(s));
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-dead-letter-exchange".into(), long("rpc.dlx"));
+    let durable = topology == Topology::Quorum;
+    if durable {
+        arguments.insert("x-queue-type".into(), long("quorum"));
+        arguments.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(i64::from(DEFAULT_DELIVERY_LIMIT)),
+        );
+    }
+    let options = QueueDeclareOptions {
+        durable,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(queue.into(), options, arguments)
+        .await
+        .expect("declare the floor's queue");
+}
+
 async fn connect(url: &str) -> Connection {
     Connection::connect(url, ConnectionProperties::default())
         .await
@@ -112,9 +146,7 @@ async fn connect(url: &str) -> Connection {
 /// The floor's responder: echo each request to its reply_to, then ack. No logic at all.
 async fn floor_responder(connection: &Connection, queue: &str, config: &AmqpConfig) {
     let channel = connection.create_channel().await.expect("channel");
-    declare_request_queue(&channel, queue, config)
-        .await
-        .expect("declare");
+    declare_request_queue(&channel, queue, config.topology).await;
     channel
         .basic_qos(IN_FLIGHT as u16, BasicQosOptions { global: false })
         .await
@@ -208,64 +240,81 @@ async fn floor_caller(
         reply_to,
         pending,
         counter: Arc::default(),
-        delivery_mode: delivery_mode(topology),
+        // Persistent in the quorum topology, as the transport's requests.
+        delivery_mode: if topology == Topology::Quorum { 2 } else { 1 },
     }
 }
 
-/// Calls per second, p50 and p99 in microseconds.
+/// Calls per second, p50 and p99 in microseconds, CPU per call of each process.
 struct Figures {
     per_second: f64,
     p50_us: f64,
     p99_us: f64,
-    /// CPU time of this process (client and consumer) per call.
-    cpu_us: f64,
+    /// CPU time of this process (the callers) per call.
+    caller_us: f64,
+    /// CPU time of the consumer process per call.
+    consumer_us: f64,
     /// CPU time of the broker per call, when it runs on this machine.
     broker_us: f64,
 }
 
-async fn measure<C: Caller>(caller: &C, calls: usize, in_flight: usize) -> Figures {
+/// The processes whose CPU time is read: this one, the consumer, the local broker.
+#[derive(Clone, Copy)]
+struct Processes {
+    consumer: u32,
+    broker: Option<u32>,
+}
+
+impl Processes {
+    fn cpu(&self) -> [Duration; 3] {
+        let cpu = |pid: Option<u32>| pid.and_then(procfs::process_cpu).unwrap_or_default();
+        [
+            cpu(Some(std::process::id())),
+            cpu(Some(self.consumer)),
+            cpu(self.broker),
+        ]
+    }
+}
+
+async fn measure<C: Caller>(
+    caller: &C,
+    calls: usize,
+    in_flight: usize,
+    processes: Processes,
+) -> Figures {
     for _ in 0..200 {
         caller.call().await; // warm up
     }
     let per_task = calls / in_flight;
-    let own = PathBuf::from("/proc/self/stat");
-    let broker = broker_stat();
-    let cpu_before = cpu_ticks(&own);
-    let broker_before = broker.as_ref().map_or(0, |b| cpu_ticks(b));
+    let before = processes.cpu();
     let started = Instant::now();
     let tasks = (0..in_flight).map(|_| {
         let caller = caller.clone();
         tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(per_task);
+            let mut latencies = Latencies::new();
             for _ in 0..per_task {
                 let t = Instant::now();
                 caller.call().await;
-                latencies.push(t.elapsed());
+                latencies.record(t.elapsed());
             }
             latencies
         })
     });
-    let mut latencies: Vec<Duration> = futures::future::join_all(tasks)
-        .await
-        .into_iter()
-        .flat_map(|t| t.expect("task"))
-        .collect();
+    let mut latencies = Latencies::new();
+    for task in futures::future::join_all(tasks).await {
+        latencies.merge(&task.expect("task"));
+    }
     let elapsed = started.elapsed();
-    let per_call = |ticks: u64| ticks as f64 * 1e6 / TICKS_PER_SECOND / latencies.len() as f64;
-    let cpu_us = per_call(cpu_ticks(&own).saturating_sub(cpu_before));
-    let broker_us = per_call(
-        broker
-            .as_ref()
-            .map_or(0, |b| cpu_ticks(b).saturating_sub(broker_before)),
-    );
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    let after = processes.cpu();
+    let calls = latencies.count() as f64;
+    let per_call = |i: usize| after[i].saturating_sub(before[i]).as_secs_f64() * 1e6 / calls;
     Figures {
-        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50_us: at(0.50).as_secs_f64() * 1e6,
-        p99_us: at(0.99).as_secs_f64() * 1e6,
-        cpu_us,
-        broker_us,
+        per_second: calls / elapsed.as_secs_f64(),
+        p50_us: latencies.p50().as_secs_f64() * 1e6,
+        p99_us: latencies.p99().as_secs_f64() * 1e6,
+        caller_us: per_call(0),
+        consumer_us: per_call(1),
+        broker_us: per_call(2),
     }
 }
 
@@ -280,20 +329,86 @@ fn median(rounds: Vec<Figures>) -> Figures {
         per_second: mid(|f| f.per_second),
         p50_us: mid(|f| f.p50_us),
         p99_us: mid(|f| f.p99_us),
-        cpu_us: mid(|f| f.cpu_us),
+        caller_us: mid(|f| f.caller_us),
+        consumer_us: mid(|f| f.consumer_us),
         broker_us: mid(|f| f.broker_us),
     }
 }
 
 fn row(label: &str, f: &Figures) -> String {
     format!(
-        "| {label} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
-        f.per_second, f.p50_us, f.p99_us, f.cpu_us, f.broker_us
+        "| {label} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+        f.per_second, f.p50_us, f.p99_us, f.caller_us, f.consumer_us, f.broker_us
     )
 }
 
-async fn variant(config: &AmqpConfig, mode: ReplyMode, calls: usize) -> Vec<String> {
-    let name = format!("bench_{}", std::process::id());
+fn ratio_row(label: &str, rpc: &Figures, floor: &Figures) -> String {
+    format!(
+        "| **{label}** | **{:.0}%** | **{:.2}x** | {:.2}x | {:.2}x | {:.2}x | {:.2}x |",
+        100.0 * rpc.per_second / floor.per_second,
+        rpc.p50_us / floor.p50_us,
+        rpc.p99_us / floor.p99_us,
+        rpc.caller_us / floor.caller_us,
+        rpc.consumer_us / floor.consumer_us,
+        rpc.broker_us / floor.broker_us
+    )
+}
+
+/// The consumer process: this binary started again with [`CONSUMER_ENV`]. Serves the floor's
+/// responder on `<name>_floor.echo` and the rpc consumer of `<name>.add`/`.add_async` in
+/// `topology`, says `READY` on stdout, and stops when its stdin closes.
+fn consumer_process(spec: &str) {
+    let (name, topology) = spec.split_once(',').expect("<name>,<topology>");
+    let topology: Topology = topology.parse().expect("a topology");
+    let config = AmqpConfig::new(AmqpUrl::resolve(None)).with_topology(topology);
+    // The consumer app's runtime: one thread for the network, the procedures on the
+    // registry's workers.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let connection = connect(config.url.as_str()).await;
+        floor_responder(&connection, &format!("{name}_floor.echo"), &config).await;
+        let mut registry = Registry::new().with_workers(IN_FLIGHT);
+        registry.register_as(name.to_string(), Bench);
+        let server = AmqpServer::start(config.clone(), Arc::new(registry))
+            .await
+            .expect("rpc consumer");
+        println!("READY");
+        let _ = tokio::task::spawn_blocking(|| {
+            let mut rest = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut rest);
+        })
+        .await;
+        server.shutdown().await;
+        let _ = connection.close(200, "done".into()).await;
+    });
+}
+
+/// The consumer process of `name` in `topology`, once it is ready.
+fn start_consumer(name: &str, topology: Topology) -> std::process::Child {
+    let mut child = std::process::Command::new(std::env::current_exe().expect("this binary"))
+        .env(CONSUMER_ENV, format!("{name},{topology}"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the consumer process");
+    let stdout = child.stdout.take().expect("its stdout");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+        .expect("read the consumer's READY");
+    assert_eq!(line.trim(), "READY", "the consumer process did not start");
+    child
+}
+
+async fn variant(
+    config: &AmqpConfig,
+    mode: ReplyMode,
+    calls: usize,
+    processes: Processes,
+    name: &str,
+) -> Vec<String> {
     let mode_name = match mode {
         ReplyMode::DirectReplyTo => format!("{}, direct reply-to", config.topology),
         _ => format!("{}, reply queue", config.topology),
@@ -301,16 +416,8 @@ async fn variant(config: &AmqpConfig, mode: ReplyMode, calls: usize) -> Vec<Stri
     let config = config.clone().with_reply_mode(mode);
 
     let floor_queue = format!("{name}_floor.echo");
-    let connection = connect(config.url.as_str()).await;
-    floor_responder(&connection, &floor_queue, &config).await;
     let caller_connection = connect(config.url.as_str()).await;
     let floor = floor_caller(&caller_connection, &floor_queue, mode, config.topology).await;
-
-    let mut registry = Registry::new().with_workers(IN_FLIGHT);
-    registry.register_as(name.clone(), Bench);
-    let server = AmqpServer::start(config.clone(), Arc::new(registry))
-        .await
-        .expect("rpc consumer");
     let transport = AmqpTransport::connect(config.clone())
         .await
         .expect("rpc client");
@@ -326,9 +433,9 @@ async fn variant(config: &AmqpConfig, mode: ReplyMode, calls: usize) -> Vec<Stri
         // that load from elsewhere on the machine weighs on both alike.
         let (mut floors, mut syncs, mut asyncs) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
-            floors.push(measure(&floor, calls, in_flight).await);
-            syncs.push(measure(&sync, calls, in_flight).await);
-            asyncs.push(measure(&asynchronous, calls, in_flight).await);
+            floors.push(measure(&floor, calls, in_flight, processes).await);
+            syncs.push(measure(&sync, calls, in_flight, processes).await);
+            asyncs.push(measure(&asynchronous, calls, in_flight, processes).await);
         }
         let floor = median(floors);
         rows.push(row(&format!("{mode_name}, {label}: floor"), &floor));
@@ -338,96 +445,66 @@ async fn variant(config: &AmqpConfig, mode: ReplyMode, calls: usize) -> Vec<Stri
                 &format!("{mode_name}, {label}: rpc, {kind} procedure"),
                 &rpc,
             ));
-            rows.push(format!(
-                "| **{mode_name}, {label}: rpc, {kind} / floor** | **{:.0}%** | **{:.2}x** | {:.2}x | {:.2}x | {:.2}x |",
-                100.0 * rpc.per_second / floor.per_second,
-                rpc.p50_us / floor.p50_us,
-                rpc.p99_us / floor.p99_us,
-                rpc.cpu_us / floor.cpu_us,
-                rpc.broker_us / floor.broker_us
+            rows.push(ratio_row(
+                &format!("{mode_name}, {label}: rpc, {kind} / floor"),
+                &rpc,
+                &floor,
             ));
         }
     }
-
-    server.shutdown().await;
-    let channel = connection.create_channel().await.expect("channel");
-    for queue in [
-        floor_queue,
-        format!("{name}.add"),
-        format!("{name}.add_async"),
-    ] {
-        let _ = channel
-            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-            .await;
-    }
-    let _ = connection.close(200, "done".into()).await;
     let _ = caller_connection.close(200, "done".into()).await;
     rows
 }
 
 fn main() {
+    if let Ok(spec) = std::env::var(CONSUMER_ENV) {
+        return consumer_process(&spec);
+    }
     // `cargo bench` passes --bench; filters are not supported.
     let calls = std::env::var("BENCH_CALLS")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(3_000usize)
         .max(IN_FLIGHT);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    let shutdown = CancellationToken::new();
-    runtime.block_on(async {
-        let config = AmqpConfig::new(AmqpUrl::resolve(None));
-        println!(
-            "AMQP transport vs. lapin floor: {calls} calls per measurement, median of {ROUNDS} rounds, broker {}",
-            config.url
-        );
-        println!();
-        println!("| measurement | calls/s | p50 µs | p99 µs | bench CPU µs/call | broker CPU µs/call |");
-        println!("|---|---|---|---|---|---|");
-        for topology in [Topology::Quorum, Topology::Classic] {
-            let config = config.clone().with_topology(topology);
+    let only = std::env::var("BENCH_TOPOLOGY").ok();
+    let runtime = test_support::runtime(2);
+    let config = AmqpConfig::new(AmqpUrl::resolve(None));
+    println!(
+        "AMQP transport vs. lapin floor: {calls} calls per measurement, median of {ROUNDS} rounds, broker {}, each end in its own process",
+        config.url
+    );
+    println!();
+    println!("| measurement | calls/s | p50 µs | p99 µs | caller CPU µs/call | consumer CPU µs/call | broker CPU µs/call |");
+    println!("|---|---|---|---|---|---|---|");
+    for topology in [Topology::Quorum, Topology::Classic] {
+        if only.as_deref().is_some_and(|t| t != topology.as_str()) {
+            continue;
+        }
+        let name = format!("bench_{}_{topology}", std::process::id());
+        let mut consumer = start_consumer(&name, topology);
+        let processes = Processes {
+            consumer: consumer.id(),
+            broker: procfs::find_process("beam.smp"),
+        };
+        let config = config.clone().with_topology(topology);
+        runtime.block_on(async {
             for mode in [ReplyMode::Queue, ReplyMode::DirectReplyTo] {
-                for line in variant(&config, mode, calls).await {
+                for line in variant(&config, mode, calls, processes, &name).await {
                     println!("{line}");
                 }
             }
-        }
-    });
-    shutdown.cancel();
-}
-
-/// Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux).
-const TICKS_PER_SECOND: f64 = 100.0;
-
-/// User plus system CPU time, in clock ticks, of the process whose /proc stat file is `path`.
-fn cpu_ticks(path: &Path) -> u64 {
-    let stat = std::fs::read_to_string(path).unwrap_or_default();
-    // Fields after the command name, which is in parentheses: utime and stime are 12th, 13th.
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(11) + field(12)
-}
-
-/// The stat file of the local broker's Erlang VM, if it runs on this machine.
-fn broker_stat() -> Option<PathBuf> {
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
-            (comm.trim() == "beam.smp").then(|| entry.path().join("stat"))
-        })
+        });
+        drop(consumer.stdin.take()); // the consumer stops
+        let _ = consumer.wait();
+        runtime.block_on(async {
+            let queues = [
+                format!("{name}_floor.echo"),
+                format!("{name}.add"),
+                format!("{name}.add_async"),
+            ];
+            transport_amqp::delete_request_queues(&config, &queues)
+                .await
+                .expect("delete the bench's queues");
+        });
+    }
 }

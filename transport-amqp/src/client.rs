@@ -33,13 +33,11 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::Instrument;
 
+use crate::error::{Error, MAX_NAME};
 use crate::message::{decode_reply, delivery_mode, expiration, request_properties};
-use crate::reconnect::{connect, io_error, retry};
+use crate::reconnect::{connect, retry};
 use crate::topology::{consume_direct_reply_to, declare_reply_queue, DIRECT_REPLY_TO};
 use crate::{AmqpConfig, ReplyMode, Topology};
-
-/// The longest routing key (a procedure name) AMQP carries: a short string.
-const MAX_NAME: usize = 255;
 
 /// The client half of the AMQP transport: a [`Transport`] whose calls go through the broker.
 ///
@@ -222,7 +220,7 @@ enum Attempt {
     /// The connection was lost; `confirmed` when the broker had confirmed the request.
     Lost { confirmed: bool },
     /// The broker returned the request: its queue does not exist.
-    Unroutable(RpcError),
+    Unroutable(Error),
     /// The broker nacked the request (e.g. a quorum queue without a leader for a moment):
     /// nothing was queued, publish again.
     Refused,
@@ -240,10 +238,8 @@ impl Transport for AmqpTransport {
     async fn call(&self, call: Call) -> Result<Vec<u8>, RpcError> {
         if call.procedure.len() > MAX_NAME {
             // A routing key is a short string: the broker would close the connection.
-            return Err(RpcError::UnknownProcedure(format!(
-                "procedure names are at most {MAX_NAME} bytes on AMQP: `{}...`",
-                call.procedure.chars().take(40).collect::<String>()
-            )));
+            let start = call.procedure.chars().take(40).collect();
+            return Err(Error::NameTooLong(start).into());
         }
         let id = self.shared.next_id();
         let (sender, mut reply) = oneshot::channel();
@@ -297,7 +293,7 @@ impl Transport for AmqpTransport {
                     }
                     Attempt::Unroutable(error) => {
                         if !self.in_reconnect_grace() {
-                            return Err(error);
+                            return Err(error.into());
                         }
                         tokio::time::sleep(UNROUTABLE_RETRY).await;
                     }
@@ -361,12 +357,11 @@ async fn publish_and_wait(
                         shared.refused.store(0, Ordering::Relaxed);
                     }
                     Ok(Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned))) => {
-                        return Attempt::Unroutable(RpcError::UnknownProcedure(format!(
-                            "nobody serves `{}` (the broker returned the request: {} {})",
-                            call.procedure,
-                            returned.reply_code,
-                            returned.reply_text.as_str()
-                        )));
+                        return Attempt::Unroutable(Error::Unroutable {
+                            procedure: call.procedure.clone(),
+                            code: returned.reply_code,
+                            text: returned.reply_text.as_str().to_string(),
+                        });
                     }
                     Ok(Confirmation::Nack(None)) => return Attempt::Refused,
                     Err(e) => {
@@ -386,10 +381,7 @@ async fn publish_and_wait(
 /// `rpc.dlx` can fail when another client's last binding goes between our declaring the
 /// exchange and binding to it (the broker deletes the exchange then): set up again, a few
 /// times, before giving up.
-async fn open_first(
-    config: &AmqpConfig,
-    reply_name: &str,
-) -> Result<(Session, Consumer), RpcError> {
+async fn open_first(config: &AmqpConfig, reply_name: &str) -> Result<(Session, Consumer), Error> {
     const SETUP_TRIES: u64 = 3;
     let refused = AtomicU64::new(0);
     loop {
@@ -411,7 +403,7 @@ async fn open(
     config: &AmqpConfig,
     reply_name: &str,
     refused: &AtomicU64,
-) -> Result<(Session, Consumer), RpcError> {
+) -> Result<(Session, Consumer), Error> {
     let connection = connect(config).await?;
     let setup = async {
         let channel = connection.create_channel().await?;
@@ -440,7 +432,7 @@ async fn open(
         Err(e) => {
             refused.fetch_add(1, Ordering::Relaxed);
             crate::reconnect::close(&connection, "setup failed").await;
-            Err(io_error("cannot declare the reply queue", &e))
+            Err(Error::broker("cannot declare the reply queue")(e))
         }
     }
 }
@@ -459,18 +451,14 @@ async fn run_reader(shared: Arc<Shared>, mut replies: Consumer, stop: Cancellati
             let delivery = tokio::select! {
                 _ = stop.cancelled() => break None,
                 () = session_lost.cancelled() => {
-                    break Some(RpcError::Io("a request could not be published".into()));
+                    break Some(Error::PublishFailed);
                 }
                 delivery = replies.next() => delivery,
             };
             match delivery {
                 Some(Ok(delivery)) => deliver(&shared, delivery),
-                Some(Err(e)) => break Some(io_error("connection to the broker lost", &e)),
-                None => {
-                    break Some(RpcError::Io(
-                        "the broker cancelled the reply consumer".into(),
-                    ))
-                }
+                Some(Err(e)) => break Some(Error::broker("connection to the broker lost")(e)),
+                None => break Some(Error::ConsumerCancelled(shared.reply_name.clone())),
             }
         };
         let Some(error) = lost else {

@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::AmqpUrl;
+use crate::{AmqpTls, AmqpUrl};
 
 /// The default largest request body a consumer decodes: 16 MiB, as the TCP transport's
 /// largest frame (`transport_tcp::DEFAULT_MAX_FRAME`).
@@ -129,6 +129,10 @@ pub struct AmqpConfig {
     /// request is still in its queue, and its reply comes unless it was sent while the reply
     /// queue did not exist. Default: 2 s.
     pub republish_after: Duration,
+    /// How `amqps://` connections verify the broker (a private CA file beside the public web
+    /// roots) and identify themselves (a client certificate, SASL `EXTERNAL`). Unused for
+    /// `amqp://`. Default: [`AmqpTls::default`], the public web roots only.
+    pub tls: AmqpTls,
     /// The connection name shown in RabbitMQ's management UI. Default: `rpc`.
     pub connection_name: String,
     /// The largest request body a consumer decodes, in bytes. A larger request is not decoded
@@ -150,6 +154,7 @@ impl Default for AmqpConfig {
             reconnect_max: Duration::from_secs(5),
             reconnect_grace: Duration::from_secs(10),
             republish_after: Duration::from_secs(2),
+            tls: AmqpTls::default(),
             connection_name: "rpc".to_string(),
             max_body: DEFAULT_MAX_BODY,
         }
@@ -199,6 +204,12 @@ impl AmqpConfig {
     /// The same configuration with another limit on request bodies, in bytes.
     pub fn with_max_body(mut self, max_body: usize) -> Self {
         self.max_body = max_body;
+        self
+    }
+
+    /// The same configuration with other TLS settings.
+    pub fn with_tls(mut self, tls: AmqpTls) -> Self {
+        self.tls = tls;
         self
     }
 

@@ -37,7 +37,7 @@
 //!
 //! // Finishes and answers the requests it holds, then returns.
 //! consumer.shutdown().await;
-//! # transport_amqp::topology::delete_request_queues(&AmqpConfig::default(), &["calc.add".into()]).await?;
+//! # transport_amqp::delete_request_queues(&AmqpConfig::default(), &["calc.add".into()]).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -48,7 +48,8 @@
 //! queue comes back to its caller (as `deadline exceeded`, at once); requests published
 //! `mandatory` to the default exchange on a confirm-mode channel (a call nobody serves fails at
 //! once with `unknown procedure`); `type` call/result/error, `correlation_id`, `reply_to`,
-//! `expiration` = the remaining timeout in milliseconds. See [`topology`] and [`message`].
+//! `expiration` = the remaining timeout in milliseconds (the tables are in `topology.rs` and
+//! `message.rs`).
 //!
 //! Two topologies ([`Topology`]): **quorum**, the default, durable quorum request queues with a
 //! delivery limit and persistent requests, replicated across a cluster and accepted by
@@ -70,17 +71,22 @@
 //!   every 100 ms (the consumers may not have declared their queues again yet).
 
 //! # Layout
-//! - [`url`](AmqpUrl) (`url.rs`): the broker URL (or a cluster's) from flag, environment or
+//! - `url.rs`: [`AmqpUrl`], the broker URL (or a cluster's) from flag, environment or
 //!   default, shown without its password.
-//! - [`AmqpConfig`] (`config.rs`): URL, reply mode, [`Topology`], delivery limit, reconnection
+//! - `config.rs`: [`AmqpConfig`], URL, reply mode, [`Topology`], delivery limit, reconnection
 //!   delays and graces, the largest request body a consumer decodes.
-//! - [`topology`]: the queue and exchange declarations of each topology.
-//! - [`message`]: request and reply properties, bodies in each encoding, the JSON error shape.
+//! - `tls.rs`: [`AmqpTls`], the CA file, client certificate and `EXTERNAL` login of
+//!   `amqps://` connections.
+//! - `error.rs`: the crate's own errors by kind, turned into [`rpc_core::RpcError`] where they
+//!   leave it.
+//! - `topology.rs`: the queue and exchange declarations of each topology;
+//!   [`delete_request_queues`] for tear-down.
+//! - `message.rs`: request and reply properties, bodies in each encoding, the JSON error shape.
 //! - `reconnect.rs`: connecting to the first node that answers, backoff between attempts.
-//! - [`AmqpTransport`] (`client.rs`): the client half, a [`rpc_core::Transport`].
-//! - [`serve`], [`AmqpServer`] (`server.rs`): the server half, serving a
+//! - `client.rs`: [`AmqpTransport`], the client half, a [`rpc_core::Transport`].
+//! - `server.rs`: [`serve`] and [`AmqpServer`], the server half, serving a
 //!   [`rpc_core::Registry`] until a cancellation token fires.
-//! - [`Rpc`] (`rpc.rs`): aio-pika's interface, `register` and `call`, on top of both.
+//! - `rpc.rs`: [`Rpc`], aio-pika's interface, `register` and `call`, on top of both.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -88,17 +94,21 @@
 
 mod client;
 mod config;
-pub mod message;
+mod error;
+mod message;
 mod reconnect;
 mod rpc;
 mod server;
-pub mod topology;
+mod tls;
+mod topology;
 mod url;
 
 pub use client::AmqpTransport;
 pub use config::{AmqpConfig, ReplyMode, Topology, DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_BODY};
 pub use rpc::Rpc;
 pub use server::{serve, AmqpServer};
+pub use tls::AmqpTls;
+pub use topology::delete_request_queues;
 pub use url::{AmqpUrl, DEFAULT_URL, URL_VARIABLES};
 
 /// The content type of bincode bodies: `application/x-rpc-bincode`.

@@ -15,17 +15,18 @@ use rpc_core::{Call, CallResult, Encoding, RpcError, DEFAULT_TIMEOUT};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+use crate::error::Error;
 use crate::topology::{long_string, FROM_HEADER};
 use crate::Topology;
 
 /// `delivery_mode` 1: not persistent, as aio-pika's RPC sends calls (the classic topology).
-pub const NOT_PERSISTENT: u8 = 1;
+pub(crate) const NOT_PERSISTENT: u8 = 1;
 
 /// `delivery_mode` 2: persistent, as requests are sent in the quorum topology.
-pub const PERSISTENT: u8 = 2;
+pub(crate) const PERSISTENT: u8 = 2;
 
 /// The `delivery_mode` of requests in `topology`: persistent in the quorum one.
-pub fn delivery_mode(topology: Topology) -> u8 {
+pub(crate) fn delivery_mode(topology: Topology) -> u8 {
     match topology {
         Topology::Quorum => PERSISTENT,
         Topology::Classic => NOT_PERSISTENT,
@@ -33,11 +34,11 @@ pub fn delivery_mode(topology: Topology) -> u8 {
 }
 
 /// The priority aio-pika's `RPC.call` gives every call.
-pub const CALL_PRIORITY: u8 = 5;
+pub(crate) const CALL_PRIORITY: u8 = 5;
 
 /// The `type` property of an RPC message; aio-pika raises on a reply without one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageType {
+pub(crate) enum MessageType {
     /// A request. A request that expired in its queue comes back to the caller still of this
     /// type, through the dead-letter exchange.
     Call,
@@ -49,7 +50,7 @@ pub enum MessageType {
 
 impl MessageType {
     /// The wire name: `call`, `result` or `error`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             MessageType::Call => "call",
             MessageType::Result => "result",
@@ -58,7 +59,7 @@ impl MessageType {
     }
 
     /// The type a wire name names, if any.
-    pub fn parse(name: &str) -> Option<Self> {
+    pub(crate) fn parse(name: &str) -> Option<Self> {
         match name {
             "call" => Some(MessageType::Call),
             "result" => Some(MessageType::Result),
@@ -71,7 +72,11 @@ impl MessageType {
 /// The properties of a request: `type` call, correlation id, `reply_to` and the `From` header
 /// (the reply queue), not persistent (set [`PERSISTENT`] for the quorum topology), the encoding's content type, `expiration` = the call's
 /// remaining timeout in milliseconds, and a timestamp.
-pub fn request_properties(call: &Call, correlation_id: &str, reply_to: &str) -> BasicProperties {
+pub(crate) fn request_properties(
+    call: &Call,
+    correlation_id: &str,
+    reply_to: &str,
+) -> BasicProperties {
     let mut headers = FieldTable::default();
     headers.insert(FROM_HEADER.into(), long_string(reply_to));
     BasicProperties::default()
@@ -88,7 +93,7 @@ pub fn request_properties(call: &Call, correlation_id: &str, reply_to: &str) -> 
 
 /// A timeout as an AMQP `expiration`: whole milliseconds as a decimal string, at least 1
 /// (RabbitMQ reads 0 as "deliver now or drop").
-pub fn expiration(timeout: Duration) -> ShortString {
+pub(crate) fn expiration(timeout: Duration) -> ShortString {
     let ms = timeout.as_millis().clamp(1, u128::from(u32::MAX));
     ms.to_string().into()
 }
@@ -105,12 +110,12 @@ fn timestamp() -> u64 {
 /// rpc-core's default when there is none, as from an aio-pika caller that set no expiration.
 ///
 /// # Errors
-/// [`RpcError::Protocol`] when the content type names no encoding we speak.
-pub fn parse_request(
+/// [`Error::ContentType`] when the content type names no encoding we speak.
+pub(crate) fn parse_request(
     procedure: &str,
     properties: &BasicProperties,
     body: Vec<u8>,
-) -> Result<Call, RpcError> {
+) -> Result<Call, Error> {
     let encoding = request_encoding(properties)?;
     let timeout = properties
         .expiration()
@@ -124,34 +129,29 @@ pub fn parse_request(
 /// JSON, aio-pika's only flavour that interoperates.
 ///
 /// # Errors
-/// [`RpcError::Protocol`] for a content type we do not speak.
-pub fn request_encoding(properties: &BasicProperties) -> Result<Encoding, RpcError> {
+/// [`Error::ContentType`] for a content type we do not speak.
+pub(crate) fn request_encoding(properties: &BasicProperties) -> Result<Encoding, Error> {
     match properties.content_type() {
         None => Ok(Encoding::Json),
-        Some(content_type) => Encoding::from_content_type(content_type.as_str()).ok_or_else(|| {
-            RpcError::Protocol(format!(
-                "unsupported content type `{}` (application/json, {} or text/plain)",
-                content_type.as_str(),
-                Encoding::Bincode.content_type()
-            ))
-        }),
+        Some(content_type) => Encoding::from_content_type(content_type.as_str())
+            .ok_or_else(|| Error::ContentType(content_type.as_str().to_string())),
     }
 }
 
 /// A reply ready to publish: its `type`, content type and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplyBody {
+pub(crate) struct ReplyBody {
     /// `result` or `error`.
-    pub kind: MessageType,
+    pub(crate) kind: MessageType,
     /// The encoding the body is in (the request's).
-    pub encoding: Encoding,
+    pub(crate) encoding: Encoding,
     /// The body.
-    pub body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl ReplyBody {
     /// Encodes `result` in `encoding`, as the table in this module's doc says.
-    pub fn encode(encoding: Encoding, result: CallResult) -> Self {
+    pub(crate) fn encode(encoding: Encoding, result: CallResult) -> Self {
         let kind = if result.is_ok() {
             MessageType::Result
         } else {
@@ -178,7 +178,7 @@ impl ReplyBody {
 
     /// The reply's properties: `type`, the request's correlation id, content type, not
     /// persistent, a timestamp.
-    pub fn properties(&self, correlation_id: Option<&ShortString>) -> BasicProperties {
+    pub(crate) fn properties(&self, correlation_id: Option<&ShortString>) -> BasicProperties {
         let properties = BasicProperties::default()
             .with_content_type(self.encoding.content_type().into())
             .with_type(self.kind.as_str().into())
@@ -228,10 +228,9 @@ fn json_error(err: &RpcError) -> Vec<u8> {
 ///
 /// # Errors
 /// The remote error the reply carries, or [`RpcError::Protocol`] when it makes no sense.
-pub fn decode_reply(properties: &BasicProperties, body: Vec<u8>) -> CallResult {
+pub(crate) fn decode_reply(properties: &BasicProperties, body: Vec<u8>) -> CallResult {
     let kind = properties.kind().as_ref().map(|k| k.as_str()).unwrap_or("");
-    let kind = MessageType::parse(kind)
-        .ok_or_else(|| RpcError::Protocol(format!("reply of unknown type `{kind}`")))?;
+    let kind = MessageType::parse(kind).ok_or_else(|| Error::ReplyType(kind.to_string()))?;
     if kind == MessageType::Call {
         return Err(dead_lettered(properties));
     }
@@ -252,10 +251,7 @@ pub fn decode_reply(properties: &BasicProperties, body: Vec<u8>) -> CallResult {
 
 fn parse_json_error(body: &[u8]) -> RpcError {
     let Ok(JsonError { error }) = serde_json::from_slice::<JsonError>(body) else {
-        return RpcError::Protocol(format!(
-            "undecodable error reply: {}",
-            String::from_utf8_lossy(body)
-        ));
+        return Error::BadErrorReply(String::from_utf8_lossy(body).into_owned()).into();
     };
     if let Ok(kind) = error.kind.parse::<rpc_core::ErrorKind>() {
         return RpcError::from_parts(kind, error.message.unwrap_or_default());
@@ -277,22 +273,15 @@ fn parse_json_error(body: &[u8]) -> RpcError {
 ///   allows and no consumer acked it (each one died running it, or lost its connection): a
 ///   poison task, [`RpcError::Failed`] saying so;
 /// - `rejected` or another reason: a consumer could not answer it, [`RpcError::Io`].
-pub fn dead_lettered(properties: &BasicProperties) -> RpcError {
+pub(crate) fn dead_lettered(properties: &BasicProperties) -> RpcError {
     let reason = death_reason(properties);
     match reason.as_deref() {
         None | Some("expired") => RpcError::DeadlineExceeded,
-        Some("delivery_limit") => {
-            let deliveries =
-                delivery_count(properties).map_or(String::new(), |n| format!(" {} times", n + 1));
-            RpcError::Failed(format!(
-                "poison task: the request was delivered{deliveries} and no consumer finished it \
-                 (each one died running it or lost its connection); the broker's delivery \
-                 limit dead-lettered it"
-            ))
+        Some("delivery_limit") => Error::PoisonTask {
+            deliveries: delivery_count(properties).map(|n| n + 1),
         }
-        Some(other) => RpcError::Io(format!(
-            "the request was dead-lettered ({other}): a consumer could not answer it"
-        )),
+        .into(),
+        Some(other) => Error::DeadLettered(other.to_string()).into(),
     }
 }
 
@@ -330,7 +319,8 @@ fn string_value(value: &AMQPValue) -> Option<String> {
 }
 
 /// The `From` header of a message, when it has one of string type.
-pub fn from_header(properties: &BasicProperties) -> Option<String> {
+#[cfg(test)]
+pub(crate) fn from_header(properties: &BasicProperties) -> Option<String> {
     let headers = properties.headers().as_ref()?;
     string_value(headers.inner().get(FROM_HEADER)?)
 }
@@ -412,14 +402,17 @@ mod tests {
         );
         headers.insert("x-delivery-count".into(), AMQPValue::LongLongInt(3));
         let poison = properties.clone().with_headers(headers);
-        assert!(matches!(
+        assert_eq!(
             decode_reply(&poison, vec![]),
-            Err(RpcError::Failed(m)) if m.contains("poison task") && m.contains("4 times")
-        ));
+            Err(Error::PoisonTask {
+                deliveries: Some(4)
+            }
+            .into())
+        );
         let png = BasicProperties::default().with_content_type("image/png".into());
         assert!(matches!(
             parse_request("a.b", &png, vec![]),
-            Err(RpcError::Protocol(_))
+            Err(Error::ContentType(t)) if t == "image/png"
         ));
     }
 }

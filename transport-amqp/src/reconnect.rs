@@ -8,10 +8,11 @@
 
 use std::time::Duration;
 
+use lapin::uri::{AMQPUri, SASLMechanism};
 use lapin::{Connection, ConnectionProperties};
-use rpc_core::RpcError;
 use tokio_util::sync::CancellationToken;
 
+use crate::error::Error;
 use crate::AmqpConfig;
 
 /// How long one broker of the list may take to accept a connection before the next is tried:
@@ -23,15 +24,31 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// comma-separated) that accepts one, trying them in the order given.
 ///
 /// # Errors
-/// [`RpcError::Io`] naming each broker tried (passwords hidden) and lapin's reason.
-pub(crate) async fn connect(config: &AmqpConfig) -> Result<Connection, RpcError> {
+/// [`Error::Connect`] naming each broker tried (passwords hidden) and lapin's reason.
+pub(crate) async fn connect(config: &AmqpConfig) -> Result<Connection, Error> {
+    let tls = config.tls.load()?;
+    let runtime = lapin::runtime::default_runtime()
+        .map_err(Error::broker("no runtime for the connection"))?;
     let mut failures = Vec::new();
     for broker in config.url.brokers() {
+        // Parsed here rather than by lapin: its parse errors may quote the URL, password
+        // included.
+        let mut uri: AMQPUri = match broker.as_str().parse() {
+            Ok(uri) => uri,
+            Err(err) => {
+                let err = err.replace(broker.as_str(), &broker.to_string());
+                failures.push(format!("{broker}: not an AMQP URL ({err})"));
+                continue;
+            }
+        };
+        if config.tls.external_auth {
+            uri.query.auth_mechanism = Some(SASLMechanism::External);
+        }
         let properties = ConnectionProperties::default()
             .with_connection_name(config.connection_name.as_str().into());
         let attempt = tokio::time::timeout(
             CONNECT_TIMEOUT,
-            Connection::connect(broker.as_str(), properties),
+            Connection::connect_uri_with_config(uri, properties, tls.clone(), runtime.clone()),
         )
         .await;
         match attempt {
@@ -39,17 +56,23 @@ pub(crate) async fn connect(config: &AmqpConfig) -> Result<Connection, RpcError>
                 tracing::debug!(%broker, "connected to the broker");
                 return Ok(connection);
             }
-            Ok(Err(err)) => failures.push(format!("{broker}: {err}")),
+            Ok(Err(err)) => {
+                let hint = match err.kind() {
+                    // TLS bytes read as AMQP frames: the URL says amqp:// for a TLS port.
+                    lapin::ErrorKind::ParsingError(_) if !broker.is_tls() => {
+                        " (the broker does not speak plain AMQP there: a TLS port? use amqps://)"
+                    }
+                    _ => "",
+                };
+                failures.push(format!("{broker}: {err}{hint}"));
+            }
             Err(_) => failures.push(format!("{broker}: no answer in {CONNECT_TIMEOUT:?}")),
         }
     }
     if failures.is_empty() {
         failures.push(format!("no broker URL in `{}`", config.url));
     }
-    Err(RpcError::Io(format!(
-        "cannot connect to the broker: {}",
-        failures.join("; ")
-    )))
+    Err(Error::Connect(failures))
 }
 
 /// How long closing a connection may take: a connection the peer reset or a node that is
@@ -66,11 +89,6 @@ pub(crate) async fn close(connection: &Connection, reason: &str) {
             "the broker did not answer connection.close; dropped"
         );
     }
-}
-
-/// A lapin error as an [`RpcError::Io`], with what we were doing.
-pub(crate) fn io_error(doing: &str, err: &lapin::Error) -> RpcError {
-    RpcError::Io(format!("{doing}: {err}"))
 }
 
 /// Waits `delay`; `false` at once if `shutdown` fires first.
@@ -96,15 +114,13 @@ pub(crate) async fn retry<T, F, Fut>(
 ) -> Option<T>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, RpcError>>,
+    Fut: std::future::Future<Output = Result<T, Error>>,
 {
     let mut delays = rpc_core::backoff(config.reconnect_min, config.reconnect_max);
     loop {
         let result = tokio::select! {
             _ = shutdown.cancelled() => return None,
-            result = tokio::time::timeout(ATTEMPT_TIMEOUT, attempt()) => result.unwrap_or_else(
-                |_| Err(RpcError::Io(format!("no answer in {ATTEMPT_TIMEOUT:?}"))),
-            ),
+            result = tokio::time::timeout(ATTEMPT_TIMEOUT, attempt()) => result.unwrap_or(Err(Error::NoAnswer(ATTEMPT_TIMEOUT))),
         };
         match result {
             Ok(value) => return Some(value),

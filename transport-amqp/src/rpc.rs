@@ -32,7 +32,7 @@ use crate::{AmqpConfig, AmqpServer, AmqpTransport};
 /// let six: i64 = rpc.call("calc.multiply", &(2i64, 3i64)).await?;
 /// assert_eq!(six, 6);
 /// rpc.close().await;
-/// # transport_amqp::topology::delete_request_queues(&AmqpConfig::default(), &["calc.multiply".into()]).await?;
+/// # transport_amqp::delete_request_queues(&AmqpConfig::default(), &["calc.multiply".into()]).await?;
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]

@@ -42,8 +42,9 @@ use rpc_core::{Encoding, Registry, RpcError, ServerTask};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::error::Error;
 use crate::message::{parse_request, request_encoding, ReplyBody};
-use crate::reconnect::{connect, io_error, retry};
+use crate::reconnect::{connect, retry};
 use crate::topology::{declare_dlx, declare_request_queue};
 use crate::AmqpConfig;
 
@@ -101,7 +102,7 @@ impl AmqpServer {
     }
 }
 
-async fn open(config: &AmqpConfig, registry: &Registry) -> Result<Session, RpcError> {
+async fn open(config: &AmqpConfig, registry: &Registry) -> Result<Session, Error> {
     let connection = connect(config).await?;
     match declare_and_consume(&connection, config, registry).await {
         Ok((channel, consumer_tags, deliveries)) => {
@@ -120,7 +121,9 @@ async fn open(config: &AmqpConfig, registry: &Registry) -> Result<Session, RpcEr
         }
         Err(e) => {
             crate::reconnect::close(&connection, "setup failed").await;
-            Err(io_error("cannot declare or consume the request queues", &e))
+            Err(Error::broker(
+                "cannot declare or consume the request queues",
+            )(e))
         }
     }
 }
@@ -193,14 +196,12 @@ async fn run(
                     tracker.spawn(handle(registry, channel, procedure, delivery, max_body));
                 }
                 Some((_, Some(Err(e)))) => {
-                    break Some(io_error("connection to the broker lost", &e))
+                    break Some(Error::broker("connection to the broker lost")(e))
                 }
                 Some((procedure, None)) => {
-                    break Some(RpcError::Io(format!(
-                        "the broker cancelled the consumer of `{procedure}`"
-                    )))
+                    break Some(Error::ConsumerCancelled(procedure.to_string()))
                 }
-                None => break Some(RpcError::Io("no consumer left".into())),
+                None => break Some(Error::ConsumerCancelled("every queue".into())),
             }
         };
         let Some(error) = lost else { break };
@@ -262,15 +263,17 @@ async fn handle(
     let result = if data.len() > max_body {
         let len = data.len();
         drop(data);
-        Err(RpcError::Protocol(format!(
-            "request body of {len} bytes exceeds the limit of {max_body} bytes"
-        )))
+        Err(Error::BodyTooLarge {
+            len,
+            limit: max_body,
+        }
+        .into())
     } else {
         match parse_request(&procedure, &properties, data) {
             // No cancel message in the protocol: the call's deadline (its `expiration`) is what
             // stops it early.
             Ok(call) => registry.dispatch(&id, call, CancellationToken::new()).await,
-            Err(err) => Err(err),
+            Err(err) => Err(err.into()),
         }
     };
     let Some(reply_to) = reply_to else {

@@ -34,19 +34,19 @@ use lapin::{Channel, Consumer, ExchangeKind};
 use crate::{AmqpConfig, Topology};
 
 /// The dead-letter exchange every request queue names, as aio-pika's `RPC.DLX_NAME`.
-pub const DLX_NAME: &str = "rpc.dlx";
+pub(crate) const DLX_NAME: &str = "rpc.dlx";
 
 /// The header naming the caller's reply queue: the dead-letter exchange routes on it.
-pub const FROM_HEADER: &str = "From";
+pub(crate) const FROM_HEADER: &str = "From";
 
 /// RabbitMQ's pseudo-queue for direct reply-to.
-pub const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
+pub(crate) const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
 /// Declares the request queue of `procedure` (named by it) in `config`'s topology.
 ///
 /// # Errors
 /// The broker's refusal, e.g. 406 when the queue exists with other flags or arguments.
-pub async fn declare_request_queue(
+pub(crate) async fn declare_request_queue(
     channel: &Channel,
     procedure: &str,
     config: &AmqpConfig,
@@ -59,7 +59,7 @@ pub async fn declare_request_queue(
 }
 
 /// The flags and arguments of a request queue in `config`'s topology (the table above).
-pub fn request_queue(config: &AmqpConfig) -> (QueueDeclareOptions, FieldTable) {
+pub(crate) fn request_queue(config: &AmqpConfig) -> (QueueDeclareOptions, FieldTable) {
     let mut arguments = FieldTable::default();
     arguments.insert("x-dead-letter-exchange".into(), long_string(DLX_NAME));
     let durable = match config.topology {
@@ -97,7 +97,7 @@ async fn declare_exclusive(channel: &Channel, name: &str) -> lapin::Result<Strin
 ///
 /// # Errors
 /// The broker's refusal.
-pub async fn declare_dlx(channel: &Channel) -> lapin::Result<()> {
+pub(crate) async fn declare_dlx(channel: &Channel) -> lapin::Result<()> {
     let options = ExchangeDeclareOptions {
         auto_delete: true,
         ..ExchangeDeclareOptions::default()
@@ -118,7 +118,7 @@ pub async fn declare_dlx(channel: &Channel) -> lapin::Result<()> {
 ///
 /// # Errors
 /// The broker's refusal, or the connection failing meanwhile.
-pub async fn declare_reply_queue(
+pub(crate) async fn declare_reply_queue(
     channel: &Channel,
     name: &str,
 ) -> lapin::Result<(String, Consumer)> {
@@ -145,7 +145,7 @@ pub async fn declare_reply_queue(
 ///
 /// # Errors
 /// The broker's refusal.
-pub async fn consume_direct_reply_to(channel: &Channel) -> lapin::Result<Consumer> {
+pub(crate) async fn consume_direct_reply_to(channel: &Channel) -> lapin::Result<Consumer> {
     consume_replies(channel, DIRECT_REPLY_TO, false).await
 }
 
@@ -165,7 +165,7 @@ async fn consume_replies(
 }
 
 /// A header or argument value as a long string, the type aio-pika (pamqp) sends for `str`.
-pub fn long_string(value: &str) -> AMQPValue {
+pub(crate) fn long_string(value: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(value))
 }
 
@@ -174,11 +174,20 @@ pub fn long_string(value: &str) -> AMQPValue {
 ///
 /// # Errors
 /// [`rpc_core::RpcError::Io`] when the broker cannot be reached or refuses.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), rpc_core::RpcError> {
+/// let config = transport_amqp::AmqpConfig::default();
+/// transport_amqp::delete_request_queues(&config, &["calc.add".to_string()]).await?;
+/// # Ok(()) }
+/// ```
 pub async fn delete_request_queues(
     config: &AmqpConfig,
     procedures: &[String],
 ) -> Result<(), rpc_core::RpcError> {
-    let connection = crate::reconnect::connect(config).await?;
+    let connection = crate::reconnect::connect(config)
+        .await
+        .map_err(rpc_core::RpcError::from)?;
     let deleted = async {
         let channel = connection.create_channel().await?;
         for procedure in procedures {
@@ -190,5 +199,7 @@ pub async fn delete_request_queues(
     }
     .await;
     crate::reconnect::close(&connection, "queues deleted").await;
-    deleted.map_err(|e| crate::reconnect::io_error("cannot delete the request queues", &e))
+    Ok(deleted.map_err(crate::error::Error::broker(
+        "cannot delete the request queues",
+    ))?)
 }

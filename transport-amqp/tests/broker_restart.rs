@@ -9,32 +9,14 @@
 
 mod support;
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rpc_core::{Client, Registry};
+use test_support::BrokerStopped;
 use transport_amqp::{AmqpServer, AmqpTransport, Topology};
 
 use support::{config, delete_queues, run_twice, runtime, unique, Load, Tally};
-
-fn rabbitmqctl(command: &str) {
-    let status = Command::new("rabbitmqctl")
-        .arg(command)
-        .status()
-        .or_else(|_| Command::new("/usr/sbin/rabbitmqctl").arg(command).status())
-        .unwrap_or_else(|e| panic!("rabbitmqctl {command}: {e}"));
-    assert!(status.success(), "rabbitmqctl {command} failed: {status}");
-}
-
-/// Starts the broker's application again however the test ends.
-struct Restart;
-
-impl Drop for Restart {
-    fn drop(&mut self) {
-        rabbitmqctl("start_app");
-    }
-}
 
 const TASKS: u64 = 300;
 const INTERVAL: Duration = Duration::from_millis(10);
@@ -73,8 +55,7 @@ fn restart_under_load(topology: Topology, first_tag: u64) {
             async move { client.call::<_, ()>(&sleep, &(1_000u64,)).await }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let restart = Restart;
-        rabbitmqctl("stop_app");
+        let restart = BrokerStopped::stop_app();
         let stopped = Instant::now();
         tokio::time::sleep(Duration::from_secs(2)).await;
         drop(restart); // start_app

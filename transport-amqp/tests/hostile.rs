@@ -8,13 +8,13 @@ mod support;
 use std::time::{Duration, Instant};
 
 use lapin::{BasicProperties, Channel};
-use rpc_core::{Call, Client, Encoding, ErrorKind, Registry, RpcError};
-use transport_amqp::message::{decode_reply, request_properties, MessageType};
+use rpc_core::{Client, Encoding, ErrorKind, Registry, RpcError};
 use transport_amqp::{AmqpServer, AmqpTransport, DEFAULT_MAX_BODY};
 
 use support::{
-    bind_to_dlx, client, config, delete_queues, emptied, next_reply, publish, raw_channel,
-    raw_reply_queue, runtime, serve, serve_counter, unique, Counter, First,
+    bind_to_dlx, call_properties, client, config, delete_queues, emptied, message_type, next_reply,
+    publish, raw_channel, raw_reply_queue, reply_of, runtime, serve, serve_counter, unique,
+    Counter, First,
 };
 
 /// A JSON request `{"tag": "<tag>xxx..."}` of exactly `len` bytes.
@@ -50,13 +50,7 @@ fn a_body_over_the_limit_gets_a_protocol_error_undecoded_and_is_acked() {
         let (name, queue, server) = serve_counter("oversized", config().with_max_body(LIMIT)).await;
         let (_connection, channel) = raw_channel().await;
         let (reply_queue, mut replies) = raw_reply_queue(&channel).await;
-        let properties = |id: &str| {
-            BasicProperties::default()
-                .with_content_type("application/json".into())
-                .with_type(MessageType::Call.as_str().into())
-                .with_correlation_id(id.into())
-                .with_reply_to(reply_queue.as_str().into())
-        };
+        let properties = |id: &str| call_properties(id, &reply_queue);
 
         // At the limit: decoded and run.
         let tag = unique("at-limit");
@@ -76,10 +70,7 @@ fn a_body_over_the_limit_gets_a_protocol_error_undecoded_and_is_acked() {
                 .map(|c| c.as_str()),
             Some("at-limit")
         );
-        assert_eq!(
-            decode_reply(&reply.properties, reply.data),
-            Ok(b"1".to_vec())
-        );
+        assert_eq!(reply_of(&reply), Ok(b"1".to_vec()));
 
         // One byte over, a valid request otherwise: a protocol error, not run.
         let tag = unique("over-limit");
@@ -91,19 +82,16 @@ fn a_body_over_the_limit_gets_a_protocol_error_undecoded_and_is_acked() {
         )
         .await;
         let reply = next_reply(&mut replies).await;
-        let properties = &reply.properties;
         assert_eq!(
-            properties.correlation_id().as_ref().map(|c| c.as_str()),
+            reply
+                .properties
+                .correlation_id()
+                .as_ref()
+                .map(|c| c.as_str()),
             Some("over-limit")
         );
-        assert_eq!(
-            properties.kind().as_ref().map(|t| t.as_str()),
-            Some(MessageType::Error.as_str())
-        );
-        let err = decode_reply(properties, reply.data).expect_err("an error reply");
-        assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
-        let expected = format!("{} bytes exceeds the limit of {LIMIT} bytes", LIMIT + 1);
-        assert!(err.message().contains(&expected), "{err}");
+        assert_eq!(message_type(&reply), Some("error"));
+        assert_eq!(reply_of(&reply), Err(ErrorKind::Protocol));
 
         never_ran_and_acked(server, &channel, &name, &tag).await;
     });
@@ -125,11 +113,7 @@ fn a_20_mib_call_against_the_default_limit_fails_fast_and_the_consumer_keeps_ser
         let elapsed = started.elapsed();
         println!("a {HUGE}-byte request was refused in {elapsed:?}");
         match result {
-            Err(RpcError::Protocol(message)) => {
-                let expected =
-                    format!("{HUGE} bytes exceeds the limit of {DEFAULT_MAX_BODY} bytes");
-                assert!(message.contains(&expected), "{message}");
-            }
+            Err(RpcError::Protocol(_)) => {}
             other => panic!("expected a protocol error, got {other:?}"),
         }
 
@@ -150,9 +134,7 @@ fn a_request_arriving_past_its_deadline_is_answered_deadline_exceeded_and_not_ru
         // "0". An idle consumer is there, so the broker delivers it rather than dropping it.
         let tag = unique("tag");
         let body = serde_json::to_vec(&serde_json::json!({ "tag": tag })).expect("json");
-        let call = Call::new(queue.clone(), Encoding::Json, body.clone());
-        let properties =
-            request_properties(&call, "no-time-left", &reply_queue).with_expiration("0".into());
+        let properties = call_properties("no-time-left", &reply_queue).with_expiration("0".into());
         publish(&channel, &queue, properties, &body).await;
         let reply = next_reply(&mut replies).await;
         assert_eq!(
@@ -165,14 +147,8 @@ fn a_request_arriving_past_its_deadline_is_answered_deadline_exceeded_and_not_ru
         );
         // `error`: the consumer took it and refused to run it (a dead-lettered request would
         // come back as `call`; that would be right too, but would not test the consumer).
-        assert_eq!(
-            reply.properties.kind().as_ref().map(|t| t.as_str()),
-            Some(MessageType::Error.as_str())
-        );
-        assert_eq!(
-            decode_reply(&reply.properties, reply.data),
-            Err(RpcError::DeadlineExceeded)
-        );
+        assert_eq!(message_type(&reply), Some("error"));
+        assert_eq!(reply_of(&reply), Err(ErrorKind::DeadlineExceeded));
 
         never_ran_and_acked(server, &channel, &name, &tag).await;
     });
@@ -208,19 +184,19 @@ fn junk_on_a_clients_reply_queue_is_dropped_and_calls_get_their_own_answers() {
             (
                 "unknown correlation id",
                 json()
-                    .with_type(MessageType::Result.as_str().into())
+                    .with_type("result".into())
                     .with_correlation_id("not-one-of-ours".into()),
                 b"\"first\"",
             ),
             (
                 "no correlation id",
-                json().with_type(MessageType::Result.as_str().into()),
+                json().with_type("result".into()),
                 b"\"first\"",
             ),
             (
                 "garbage body",
                 json()
-                    .with_type(MessageType::Error.as_str().into())
+                    .with_type("error".into())
                     .with_correlation_id("garbage".into()),
                 b"\x00\xff{not json",
             ),
@@ -232,7 +208,7 @@ fn junk_on_a_clients_reply_queue_is_dropped_and_calls_get_their_own_answers() {
             (
                 "a dead-lettered request of someone else",
                 json()
-                    .with_type(MessageType::Call.as_str().into())
+                    .with_type("call".into())
                     .with_correlation_id("someone-else".into()),
                 b"{}",
             ),

@@ -16,10 +16,9 @@ use std::time::Duration;
 use rpc_core::{Call, Client, Encoding, Registry, RpcError};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use transport_amqp::topology::declare_request_queue;
 use transport_amqp::{AmqpServer, AmqpTransport, Topology};
 
-use support::{config, delete_queues, raw_channel, unique};
+use support::{config, declare_request_queue, delete_queues, raw_channel, unique};
 
 /// The procedures the Python client calls.
 struct Suite;
@@ -75,14 +74,6 @@ fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-}
-
 #[test]
 fn python_json_rpc_client_calls_a_rust_consumer_quorum() {
     python_client_calls_rust(Topology::Quorum);
@@ -106,7 +97,7 @@ fn rust_client_calls_a_python_json_rpc_server_classic() {
 fn python_client_calls_rust(topology: Topology) {
     let python = python();
     let config = config().with_topology(topology);
-    runtime().block_on(async {
+    test_support::runtime(2).block_on(async {
         let handler = unique("py_client");
         let mut registry = Registry::new();
         registry.register_as(handler.clone(), Suite);
@@ -148,7 +139,7 @@ fn python_client_calls_rust(topology: Topology) {
 fn rust_client_calls_python(topology: Topology) {
     let python = python();
     let config = config().with_topology(topology);
-    runtime().block_on(async {
+    test_support::runtime(2).block_on(async {
         let handler = unique("py_server");
         let mut server = tokio::process::Command::new(&python)
             .arg(script("server.py"))
@@ -169,9 +160,8 @@ fn rust_client_calls_python(topology: Topology) {
 
         // Same queue flags and arguments as aio-pika, or the broker would refuse (406).
         let (_connection, channel) = raw_channel().await;
-        declare_request_queue(&channel, &format!("{handler}.multiply"), &config)
-            .await
-            .expect("re-declaring aio-pika's queue with our flags");
+        // (tests/topology.rs checks that ours are the documented ones.)
+        declare_request_queue(&channel, &format!("{handler}.multiply"), config.topology).await;
 
         let transport = AmqpTransport::connect(config).await.expect("a client");
         let client = Client::new(transport).with_timeout(Duration::from_secs(10));

@@ -7,35 +7,14 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use rpc_core::{Client, Registry};
 use serde_json::Value;
+use test_support::rabbitmq::rabbitmqctl_json;
 use transport_amqp::{AmqpConfig, AmqpServer, AmqpTransport, Topology, DEFAULT_DELIVERY_LIMIT};
 
 use support::{config, delete_queues, runtime, unique, First};
-
-/// `rabbitmqctl <args> --formatter json -q` as JSON rows (objects keyed by column).
-fn rabbitmqctl(args: &[&str]) -> Vec<Value> {
-    let output = Command::new("rabbitmqctl")
-        .args(args)
-        .args(["--formatter", "json", "-q"])
-        .output()
-        .unwrap_or_else(|e| panic!("rabbitmqctl {args:?} (run as root beside the broker): {e}"));
-    assert!(
-        output.status.success(),
-        "rabbitmqctl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let rows: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "rabbitmqctl {args:?} printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    });
-    rows.as_array().cloned().unwrap_or_default()
-}
 
 /// What the broker says of the queues, consumers and channels of one consumer and one client.
 struct BrokerView {
@@ -66,7 +45,7 @@ fn broker_view(config: AmqpConfig) -> BrokerView {
             Ok("first")
         );
 
-        let queues: Vec<Value> = rabbitmqctl(&[
+        let queues: Vec<Value> = rabbitmqctl_json(&[
             "list_queues",
             "name",
             "durable",
@@ -78,7 +57,7 @@ fn broker_view(config: AmqpConfig) -> BrokerView {
         .into_iter()
         .filter(|q| q["name"] == work.as_str() || q["name"] == reply_queue.as_str())
         .collect();
-        let consumers: Vec<Value> = rabbitmqctl(&[
+        let consumers: Vec<Value> = rabbitmqctl_json(&[
             "list_consumers",
             "queue_name",
             "channel_pid",
@@ -87,7 +66,7 @@ fn broker_view(config: AmqpConfig) -> BrokerView {
         .into_iter()
         .filter(|c| c["queue_name"] == work.as_str())
         .collect();
-        let channels: Vec<Value> = rabbitmqctl(&[
+        let channels: Vec<Value> = rabbitmqctl_json(&[
             "list_channels",
             "pid",
             "global_prefetch_count",

@@ -8,13 +8,12 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use lapin::BasicProperties;
 use rpc_core::{Call, Encoding, Registry, RpcError, Transport};
-use transport_amqp::message::{decode_reply, MessageType};
-use transport_amqp::topology::declare_request_queue;
 use transport_amqp::{AmqpTransport, ReplyMode};
 
 use support::{
-    bind_to_dlx, client, config, delete_queues, emptied, publish, raw_channel, raw_reply_queue,
-    runtime, serve, serve_counter, unique, Counter,
+    bind_to_dlx, call_properties, client, config, death_reason, declare_request_queue,
+    delete_queues, emptied, message_type, publish, raw_channel, raw_reply_queue, reply_of, runtime,
+    serve, serve_counter, unique, Counter,
 };
 
 #[test]
@@ -28,7 +27,7 @@ fn unroutable_call_fails_fast() {
             b"{}".to_vec(),
         );
         match client.send(call).await {
-            Err(RpcError::UnknownProcedure(message)) => assert!(message.contains("nobody")),
+            Err(RpcError::UnknownProcedure(_)) => {}
             other => panic!("expected unknown procedure, got {other:?}"),
         }
         assert!(
@@ -90,12 +89,8 @@ fn malformed_messages_get_error_replies_and_are_not_requeued() {
                 properties.correlation_id().as_ref().map(|c| c.as_str()),
                 Some(id)
             );
-            assert_eq!(
-                properties.kind().as_ref().map(|t| t.as_str()),
-                Some(MessageType::Error.as_str())
-            );
-            let err = decode_reply(properties, reply.data.clone()).expect_err("an error reply");
-            assert_eq!(err.kind(), expected.kind(), "{id}: {err}");
+            assert_eq!(message_type(&reply), Some("error"));
+            assert_eq!(reply_of(&reply), Err(expected.kind()), "{id}");
         }
 
         // No reply_to: run, acked, its result dropped; never requeued.
@@ -123,15 +118,10 @@ fn expired_request_comes_back_through_the_dead_letter_exchange() {
     runtime().block_on(async {
         let (_connection, channel) = raw_channel().await;
         let queue = unique("unserved");
-        declare_request_queue(&channel, &queue, &config())
-            .await
-            .expect("declare");
+        declare_request_queue(&channel, &queue, config().topology).await;
         let (reply_queue, mut replies) = raw_reply_queue(&channel).await;
         bind_to_dlx(&channel, &reply_queue).await;
-        let call = Call::new(queue.clone(), Encoding::Json, b"{}".to_vec())
-            .with_timeout(Duration::from_millis(200));
-        let properties =
-            transport_amqp::message::request_properties(&call, "expiring", &reply_queue);
+        let properties = call_properties("expiring", &reply_queue).with_expiration("200".into());
         let started = Instant::now();
         publish(&channel, &queue, properties, b"{}").await;
         let back = tokio::time::timeout(Duration::from_secs(10), replies.next())
@@ -148,10 +138,7 @@ fn expired_request_comes_back_through_the_dead_letter_exchange() {
             back.properties.kind().as_ref().map(|t| t.as_str()),
             Some("call")
         );
-        assert_eq!(
-            decode_reply(&back.properties, back.data.clone()),
-            Err(RpcError::DeadlineExceeded)
-        );
+        assert_eq!(death_reason(&back).as_deref(), Some("expired"));
         let _ = channel
             .queue_delete(
                 queue.as_str().into(),

@@ -4,11 +4,14 @@
 //!
 //! Each case runs with both sides on current-thread runtimes, on multi-threaded runtimes (2
 //! workers), and mixed, to choose the runtime settings on evidence. Then it measures the
-//! resident memory of a small consumer process (this binary re-run as one).
+//! resident memory of a small consumer process (this binary re-run as one), and the cost of
+//! TLS: two consumer processes of default configuration, one plain and one with TLS
+//! (certificates made at run time), called from this process at 64 in flight and one at a
+//! time, in interleaved rounds.
 //!
 //! `cargo bench -p transport-tcp`; `ECHO_SECS` (default 0.6) sets the time per case and round,
 //! `ECHO_ROUNDS` (default 5) the rounds, `ECHO_ONLY=current` or `ECHO_ONLY=multi` one flavour,
-//! `ECHO_CASE=<part of a label>` some cases.
+//! `ECHO_CASE=<part of a label>` some cases, `ECHO_ONLY=tls` the TLS comparison alone.
 
 use std::future::Future;
 use std::io::{BufRead, BufReader, Write};
@@ -24,7 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio_util::codec::{Framed, FramedRead, FramedWrite, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
-use transport_tcp::{TcpServerConfig, TcpTransport, TcpTransportConfig};
+use transport_tcp::{ClientTls, ServerTls, TcpServerConfig, TcpTransport, TcpTransportConfig};
 
 const PAYLOAD: &str = "the quick brown fox jumps over";
 const IN_FLIGHT: usize = 64;
@@ -242,10 +245,14 @@ async fn rpc_calls(client: Client, method: &'static str, tasks: usize, secs: Dur
 }
 
 fn rpc_pool(addr: SocketAddr) -> TcpTransport {
+    TcpTransport::new([addr.to_string()], pool_config()).expect("pool")
+}
+
+fn pool_config() -> TcpTransportConfig {
     let mut config = TcpTransportConfig::default();
     // Let 64 calls be in flight on the one connection, whatever the worker count.
     config.queued_per_consumer = IN_FLIGHT;
-    TcpTransport::new([addr.to_string()], config).expect("pool")
+    config
 }
 
 /// One measured case: what it is, and the best of its rounds.
@@ -283,6 +290,9 @@ fn main() {
          round is the one least disturbed).\n",
         secs.as_secs_f64()
     );
+    if only == "tls" {
+        return measure_tls(secs, rounds);
+    }
     println!("| case | runtimes (server and client) | calls/s | p50 µs | p99 µs |");
     println!("|---|---|---|---|---|");
     let mut summary = Vec::new();
@@ -384,16 +394,25 @@ fn main() {
     println!();
     if only.is_empty() && only_case.is_empty() {
         measure_consumer_memory();
+        measure_tls(secs, rounds);
     }
 }
 
-/// Runs a consumer of [`Echo`] on a current-thread runtime, prints its port, and serves until
-/// its standard input closes.
+/// Runs a consumer of [`Echo`] on a current-thread runtime (`ECHO_CONSUMER=multi`: a
+/// multi-threaded one), with TLS when `ECHO_TLS_CERT` and `ECHO_TLS_KEY` name PEM files,
+/// prints its port, and serves until its standard input closes.
 fn consumer_process() {
     let flavor = match std::env::var("ECHO_CONSUMER").as_deref() {
         Ok("multi") => Flavor::Multi,
         _ => Flavor::Current,
     };
+    let mut config = TcpServerConfig::default();
+    if let (Some(cert), Some(key)) = (
+        std::env::var_os("ECHO_TLS_CERT"),
+        std::env::var_os("ECHO_TLS_KEY"),
+    ) {
+        config.tls = Some(ServerTls::from_pem_files(cert, key).expect("the consumer's TLS"));
+    }
     flavor.runtime().block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         println!("{}", listener.local_addr().expect("address").port());
@@ -401,7 +420,7 @@ fn consumer_process() {
         let server = tokio::spawn(transport_tcp::serve(
             listener,
             Arc::new(registry()),
-            TcpServerConfig::default(),
+            config,
             stop.clone(),
         ));
         let _ = tokio::task::spawn_blocking(|| {
@@ -423,12 +442,23 @@ fn vm_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// The resident memory of a consumer process: idle, then idle again after 20,000 calls.
-fn measure_consumer_memory() {
-    for flavor in ["current", "multi"] {
+/// A consumer process: this binary re-run with `ECHO_CONSUMER` set; it stops when its
+/// standard input closes.
+struct ConsumerProcess {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl ConsumerProcess {
+    /// Starts one on a `flavor` runtime (`current` or `multi`) with the environment `env`.
+    fn start(flavor: &str, env: &[(&str, &std::path::Path)]) -> Self {
         let exe = std::env::current_exe().expect("this binary");
-        let mut child = Command::new(exe)
-            .env("ECHO_CONSUMER", flavor)
+        let mut command = Command::new(exe);
+        command.env("ECHO_CONSUMER", flavor);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -437,9 +467,123 @@ fn measure_consumer_memory() {
         let stdout = child.stdout.take().expect("stdout");
         BufReader::new(stdout).read_line(&mut port).expect("port");
         let port: u16 = port.trim().parse().expect("a port");
+        let addr = ([127, 0, 0, 1], port).into();
+        Self { child, addr }
+    }
+
+    /// Closes its standard input and waits for it to exit.
+    fn stop(mut self) {
+        if let Some(mut stdin) = self.child.stdin.take() {
+            let _ = stdin.write_all(b"\n");
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// TLS against plain TCP: a consumer process of each (default configuration, 2 workers),
+/// called from this process (current-thread runtime) at 64 in flight and one at a time, in
+/// interleaved rounds; the best round of each, and the ratios.
+fn measure_tls(secs: Duration, rounds: usize) {
+    let dir = std::env::temp_dir().join(format!("rpc-echo-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let (ca, cert, key) = certificates();
+    let (ca_file, cert_file, key_file) = (dir.join("ca.crt"), dir.join("c.crt"), dir.join("c.key"));
+    for (path, pem) in [(&ca_file, &ca), (&cert_file, &cert), (&key_file, &key)] {
+        std::fs::write(path, pem).expect("a PEM file");
+    }
+    let plain = ConsumerProcess::start("current", &[]);
+    let tls = ConsumerProcess::start(
+        "current",
+        &[("ECHO_TLS_CERT", &cert_file), ("ECHO_TLS_KEY", &key_file)],
+    );
+    let runtime = Flavor::Current.runtime();
+    let mut tls_config = pool_config();
+    tls_config.tls = Some(ClientTls::from_ca_file(&ca_file).expect("the CA"));
+    let clients = [
+        ("plain TCP", Client::new(rpc_pool(plain.addr))),
+        (
+            "TLS",
+            Client::new(TcpTransport::new([tls.addr.to_string()], tls_config).expect("pool")),
+        ),
+    ];
+    let mut cases: Vec<(String, &Client, usize, Case)> = Vec::new();
+    for tasks in [IN_FLIGHT, 1] {
+        for (name, client) in &clients {
+            let label = match tasks {
+                1 => format!("{name}, 1 at a time"),
+                _ => format!("{name}, 64 in flight"),
+            };
+            let case = Case {
+                label: label.clone(),
+                best: None,
+            };
+            cases.push((label, client, tasks, case));
+        }
+    }
+    runtime.block_on(async {
+        for (_, client) in &clients {
+            rpc_calls(
+                (*client).clone(),
+                "echo.echo",
+                1,
+                Duration::from_millis(200),
+            )
+            .await;
+        }
+        for _ in 0..rounds {
+            for (_, client, tasks, case) in cases.iter_mut() {
+                let client = (*client).clone();
+                case.keep(rpc_calls(client, "echo.echo", *tasks, secs).await);
+            }
+        }
+    });
+    println!("TLS against plain TCP, each consumer a process of its own (sync echo):\n");
+    println!("| case | runtimes (server and client) | calls/s | p50 µs | p99 µs |");
+    println!("|---|---|---|---|---|");
+    let mut rates = Vec::new();
+    for (label, _, _, case) in &mut cases {
+        if let Some(sample) = case.best.as_mut() {
+            let (line, rate, p50) = sample.row(label, "current-thread");
+            println!("{line}");
+            rates.push((rate, p50));
+        }
+    }
+    if let [plain64, tls64, plain1, tls1] = rates[..] {
+        println!(
+            "\nTLS at 64 in flight = {:.0}% of plain TCP's calls/s; 1 at a time: {:.0}% of its \
+             calls/s, p50 {:.2}x",
+            100.0 * tls64.0 / plain64.0,
+            100.0 * tls1.0 / plain1.0,
+            tls1.1.as_secs_f64() / plain1.1.as_secs_f64()
+        );
+    }
+    drop(clients);
+    drop(runtime);
+    plain.stop();
+    tls.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A CA, and a certificate it signed for 127.0.0.1 with its key, in PEM.
+fn certificates() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca =
+        CertifiedIssuer::self_signed(params, KeyPair::generate().expect("a key")).expect("a CA");
+    let params = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("parameters");
+    let key = KeyPair::generate().expect("a key");
+    let cert = params.signed_by(&key, &ca).expect("a certificate");
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+/// The resident memory of a consumer process: idle, then idle again after 20,000 calls.
+fn measure_consumer_memory() {
+    for flavor in ["current", "multi"] {
+        let process = ConsumerProcess::start(flavor, &[]);
         std::thread::sleep(Duration::from_millis(300));
-        let idle = vm_rss_kib(child.id());
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let idle = vm_rss_kib(process.child.id());
+        let addr = process.addr;
         let runtime = Flavor::Current.runtime();
         runtime.block_on(async {
             let client = Client::new(rpc_pool(addr));
@@ -455,15 +599,12 @@ fn measure_consumer_memory() {
         });
         drop(runtime);
         std::thread::sleep(Duration::from_millis(300));
-        let after = vm_rss_kib(child.id());
+        let after = vm_rss_kib(process.child.id());
         println!(
             "consumer VmRSS ({flavor} runtime): idle {:.1} MiB, idle after 20,000 calls {:.1} MiB",
             idle as f64 / 1024.0,
             after as f64 / 1024.0
         );
-        if let Some(mut stdin) = child.stdin.take() {
-            let _ = stdin.write_all(b"\n");
-        }
-        let _ = child.wait();
+        process.stop();
     }
 }

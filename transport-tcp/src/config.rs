@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::security::{ClientTls, ServerTls, SharedSecret};
+
 /// The default largest frame body either side accepts: [`rpc_core::DEFAULT_MAX_MESSAGE`],
 /// 16 MiB.
 pub const DEFAULT_MAX_FRAME: usize = rpc_core::DEFAULT_MAX_MESSAGE;
@@ -39,6 +41,18 @@ pub struct TcpServerConfig {
     /// How long one write of replies may block on a client that does not read; then the
     /// connection is closed. Default: 30 s.
     pub write_timeout: Duration,
+    /// TLS: the consumer's certificate and key, and optionally the CA its clients'
+    /// certificates must be signed by. With it, plain TCP clients are refused with a clear
+    /// error (binary and text alike). Default: `None`, plain TCP.
+    pub tls: Option<ServerTls>,
+    /// A shared secret every binary client must prove it knows in the handshake (challenge
+    /// and response; the secret never crosses the wire) before any of its calls is read; the
+    /// consumer proves it too. Default: `None`, no authentication.
+    pub secret: Option<SharedSecret>,
+    /// With a `secret`, whether the seed's text commands (which carry no proof) are still
+    /// served; when false they get `ERROR Protocol: ... requires authentication`. Default:
+    /// false.
+    pub allow_text_without_secret: bool,
 }
 
 impl Default for TcpServerConfig {
@@ -52,6 +66,9 @@ impl Default for TcpServerConfig {
             text_pause: Duration::from_millis(100),
             text_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
+            tls: None,
+            secret: None,
+            allow_text_without_secret: false,
         }
     }
 }
@@ -93,6 +110,12 @@ pub struct TcpTransportConfig {
     /// calls still answers pings: they are answered by its network task, not its workers.
     /// Default: 10 s.
     pub heartbeat_interval: Duration,
+    /// TLS to every consumer, verified against a CA (and a client certificate for consumers
+    /// that require one). Default: `None`, plain TCP.
+    pub tls: Option<ClientTls>,
+    /// The shared secret, proved to consumers that ask for it. With it, a consumer that does
+    /// not prove it knows the same secret is refused too. Default: `None`.
+    pub secret: Option<SharedSecret>,
 }
 
 impl Default for TcpTransportConfig {
@@ -106,6 +129,8 @@ impl Default for TcpTransportConfig {
             no_consumer_wait: Duration::from_secs(5),
             max_retries: 3,
             heartbeat_interval: Duration::from_secs(10),
+            tls: None,
+            secret: None,
         }
     }
 }

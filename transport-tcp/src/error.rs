@@ -52,9 +52,50 @@ pub(crate) enum Error {
     /// A text command that is not UTF-8.
     #[error("text command is not UTF-8")]
     TextNotUtf8,
+    /// A TLS handshake or stream failed; the text says why in plain words.
+    #[error("{0}")]
+    Tls(String),
+    /// A plain client on a consumer that requires TLS.
+    #[error("this consumer requires TLS (TcpTransportConfig::tls)")]
+    TlsRequired,
+    /// A binary client sent something other than its handshake before it authenticated.
+    #[error("authentication required: this consumer requires the shared secret (TcpTransportConfig::secret)")]
+    Unauthenticated,
+    /// A producer's proof that does not match the consumer's shared secret.
+    #[error(
+        "authentication failed: the producer's proof does not match this consumer's shared secret"
+    )]
+    WrongSecret,
+    /// A producer with no shared secret, on a consumer that requires one.
+    #[error(
+        "authentication failed: this consumer requires a shared secret and the producer has none"
+    )]
+    NoSecret,
+    /// The consumer challenged this producer, which has no shared secret.
+    #[error("the consumer requires a shared secret and this producer has none (TcpTransportConfig::secret)")]
+    SecretRequired,
+    /// This producer has a shared secret and the consumer did not prove it knows one.
+    #[error("the consumer did not authenticate (it has no shared secret) and this producer requires it to")]
+    ConsumerUnauthenticated,
+    /// The consumer's proof does not match this producer's shared secret.
+    #[error("the consumer's proof does not match this producer's shared secret")]
+    WrongConsumerSecret,
     /// The socket failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// An I/O error on a TLS stream: a [`Error::Tls`] in plain words when rustls is behind it.
+    pub(crate) fn in_tls(self) -> Self {
+        match self {
+            Error::Io(err) => match crate::security::tls::describe(&err) {
+                Some(text) => Error::Tls(text),
+                None => Error::Io(err),
+            },
+            other => other,
+        }
+    }
 }
 
 impl From<Error> for RpcError {
@@ -74,7 +115,15 @@ impl From<Error> for RpcError {
             | Error::NoWelcome
             | Error::TextTooLong(_)
             | Error::TextTimeout(_)
-            | Error::TextNotUtf8 => RpcError::Protocol(err.to_string()),
+            | Error::TextNotUtf8
+            | Error::Tls(_)
+            | Error::TlsRequired
+            | Error::Unauthenticated
+            | Error::WrongSecret
+            | Error::NoSecret
+            | Error::SecretRequired
+            | Error::ConsumerUnauthenticated
+            | Error::WrongConsumerSecret => RpcError::Protocol(err.to_string()),
         }
     }
 }

@@ -15,12 +15,14 @@ use serde::{Deserialize, Serialize};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
 use crate::error::Error;
+use crate::security::secret::NONCE_LEN;
 
 /// The version of the binary protocol this crate speaks, exchanged in the handshake.
 ///
-/// Version 2 added the `Cancel` message (see the crate docs' wire table); a peer of another
-/// version is refused in the handshake with a protocol error naming both versions.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// Version 2 added the `Cancel` message, version 3 the batch procedures in `Welcome`, version
+/// 4 the shared secret's challenge and response (see the crate docs' wire table); a peer of
+/// another version is refused in the handshake with a protocol error naming both versions.
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Bytes in a frame's length prefix.
 const LENGTH_BYTES: usize = 4;
@@ -46,6 +48,15 @@ pub(crate) enum ClientMessage {
     Cancel {
         /// The request's id.
         id: u64,
+    },
+    /// The answer to [`ServerMessage::Challenge`]: the producer's nonce and its proof that it
+    /// knows the shared secret (empty when it has none).
+    Proof {
+        /// The producer's random nonce.
+        nonce: [u8; NONCE_LEN],
+        /// HMAC-SHA256 over a label and both nonces, keyed by the shared secret.
+        #[serde(with = "serde_bytes")]
+        proof: Vec<u8>,
     },
 }
 
@@ -82,10 +93,16 @@ pub(crate) enum ServerMessage {
     Error(RpcError),
     /// The answer to [`ClientMessage::Ping`].
     Pong,
+    /// The answer to [`ClientMessage::Hello`] from a consumer with a shared secret: the
+    /// producer must prove it knows the secret before it gets its `Welcome`.
+    Challenge {
+        /// The consumer's random nonce.
+        nonce: [u8; NONCE_LEN],
+    },
 }
 
 /// The consumer's side of the handshake.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Welcome {
     /// The consumer's [`PROTOCOL_VERSION`].
     pub(crate) version: u32,
@@ -93,6 +110,22 @@ pub(crate) struct Welcome {
     pub(crate) workers: u32,
     /// The largest frame body it accepts, in bytes.
     pub(crate) max_frame: u32,
+    /// Its batch procedures (those whose batches may hold more than one call), so that the
+    /// pool lets enough of their calls wait there for batches to form (since version 3).
+    pub(crate) batches: Vec<BatchSize>,
+    /// The consumer's proof that it knows the shared secret, when it challenged the producer;
+    /// empty otherwise (since version 4).
+    #[serde(with = "serde_bytes")]
+    pub(crate) proof: Vec<u8>,
+}
+
+/// A batch procedure and the most calls one of its batches takes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BatchSize {
+    /// `handler.method`.
+    pub(crate) procedure: String,
+    /// Its `#[batch(max = N)]`.
+    pub(crate) max: u32,
 }
 
 /// A request as the producer encodes it: the call is borrowed from the caller, which keeps
@@ -303,7 +336,7 @@ mod tests {
             max_frame: 1 << 24,
         };
         ClientCodec::new(1 << 20).encode(hello, &mut buf).unwrap();
-        assert_eq!(&buf[..], &[0, 0, 0, 12, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(&buf[..], &[0, 0, 0, 12, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 1]);
     }
 
     #[test]

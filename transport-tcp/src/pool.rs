@@ -23,10 +23,12 @@ mod writer;
 /// A [`Transport`] that is a pool over several consumers, each reached on one multiplexed
 /// connection.
 ///
-/// - **Capacity**: each consumer says how many calls it runs at once (its `workers`) when the
-///   pool connects. A call goes to the consumer with the fewest outstanding calls for its
-///   capacity; each consumer holds at most `capacity + queued_per_consumer` calls, and calls
-///   beyond that wait here, so that a slow task on one consumer never holds up work that
+/// - **Capacity**: each consumer says how many calls it runs at once (its `workers`) and which
+///   of its procedures take batches (`#[batch(max = N)]`) when the pool connects. A call goes
+///   to the consumer with the fewest outstanding calls for its capacity; each consumer holds
+///   at most `capacity + queued_per_consumer` calls (for a call to a batch procedure,
+///   `2 x capacity x max + queued_per_consumer`: a batch running on each worker and the next
+///   one waiting, so that batches fill), and calls beyond that wait here, so that a slow task on one consumer never holds up work that
 ///   another could do. They wait in line: a freed place goes to the call that has waited
 ///   longest, never to one made after it.
 /// - **Faults**: a consumer that refuses connections, breaks one, or stops answering pings
@@ -142,7 +144,7 @@ impl TcpTransport {
         let mut retries = 0;
         let mut consumer = None;
         let result = loop {
-            let (place, connection) = match self.inner.shared.acquire().await {
+            let (place, connection) = match self.inner.shared.acquire(&call.procedure).await {
                 Ok(acquired) => acquired,
                 Err(err) => break Err(err),
             };

@@ -8,19 +8,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rpc_core::{Registry, ServerTask};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::config::TcpServerConfig;
+use crate::security::tls::HANDSHAKE_RECORD;
+use crate::security::ServerTls;
 use context::Context;
 
 mod binary;
 mod context;
 mod linger;
+mod refuse;
 mod text;
 
 /// Serves `registry` on `listener` until `shutdown` fires, then stops accepting, lets every
@@ -55,13 +60,22 @@ pub async fn serve(
 ) {
     let connections = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let context = Arc::new(Context {
+        tls: config.tls.as_ref().map(ServerTls::acceptor),
         registry,
         config,
         shutdown,
         tracker: TaskTracker::new(),
     });
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, workers = context.registry.workers(), "consumer listening");
+        let config = &context.config;
+        tracing::info!(
+            %addr,
+            workers = context.registry.workers(),
+            tls = config.tls.is_some(),
+            client_certificates = config.tls.as_ref().is_some_and(ServerTls::is_mutual),
+            secret = config.secret.is_some(),
+            "consumer listening"
+        );
     }
     loop {
         let accepted = tokio::select! {
@@ -100,8 +114,10 @@ pub async fn serve(
     tracing::info!("consumer stopped");
 }
 
-/// Waits for the first byte, then serves the connection in binary mode (a frame's length
-/// prefix starts with 0x00) or text mode (anything else).
+/// Waits for the first byte, then serves the connection: over TLS when the consumer has it
+/// (a TLS handshake starts with 0x16), in binary mode (a frame's length prefix starts with
+/// 0x00) or text mode (anything else). A plain client on a TLS consumer, and a TLS client on
+/// a plain one, get a clear error and are closed.
 async fn serve_connection(stream: TcpStream, context: Arc<Context>) {
     let _ = stream.set_nodelay(true);
     let mut first = [0u8; 1];
@@ -110,11 +126,51 @@ async fn serve_connection(stream: TcpStream, context: Arc<Context>) {
         peeked = timeout(context.config.handshake_timeout, stream.peek(&mut first)) => peeked,
     };
     match peeked {
-        Err(_) => tracing::debug!("silent client dropped"),
-        Ok(Err(err)) => tracing::debug!(%err, "connection failed before its first byte"),
-        Ok(Ok(0)) => tracing::debug!("connection closed before its first byte"),
-        Ok(Ok(_)) if first[0] == 0 => binary::serve(stream, context).await,
-        Ok(Ok(_)) => text::serve(stream, context).await,
+        Err(_) => return tracing::debug!("silent client dropped"),
+        Ok(Err(err)) => return tracing::debug!(%err, "connection failed before its first byte"),
+        Ok(Ok(0)) => return tracing::debug!("connection closed before its first byte"),
+        Ok(Ok(_)) => {}
+    }
+    match (&context.tls, first[0]) {
+        (Some(acceptor), HANDSHAKE_RECORD) => serve_tls(stream, acceptor.clone(), context).await,
+        (Some(_), first) => {
+            tracing::warn!("a plain client on a TLS consumer: refused");
+            refuse::plain_client(stream, first == 0, &context).await;
+        }
+        (None, HANDSHAKE_RECORD) => {
+            tracing::warn!("a TLS client on a plain consumer: refused");
+            refuse::tls_client(stream, &context).await;
+        }
+        (None, 0) => binary::serve(stream, &[], context).await,
+        (None, _) => text::serve(stream, Vec::new(), context).await,
+    }
+}
+
+/// Runs the TLS handshake (within the handshake timeout), then serves the connection in the
+/// mode its first byte inside TLS says. A client refused in the handshake (no certificate, or
+/// one from another CA, or an expired one, or no TLS at all) costs one log line.
+async fn serve_tls(stream: TcpStream, acceptor: TlsAcceptor, context: Arc<Context>) {
+    let limit = context.config.handshake_timeout;
+    let accepted = tokio::select! {
+        _ = context.shutdown.cancelled() => return,
+        accepted = timeout(limit, acceptor.accept(stream)) => accepted,
+    };
+    let mut stream = match accepted {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(err)) => return tracing::warn!(%err, "TLS handshake failed: client refused"),
+        Err(_) => return tracing::warn!("TLS handshake not completed within {limit:?}: dropped"),
+    };
+    let mut first = [0u8; 1];
+    let read = tokio::select! {
+        _ = context.shutdown.cancelled() => return,
+        read = timeout(limit, stream.read(&mut first)) => read,
+    };
+    match read {
+        Ok(Ok(1)) if first[0] == 0 => binary::serve(stream, &first, context).await,
+        Ok(Ok(1)) => text::serve(stream, first.to_vec(), context).await,
+        Ok(Ok(_)) => tracing::debug!("TLS connection closed before its first byte"),
+        Ok(Err(err)) => tracing::debug!(%err, "TLS connection failed before its first byte"),
+        Err(_) => tracing::debug!("silent TLS client dropped"),
     }
 }
 

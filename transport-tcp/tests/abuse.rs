@@ -12,8 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use transport_tcp::{TcpServer, TcpServerConfig, DEFAULT_MAX_FRAME};
 
-/// Hello, protocol 1, replies up to 16 MiB.
-const HELLO: [u8; 16] = [0, 0, 0, 12, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 1];
+/// `Hello`, protocol 4 ([`transport_tcp::PROTOCOL_VERSION`]), replies up to 16 MiB.
+const HELLO: [u8; 16] = [0, 0, 0, 12, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 1];
 
 async fn server(config: TcpServerConfig) -> TcpServer {
     TcpServer::bind("127.0.0.1:0", common::registry(2), config)
@@ -80,9 +80,10 @@ async fn a_four_gib_length_prefix_is_a_protocol_error() {
         .await
         .expect("prefix");
     let answer = read_to_close(&mut stream).await;
-    // The welcome (4 + 16 bytes), then an `Error` frame: variant 2, `Protocol` (7).
-    assert_eq!(&answer[..4], &[0, 0, 0, 16], "{answer:?}");
-    let error = &answer[20..];
+    // The welcome (variant 0), then an `Error` frame: variant 2, `Protocol` (7).
+    let welcome_len = 4 + u32::from_be_bytes(answer[..4].try_into().expect("a prefix")) as usize;
+    assert_eq!(&answer[4..8], &[0, 0, 0, 0], "{answer:?}");
+    let error = &answer[welcome_len..];
     assert_eq!(&error[4..12], &[2, 0, 0, 0, 7, 0, 0, 0], "{answer:?}");
     assert!(String::from_utf8_lossy(error).contains("exceeds the limit"));
 
@@ -133,9 +134,7 @@ async fn a_thousand_connections_opened_and_closed() {
                 0 => {} // connect and close
                 1 => {
                     stream.write_all(&HELLO).await.expect("hello");
-                    let mut welcome = [0u8; 20];
-                    stream.read_exact(&mut welcome).await.expect("welcome");
-                    assert_eq!(&welcome[..4], &[0, 0, 0, 16]);
+                    read_welcome(&mut stream).await;
                 }
                 _ => {
                     stream.write_all(b"work echo hi\n").await.expect("command");
@@ -160,8 +159,7 @@ async fn over_the_connection_limit_a_connection_is_closed() {
             .await
             .expect("connect");
         stream.write_all(&HELLO).await.expect("hello");
-        let mut welcome = [0u8; 20];
-        stream.read_exact(&mut welcome).await.expect("welcome");
+        read_welcome(&mut stream).await;
         held.push(stream);
     }
     let mut third = TcpStream::connect(server.local_addr())
@@ -187,7 +185,7 @@ async fn an_older_protocol_version_is_refused() {
     assert_eq!(&answer[4..12], &[2, 0, 0, 0, 7, 0, 0, 0], "{answer:?}");
     let text = String::from_utf8_lossy(&answer);
     assert!(
-        text.contains("version 1 is not supported; this consumer speaks 2"),
+        text.contains("version 1 is not supported; this consumer speaks 4"),
         "{text}"
     );
     server.shutdown().await;
@@ -208,10 +206,18 @@ async fn handshake(server: &TcpServer) -> TcpStream {
         .await
         .expect("connect");
     stream.write_all(&HELLO).await.expect("hello");
-    let mut welcome = [0u8; 20];
-    stream.read_exact(&mut welcome).await.expect("welcome");
-    assert_eq!(&welcome[..8], &[0, 0, 0, 16, 0, 0, 0, 0], "{welcome:?}");
+    read_welcome(&mut stream).await;
     stream
+}
+
+/// Reads the consumer's `Welcome` frame (variant 0; its length depends on the registry's
+/// batch procedures) and checks its version.
+async fn read_welcome(stream: &mut TcpStream) {
+    let mut prefix = [0u8; 4];
+    stream.read_exact(&mut prefix).await.expect("a welcome");
+    let mut body = vec![0u8; u32::from_be_bytes(prefix) as usize];
+    stream.read_exact(&mut body).await.expect("a welcome");
+    assert_eq!(&body[..8], &[0, 0, 0, 0, 4, 0, 0, 0], "{body:?}");
 }
 
 /// The message of the `Error` frame carrying `Protocol` (7) that starts `frames`, if it does.

@@ -327,8 +327,10 @@ async fn hung_consumer() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) 
             if stream.read_exact(&mut hello).await.is_err() {
                 continue;
             }
-            // Welcome: variant 0, version 1, 1 worker, frames up to 16 MiB.
-            let welcome = [0, 0, 0, 16, 0, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1];
+            // Welcome: variant 0, version 4, 1 worker, frames up to 16 MiB, no batch
+            // procedure, no proof.
+            let mut welcome = vec![0, 0, 0, 32, 0, 0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1];
+            welcome.extend_from_slice(&[0; 16]);
             let _ = stream.write_all(&welcome).await;
             held.push(stream);
         }
@@ -414,5 +416,39 @@ async fn waiting_calls_are_served_first_come_first_served() {
     assert!(
         most_overtaken <= 3,
         "a call was overtaken by {most_overtaken} calls made after it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_of_the_full_size_form_on_a_consumer_fed_by_one_pool() {
+    // One worker: with only `capacity + queued_per_consumer` (3) calls let wait on it, no
+    // batch could hold more than 3 calls.
+    let a = Consumer::start("127.0.0.1:0", 1, TcpServerConfig::default());
+    let pool = common::pool(&[&a]);
+    all_up(&pool).await;
+    let client = client(&pool, Duration::from_secs(30));
+    let calls = (0..64).map(|i| {
+        let client = client.clone();
+        async move {
+            let text = "x".repeat(i);
+            let weight: Result<usize, RpcError> = client.call("work.weigh", &(text,)).await;
+            assert_eq!(weight, Ok(i), "call {i}");
+        }
+    });
+    join_all(calls).await;
+    let batches = a.runs.batches();
+    assert_eq!(batches.iter().sum::<usize>(), 64, "{batches:?}");
+    assert!(
+        batches.iter().all(|&size| size <= common::BATCH),
+        "{batches:?}"
+    );
+    let full = batches
+        .iter()
+        .filter(|&&size| size == common::BATCH)
+        .count();
+    assert!(
+        full >= 4,
+        "only {full} batches of {}: {batches:?}",
+        common::BATCH
     );
 }

@@ -31,6 +31,11 @@ struct Args {
     #[arg(long, env = "RPC_WORKERS", default_value_t = 1)]
     workers: usize,
 
+    /// The most calls of one batch procedure (neural_analyzer.polarity) run as one batch, below
+    /// the procedure's own maximum (8, chosen on measurement); 1 runs each call alone.
+    #[arg(long, env = "RPC_MAX_BATCH", value_name = "N")]
+    max_batch: Option<usize>,
+
     /// Where the neural network's files are [default: $RPC_MODEL_DIR, else ./models/all-minilm-l6-v2].
     #[arg(long, value_name = "DIR")]
     model_dir: Option<PathBuf>,
@@ -139,9 +144,13 @@ fn main() -> ExitCode {
             },
             None => None,
         };
-        let registry = workloads::registry(args.workers, analyzer);
+        let mut registry = workloads::registry(args.workers, analyzer);
+        if let Some(limit) = args.max_batch {
+            registry = registry.with_batch_limit(limit);
+        }
         tracing::info!(
             workers = args.workers,
+            max_batch = registry.batch_size("neural_analyzer.polarity"),
             "serving {:?} over {:?}",
             registry.procedure_names(),
             args.transport.transport

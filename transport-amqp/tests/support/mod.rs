@@ -11,13 +11,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
-use rpc_core::{Client, Registry};
-use transport_amqp::topology::{declare_dlx, long_string, DLX_NAME};
-use transport_amqp::{AmqpConfig, AmqpServer, AmqpTransport, AmqpUrl, Topology};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
+use rpc_core::{Client, ErrorKind, Registry};
+use transport_amqp::{
+    AmqpConfig, AmqpServer, AmqpTransport, AmqpUrl, Topology, DEFAULT_DELIVERY_LIMIT,
+};
 
 /// A name no other test (or concurrent run) uses.
 pub fn unique(prefix: &str) -> String {
@@ -117,7 +119,7 @@ where
 /// Deletes the request queues `handler.method` the test declared: they outlive consumers.
 pub async fn delete_queues(handler: &str, methods: &[&str]) {
     let queues: Vec<String> = methods.iter().map(|m| format!("{handler}.{m}")).collect();
-    transport_amqp::topology::delete_request_queues(&config(), &queues)
+    transport_amqp::delete_request_queues(&config(), &queues)
         .await
         .expect("delete the test's queues");
 }
@@ -196,11 +198,7 @@ pub async fn client() -> Client {
 
 /// The runtime the tests run on: two workers, the machines' core count.
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
+    test_support::runtime(2)
 }
 
 /// Publishes `body` to `queue` through the default exchange, by hand.
@@ -239,17 +237,129 @@ pub async fn emptied(channel: &Channel, queue: &str) -> bool {
     .await
 }
 
+/// The dead-letter exchange of the wire (README, "AMQP"), as aio-pika names it.
+pub const DLX: &str = "rpc.dlx";
+
+fn long_string(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value))
+}
+
+/// Declares the request queue `name` as a foreign peer (aio-pika) does in `topology`, with
+/// the flags and arguments the README documents: the broker refuses (406) the declaration if
+/// ours differ.
+pub async fn declare_request_queue(channel: &Channel, name: &str, topology: Topology) {
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-dead-letter-exchange".into(), long_string(DLX));
+    let durable = topology == Topology::Quorum;
+    if durable {
+        arguments.insert("x-queue-type".into(), long_string("quorum"));
+        arguments.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(i64::from(DEFAULT_DELIVERY_LIMIT)),
+        );
+    }
+    let options = QueueDeclareOptions {
+        durable,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(name.into(), options, arguments)
+        .await
+        .unwrap_or_else(|e| panic!("declare the request queue {name} ({topology}): {e}"));
+}
+
+/// The properties of a JSON request as aio-pika sends it: `type` call, the correlation id,
+/// `reply_to` and the `From` header naming the reply queue.
+pub fn call_properties(correlation_id: &str, reply_to: &str) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    headers.insert("From".into(), long_string(reply_to));
+    BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_type("call".into())
+        .with_correlation_id(correlation_id.into())
+        .with_reply_to(reply_to.into())
+        .with_headers(headers)
+}
+
+/// The `type` property of a message: `call`, `result` or `error`.
+pub fn message_type(delivery: &lapin::message::Delivery) -> Option<&str> {
+    delivery.properties.kind().as_ref().map(|t| t.as_str())
+}
+
+/// A reply read as a foreign peer reads it: a `result` is its body; an `error` is the kind
+/// it names (JSON: `{"error": {"type": ...}}`, as aio-pika's; bincode: rpc-core's
+/// `Result<bytes, RpcError>`; text: `ERROR <kind>: ...`). Panics on anything else.
+pub fn reply_of(delivery: &lapin::message::Delivery) -> Result<Vec<u8>, ErrorKind> {
+    let content_type = delivery
+        .properties
+        .content_type()
+        .as_ref()
+        .map_or("application/json", |c| c.as_str());
+    match message_type(delivery) {
+        Some("result") => Ok(delivery.data.clone()),
+        Some("error") if content_type == transport_amqp::BINCODE_CONTENT_TYPE => {
+            let reply: Result<serde_bytes::ByteBuf, rpc_core::RpcError> =
+                rpc_core::encoding::from_bincode(&delivery.data).expect("a bincode reply");
+            Err(reply.expect_err("an error reply").kind())
+        }
+        Some("error") if content_type == "text/plain" => {
+            let text = String::from_utf8_lossy(&delivery.data);
+            let kind = text
+                .strip_prefix("ERROR ")
+                .and_then(|rest| rest.split(':').next())
+                .expect("ERROR <kind>: <message>");
+            Err(kind.parse().expect("a known kind"))
+        }
+        Some("error") => {
+            let body: serde_json::Value =
+                serde_json::from_slice(&delivery.data).expect("a JSON error reply");
+            let kind = body["error"]["type"].as_str().expect("error.type");
+            Err(kind.parse().expect("a known kind"))
+        }
+        other => panic!("not a reply: type {other:?}"),
+    }
+}
+
+/// The `reason` of the newest `x-death` entry of a dead-lettered message (`expired`,
+/// `delivery_limit`, `rejected`).
+pub fn death_reason(delivery: &lapin::message::Delivery) -> Option<String> {
+    let headers = delivery.properties.headers().as_ref()?;
+    let AMQPValue::FieldArray(deaths) = headers.inner().get("x-death")? else {
+        return None;
+    };
+    let AMQPValue::FieldTable(newest) = deaths.as_slice().first()? else {
+        return None;
+    };
+    match newest.inner().get("reason")? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
+        _ => None,
+    }
+}
+
 /// Binds `reply_queue` to the dead-letter exchange by its `From` header, as a client's reply
 /// queue is, so that a request expiring in its queue comes back to it.
 pub async fn bind_to_dlx(channel: &Channel, reply_queue: &str) {
-    declare_dlx(channel).await.expect("declare the dlx");
+    let options = ExchangeDeclareOptions {
+        auto_delete: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    channel
+        .exchange_declare(
+            DLX.into(),
+            ExchangeKind::Headers,
+            options,
+            FieldTable::default(),
+        )
+        .await
+        .expect("declare the dlx");
     let mut binding = FieldTable::default();
     binding.insert("From".into(), long_string(reply_queue));
     binding.insert("x-match".into(), long_string("any"));
     channel
         .queue_bind(
             reply_queue.into(),
-            DLX_NAME.into(),
+            DLX.into(),
             "".into(),
             QueueBindOptions::default(),
             binding,

@@ -1,9 +1,10 @@
 //! Balancing: which consumer takes a call. Each has room for its capacity plus a few queued
-//! calls; a call takes the least loaded one with room, or waits for a place in a first come,
+//! calls (for a call to one of its batch procedures, room for two batches per worker: one
+//! running, the next one waiting); a call takes the least loaded one with room, or waits for a place in a first come,
 //! first served line: a freed place goes to the call that has waited longest, never to one
 //! that just arrived, so no call waits behind calls made after it.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -42,6 +43,8 @@ struct State {
 struct Consumer {
     connection: Option<Arc<Connection>>,
     capacity: usize,
+    /// Its batch procedures and their largest batch, as it said in the handshake.
+    batches: HashMap<String, usize>,
     outstanding: usize,
     completed: u64,
     retried: u64,
@@ -99,12 +102,15 @@ impl Shared {
     ///
     /// # Errors
     /// [`RpcError::NoConsumer`] when no consumer has been up for `no_consumer_wait`.
-    pub(crate) async fn acquire(&self) -> Result<(Place<'_>, Arc<Connection>), RpcError> {
+    pub(crate) async fn acquire(
+        &self,
+        procedure: &str,
+    ) -> Result<(Place<'_>, Arc<Connection>), RpcError> {
         let queued = self.config.queued_per_consumer;
         let ticket = {
             let mut state = self.lock();
             if state.line.is_empty() {
-                if let Pick::Chosen(index, connection) = state.pick(queued) {
+                if let Pick::Chosen(index, connection) = state.pick(queued, procedure) {
                     return Ok((Place::new(self, index), connection));
                 }
             }
@@ -118,7 +124,7 @@ impl Shared {
             let give_up = {
                 let mut state = self.lock();
                 let pick = match state.line.front() == Some(&ticket.id) {
-                    true => state.pick(queued),
+                    true => state.pick(queued, procedure),
                     false => state.waiting_pick(),
                 };
                 match pick {
@@ -161,9 +167,9 @@ enum Pick {
 }
 
 impl State {
-    /// The consumer with the lowest load (outstanding calls for its capacity) that has room,
-    /// its place taken.
-    fn pick(&mut self, queued: usize) -> Pick {
+    /// The consumer with the lowest load (outstanding calls for its capacity) that has room
+    /// for a call to `procedure`, its place taken.
+    fn pick(&mut self, queued: usize, procedure: &str) -> Pick {
         let count = self.consumers.len();
         let mut best: Option<usize> = None;
         let mut any_up = false;
@@ -174,7 +180,7 @@ impl State {
                 Some(connection) if !connection.is_closed() => any_up = true,
                 _ => continue,
             }
-            if c.outstanding >= c.capacity + queued {
+            if c.outstanding >= c.room(procedure, queued) {
                 continue;
             }
             let lighter = best.is_none_or(|b| {
@@ -229,6 +235,20 @@ impl State {
     }
 }
 
+impl Consumer {
+    /// The most calls it may hold when one more to `procedure` is to be sent: its capacity
+    /// plus `queued`; for a batch procedure, two batches per worker plus `queued`, so that a
+    /// whole batch is already waiting when a worker finishes the one it runs (with only
+    /// `queued` waiting, the batches after the first would hold `queued` calls). Heavy calls
+    /// of other procedures still find at most `capacity + queued` calls ahead of them.
+    fn room(&self, procedure: &str, queued: usize) -> usize {
+        match self.batches.get(procedure) {
+            Some(&max) if max > 1 => 2 * self.capacity * max + queued,
+            _ => self.capacity + queued,
+        }
+    }
+}
+
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -240,6 +260,7 @@ impl Shared {
             let mut state = self.lock();
             let consumer = &mut state.consumers[index];
             consumer.capacity = connection.workers();
+            consumer.batches = connection.batch_sizes();
             consumer.connection = Some(connection);
             consumer.connects += 1;
             consumer.last_error = None;

@@ -5,19 +5,22 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use bytes::BytesMut;
 use futures::{SinkExt, StreamExt};
 use rpc_core::{Call, RpcError};
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::{Framed, FramedRead};
 use tokio_util::sync::CancellationToken;
 
-use super::writer::Writer;
+use super::writer::{WriteSide, Writer};
+use crate::config::TcpTransportConfig;
 use crate::error::Error;
 use crate::frame::{
     ClientCodec, ClientMessage, Outgoing, ServerMessage, Welcome, PROTOCOL_VERSION,
 };
+use crate::security::secret::{self, Nonces};
 
 type Waiter = oneshot::Sender<Result<Vec<u8>, RpcError>>;
 
@@ -72,35 +75,60 @@ impl std::fmt::Debug for Pending {
 }
 
 impl Connection {
-    /// Connects to `addr`, says hello and reads the consumer's capacity.
+    /// Connects to `addr` (over TLS when the config has it), says hello, proves it knows
+    /// the shared secret if the consumer asks, and reads the consumer's capacity.
     ///
     /// # Errors
-    /// [`Error::Io`] when the consumer cannot be reached, [`Error::Refused`] when it refuses
-    /// the handshake, another [`Error`] when it answers with something else.
-    pub(crate) async fn open(addr: &str, max_frame: usize) -> Result<Arc<Self>, Error> {
+    /// [`Error::Io`] when the consumer cannot be reached, [`Error::Tls`] when the TLS
+    /// handshake fails, [`Error::Refused`] when it refuses the handshake (another protocol
+    /// version, a wrong secret), another [`Error`] when it answers with something else or
+    /// does not authenticate as this pool requires.
+    pub(crate) async fn open(addr: &str, config: &TcpTransportConfig) -> Result<Arc<Self>, Error> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        let (read, write) = stream.into_split();
-        let mut frames = FramedRead::new(read, ClientCodec::new(max_frame));
-        let mut sink = FramedWrite::new(write, ClientCodec::new(max_frame));
-        let hello = ClientMessage::Hello {
-            version: PROTOCOL_VERSION,
-            max_frame: u32::try_from(max_frame).unwrap_or(u32::MAX),
-        };
-        sink.send(hello).await?;
-        let welcome = match frames.next().await {
-            Some(Ok(ServerMessage::Welcome(welcome))) => welcome,
-            Some(Ok(ServerMessage::Error(err))) => return Err(Error::Refused(err)),
-            Some(Err(err)) => return Err(err),
-            Some(Ok(ServerMessage::Reply(_) | ServerMessage::Pong)) => {
-                return Err(Error::NoWelcome)
+        let max_frame = config.max_frame;
+        match &config.tls {
+            None => {
+                let mut framed = Framed::new(stream, ClientCodec::new(max_frame));
+                let welcome = handshake(&mut framed, config).await?;
+                let parts = framed.into_parts();
+                let (read, write) = parts.io.into_split();
+                let write = WriteSide::Socket(write);
+                Ok(Self::start(read, parts.read_buf, write, welcome, max_frame))
             }
-            None => return Err(Error::ClosedInHandshake),
-        };
+            Some(tls) => {
+                let stream = tls
+                    .connect(addr, stream)
+                    .await
+                    .map_err(|e| Error::Io(e).in_tls())?;
+                let mut framed = Framed::new(stream, ClientCodec::new(max_frame));
+                let welcome = handshake(&mut framed, config)
+                    .await
+                    .map_err(Error::in_tls)?;
+                let parts = framed.into_parts();
+                let (read, write) = tokio::io::split(parts.io);
+                let write = WriteSide::Stream(Box::new(write));
+                Ok(Self::start(read, parts.read_buf, write, welcome, max_frame))
+            }
+        }
+    }
+
+    /// The connection after its handshake: its writer, and a task reading replies (`read_buf`:
+    /// bytes already read after the `Welcome`).
+    fn start<R>(
+        read: R,
+        read_buf: BytesMut,
+        write: WriteSide,
+        welcome: Welcome,
+        max_frame: usize,
+    ) -> Arc<Self>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+    {
         let closed = CancellationToken::new();
         // Requests are refused here, before they are sent, when the consumer would refuse them.
         let request_limit = max_frame.min(welcome.max_frame as usize);
-        let writer = Writer::start(sink.into_inner(), request_limit, closed.clone());
+        let writer = Writer::start(write, request_limit, closed.clone());
         let connection = Arc::new(Self {
             writer,
             pending: Arc::new(Pending(Mutex::new(Some(HashMap::new())))),
@@ -109,18 +137,29 @@ impl Connection {
             welcome,
             heard: Arc::new(AtomicBool::new(false)),
         });
+        let mut frames = FramedRead::new(read, ClientCodec::new(max_frame));
+        *frames.read_buffer_mut() = read_buf;
         tokio::spawn(read_replies(
             frames,
             connection.pending.clone(),
             connection.closed.clone(),
             connection.heard.clone(),
         ));
-        Ok(connection)
+        connection
     }
 
     /// The consumer's capacity, as it said in the handshake (at least 1).
     pub(crate) fn workers(&self) -> usize {
         (self.welcome.workers as usize).max(1)
+    }
+
+    /// The consumer's batch procedures and the most calls each of their batches takes, as it
+    /// said in the handshake.
+    pub(crate) fn batch_sizes(&self) -> HashMap<String, usize> {
+        let batches = self.welcome.batches.iter();
+        batches
+            .map(|b| (b.procedure.clone(), (b.max as usize).max(1)))
+            .collect()
     }
 
     /// Resolves when the connection is closed, from either side.
@@ -217,10 +256,78 @@ impl Drop for Entry<'_> {
     }
 }
 
+/// The producer's side of the handshake on a new connection: `Hello`, then the proof of the
+/// shared secret if the consumer challenges, then the consumer's `Welcome` (checking its own
+/// proof when this pool has a secret).
+async fn handshake<S>(
+    framed: &mut Framed<S, ClientCodec>,
+    config: &TcpTransportConfig,
+) -> Result<Welcome, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let hello = ClientMessage::Hello {
+        version: PROTOCOL_VERSION,
+        max_frame: u32::try_from(config.max_frame).unwrap_or(u32::MAX),
+    };
+    framed.send(hello).await?;
+    let consumer = match next_message(framed).await? {
+        ServerMessage::Welcome(welcome) => match config.secret {
+            Some(_) => return Err(Error::ConsumerUnauthenticated),
+            None => return Ok(welcome),
+        },
+        ServerMessage::Challenge { nonce } => nonce,
+        ServerMessage::Reply(_) | ServerMessage::Pong | ServerMessage::Error(_) => {
+            return Err(Error::NoWelcome)
+        }
+    };
+    let nonces = Nonces {
+        consumer,
+        producer: secret::nonce()?,
+    };
+    // Without a secret, an empty proof: the consumer then logs why it refuses.
+    let proof = config
+        .secret
+        .as_ref()
+        .map(|secret| secret.producer_proof(&nonces))
+        .unwrap_or_default();
+    let producer = nonces.producer;
+    framed
+        .send(ClientMessage::Proof {
+            nonce: producer,
+            proof,
+        })
+        .await?;
+    let Some(secret) = &config.secret else {
+        return Err(Error::SecretRequired);
+    };
+    let welcome = match next_message(framed).await? {
+        ServerMessage::Welcome(welcome) => welcome,
+        _ => return Err(Error::NoWelcome),
+    };
+    match secret.verify_consumer(&nonces, &welcome.proof) {
+        true => Ok(welcome),
+        false => Err(Error::WrongConsumerSecret),
+    }
+}
+
+/// The consumer's next message in the handshake; its `Error` as [`Error::Refused`].
+async fn next_message<S>(framed: &mut Framed<S, ClientCodec>) -> Result<ServerMessage, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match framed.next().await {
+        Some(Ok(ServerMessage::Error(err))) => Err(Error::Refused(err)),
+        Some(Ok(message)) => Ok(message),
+        Some(Err(err)) => Err(err),
+        None => Err(Error::ClosedInHandshake),
+    }
+}
+
 /// Hands each reply to its waiting call, until the connection closes; then fails every call
 /// still waiting (they are retried elsewhere).
-async fn read_replies(
-    mut frames: FramedRead<OwnedReadHalf, ClientCodec>,
+async fn read_replies<R: AsyncRead + Unpin>(
+    mut frames: FramedRead<R, ClientCodec>,
     pending: Arc<Pending>,
     closed: CancellationToken,
     heard: Arc<AtomicBool>,
@@ -238,7 +345,9 @@ async fn read_replies(
                 }
                 None => tracing::debug!(id = reply.id, "late reply discarded"),
             },
-            Some(Ok(ServerMessage::Welcome(_) | ServerMessage::Pong)) => {}
+            Some(Ok(
+                ServerMessage::Welcome(_) | ServerMessage::Pong | ServerMessage::Challenge { .. },
+            )) => {}
             Some(Ok(ServerMessage::Error(err))) => {
                 tracing::warn!(%err, "consumer closed the connection");
                 break;

@@ -21,7 +21,7 @@ pub(crate) async fn supervise(shared: Arc<Shared>, index: usize) {
     loop {
         let opened = tokio::select! {
             _ = shared.stop.cancelled() => return,
-            opened = timeout(config.connect_timeout, Connection::open(addr, config.max_frame)) => opened,
+            opened = timeout(config.connect_timeout, Connection::open(addr, config)) => opened,
         };
         match opened.unwrap_or(Err(Error::ConnectTimeout)) {
             Ok(connection) => {

@@ -9,11 +9,15 @@
 //! Writes use `try_write` under the buffer's lock and never await while holding it, so a call
 //! dropped at any point leaves whole frames behind for the writer task: the stream never
 //! carries half a frame followed by another.
+//!
+//! Over TLS there is no `try_write` (every write goes through rustls): the writer task owns
+//! the stream and writes every batch itself, with `write_all` on what accumulated.
 
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tokio_util::codec::Encoder;
@@ -22,10 +26,20 @@ use tokio_util::sync::CancellationToken;
 use crate::error::Error;
 use crate::frame::{ClientCodec, ClientMessage, Outgoing};
 
+/// Where a connection's frames go.
+pub(crate) enum WriteSide {
+    /// A plain socket: calls may write to it themselves.
+    Socket(OwnedWriteHalf),
+    /// A stream only the writer task writes to (TLS).
+    Stream(Box<dyn AsyncWrite + Send + Unpin>),
+}
+
 /// The shared write side of one connection.
 #[derive(Debug)]
 pub(crate) struct Writer {
-    socket: OwnedWriteHalf,
+    /// The plain socket, written to by calls and the writer task; `None` over TLS, where the
+    /// writer task owns the stream.
+    socket: Option<OwnedWriteHalf>,
     state: Mutex<State>,
     /// Wakes the writer task when frames wait in the buffer.
     wake: Notify,
@@ -41,11 +55,11 @@ struct State {
 
 impl Writer {
     /// A writer on `socket`, and the task that writes its batches until `closed` fires.
-    pub(crate) fn start(
-        socket: OwnedWriteHalf,
-        max_frame: usize,
-        closed: CancellationToken,
-    ) -> Arc<Self> {
+    pub(crate) fn start(side: WriteSide, max_frame: usize, closed: CancellationToken) -> Arc<Self> {
+        let (socket, stream) = match side {
+            WriteSide::Socket(socket) => (Some(socket), None),
+            WriteSide::Stream(stream) => (None, Some(stream)),
+        };
         let writer = Arc::new(Self {
             socket,
             state: Mutex::new(State {
@@ -55,7 +69,10 @@ impl Writer {
             }),
             wake: Notify::new(),
         });
-        tokio::spawn(write_batches(writer.clone(), closed));
+        match stream {
+            Some(stream) => tokio::spawn(write_stream(writer.clone(), stream, closed)),
+            None => tokio::spawn(write_batches(writer.clone(), closed)),
+        };
         writer
     }
 
@@ -101,10 +118,13 @@ impl Writer {
     }
 
     /// Writes what the buffer holds without waiting: `true` once it is empty, `false` when
-    /// the socket is full.
+    /// the socket is full or only the writer task may write (TLS).
     fn drain(&self, state: &mut State) -> io::Result<bool> {
+        let Some(socket) = &self.socket else {
+            return Ok(state.buffer.is_empty());
+        };
         while !state.buffer.is_empty() {
-            match self.socket.try_write(&state.buffer) {
+            match socket.try_write(&state.buffer) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => state.buffer.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
@@ -141,11 +161,52 @@ async fn write_batches(writer: Arc<Writer>, closed: CancellationToken) {
             if drained {
                 break;
             }
+            let Some(socket) = &writer.socket else {
+                return;
+            };
             let writable = tokio::select! {
                 _ = closed.cancelled() => return,
-                writable = writer.socket.writable() => writable,
+                writable = socket.writable() => writable,
             };
             if let Err(err) = writable {
+                tracing::debug!(%err, "write to consumer failed");
+                closed.cancel();
+                return;
+            }
+        }
+    }
+}
+
+/// The writer task over TLS: writes each batch of frames as they accumulate, with `write_all`
+/// and a flush (rustls encrypts them into as few records as it can).
+async fn write_stream(
+    writer: Arc<Writer>,
+    mut stream: Box<dyn AsyncWrite + Send + Unpin>,
+    closed: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = closed.cancelled() => return,
+            _ = writer.wake.notified() => {}
+        }
+        loop {
+            let batch = {
+                let mut state = writer.lock();
+                if state.buffer.is_empty() {
+                    state.busy = false;
+                    break;
+                }
+                state.buffer.split()
+            };
+            let write = async {
+                stream.write_all(&batch).await?;
+                stream.flush().await
+            };
+            let written = tokio::select! {
+                _ = closed.cancelled() => return,
+                written = write => written,
+            };
+            if let Err(err) = written {
                 tracing::debug!(%err, "write to consumer failed");
                 closed.cancel();
                 return;

@@ -18,19 +18,18 @@ use std::time::Duration;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
 use rpc_core::{Registry, Reply, Request};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{sleep, timeout, Instant, Sleep};
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
 use super::context::Context;
 use super::linger::linger;
 use crate::error::Error;
-use crate::frame::{ClientMessage, ServerCodec, ServerMessage, Welcome, PROTOCOL_VERSION};
-
-type Sink = FramedWrite<OwnedWriteHalf, ServerCodec>;
-type Frames = FramedRead<OwnedReadHalf, ServerCodec>;
+use crate::frame::{
+    BatchSize, ClientMessage, ServerCodec, ServerMessage, Welcome, PROTOCOL_VERSION,
+};
+use crate::security::secret::{self, Nonces, NONCE_LEN};
 
 /// The longest wait between two checks of a connection's idleness.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
@@ -56,10 +55,14 @@ enum Step {
     Abandon,
 }
 
-/// Serves one binary connection until the client closes it, it idles out, breaks the
-/// protocol, or the server shuts down; the calls already read are answered first.
-pub(crate) async fn serve(stream: TcpStream, context: Arc<Context>) {
-    let mut session = Session::new(stream, &context);
+/// Serves one binary connection (`first`: its bytes already read) until the client closes
+/// it, it idles out, breaks the protocol, or the server shuts down; the calls already read
+/// are answered first.
+pub(crate) async fn serve<S>(stream: S, first: &[u8], context: Arc<Context>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut session = Session::new(stream, first, &context);
     let mut calls = FuturesUnordered::new();
     let violated = loop {
         let Some(event) = session.next_event(&mut calls).await else {
@@ -94,10 +97,18 @@ fn dispatch(
 }
 
 /// One binary connection's state.
-struct Session<'a> {
+struct Session<'a, S> {
     context: &'a Context,
-    frames: Frames,
-    sink: Sink,
+    framed: Framed<S, ServerCodec>,
+    /// Whether the client may send calls: at once without a shared secret, after its proof
+    /// with one.
+    admitted: bool,
+    /// The nonce this consumer challenged the client with, and the client's frame limit,
+    /// until its proof comes.
+    challenge: Option<([u8; NONCE_LEN], u32)>,
+    /// When the connection was accepted: a client not admitted within the handshake timeout
+    /// is closed.
+    opened: Instant,
     /// Each call in flight by request id, to cancel it when its caller gives up.
     in_flight: HashMap<u64, CancellationToken>,
     /// Calls run at once at most; past that the connection is not read.
@@ -107,14 +118,17 @@ struct Session<'a> {
     idle: Idle,
 }
 
-impl<'a> Session<'a> {
-    fn new(stream: TcpStream, context: &'a Context) -> Self {
+impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
+    fn new(stream: S, first: &[u8], context: &'a Context) -> Self {
         let config = &context.config;
-        let (read, write) = stream.into_split();
+        let mut framed = Framed::new(stream, ServerCodec::new(config.max_frame));
+        framed.read_buffer_mut().extend_from_slice(first);
         Self {
             context,
-            frames: FramedRead::new(read, ServerCodec::new(config.max_frame)),
-            sink: FramedWrite::new(write, ServerCodec::new(config.max_frame)),
+            framed,
+            admitted: config.secret.is_none(),
+            challenge: None,
+            opened: Instant::now(),
             in_flight: HashMap::new(),
             limit: config.max_in_flight.max(1),
             reading: true,
@@ -134,7 +148,7 @@ impl<'a> Session<'a> {
         let reading = self.reading;
         let event = tokio::select! {
             // Back-pressure: at the limit, stop reading until a call finishes.
-            frame = self.frames.next(), if reading && calls.len() < self.limit => Event::Frame(frame),
+            frame = self.framed.next(), if reading && calls.len() < self.limit => Event::Frame(frame),
             Some(reply) = calls.next(), if !calls.is_empty() => Event::Reply(reply),
             _ = self.context.shutdown.cancelled(), if reading => Event::Stop,
             _ = &mut self.idle.timer, if reading => Event::Idle,
@@ -165,6 +179,12 @@ impl<'a> Session<'a> {
         };
         self.idle.active = true;
         match message {
+            ClientMessage::Hello { version, max_frame } => self.handshake(version, max_frame).await,
+            ClientMessage::Proof { nonce, proof } => self.check_proof(nonce, &proof).await,
+            _ if !self.admitted => {
+                tracing::warn!("refused: a client sent calls without authenticating");
+                self.refuse(Error::Unauthenticated).await
+            }
             ClientMessage::Request(request) => {
                 let cancel = CancellationToken::new();
                 self.in_flight.insert(request.id, cancel.clone());
@@ -180,12 +200,11 @@ impl<'a> Session<'a> {
                 Step::Continue
             }
             ClientMessage::Ping => self.send(ServerMessage::Pong).await,
-            ClientMessage::Hello { version, max_frame } => self.handshake(version, max_frame).await,
         }
     }
 
-    /// Answers the producer's `Hello`: `Welcome` with this consumer's capacity, or an error
-    /// for another protocol version.
+    /// Answers the producer's `Hello`: `Welcome` with this consumer's capacity, a
+    /// `Challenge` when it has a shared secret, or an error for another protocol version.
     async fn handshake(&mut self, version: u32, max_frame: u32) -> Step {
         if version != PROTOCOL_VERSION {
             let refused = Error::Version {
@@ -194,12 +213,52 @@ impl<'a> Session<'a> {
             };
             return self.refuse(refused).await;
         }
+        if self.context.config.secret.is_some() && !self.admitted {
+            let nonce = match secret::nonce() {
+                Ok(nonce) => nonce,
+                Err(err) => return self.refuse(err.into()).await,
+            };
+            self.challenge = Some((nonce, max_frame));
+            return self.send(ServerMessage::Challenge { nonce }).await;
+        }
+        self.welcome(max_frame, Vec::new()).await
+    }
+
+    /// Checks the producer's answer to the challenge: its `Welcome` (with this consumer's own
+    /// proof) when it knows the secret; otherwise one log line and an error, and the
+    /// connection is closed before any call is read.
+    async fn check_proof(&mut self, producer: [u8; NONCE_LEN], proof: &[u8]) -> Step {
+        let (Some((consumer, max_frame)), Some(secret)) =
+            (self.challenge.take(), self.context.config.secret.as_ref())
+        else {
+            tracing::warn!("refused: a proof nobody asked for");
+            return self.refuse(Error::Unauthenticated).await;
+        };
+        let nonces = Nonces { consumer, producer };
+        if secret.verify_producer(&nonces, proof) {
+            self.admitted = true;
+            tracing::debug!("producer authenticated");
+            let proof = secret.consumer_proof(&nonces);
+            return self.welcome(max_frame, proof).await;
+        }
+        let refused = match proof.is_empty() {
+            true => Error::NoSecret,
+            false => Error::WrongSecret,
+        };
+        tracing::warn!(reason = %refused, "producer refused");
+        self.refuse(refused).await
+    }
+
+    /// Sends the `Welcome`: the producer may now send calls.
+    async fn welcome(&mut self, max_frame: u32, proof: Vec<u8>) -> Step {
         // Replies the producer would refuse become protocol errors here instead.
-        self.sink.encoder_mut().limit_encoding(max_frame as usize);
+        self.framed.codec_mut().limit_encoding(max_frame as usize);
         let welcome = Welcome {
             version: PROTOCOL_VERSION,
             workers: u32::try_from(self.context.registry.workers()).unwrap_or(u32::MAX),
             max_frame: u32::try_from(self.context.config.max_frame).unwrap_or(u32::MAX),
+            batches: batch_sizes(&self.context.registry),
+            proof,
         };
         self.send(ServerMessage::Welcome(welcome)).await
     }
@@ -213,7 +272,9 @@ impl<'a> Session<'a> {
         self.idle.active = true;
         let write_timeout = self.context.config.write_timeout;
         let Self {
-            sink, in_flight, ..
+            framed: sink,
+            in_flight,
+            ..
         } = &mut *self;
         let batch = async {
             if in_flight.remove(&first.id).is_some() {
@@ -229,8 +290,14 @@ impl<'a> Session<'a> {
         settle(timeout(write_timeout, batch).await)
     }
 
-    /// The idle timer fired: closes a connection quiet for the idle timeout.
+    /// The idle timer fired: closes a connection quiet for the idle timeout, or one not
+    /// authenticated within the handshake timeout.
     fn check_idle(&mut self, no_calls: bool) -> Step {
+        let handshake_timeout = self.context.config.handshake_timeout;
+        if !self.admitted && self.opened.elapsed() >= handshake_timeout {
+            tracing::warn!("not authenticated within {handshake_timeout:?}: closed");
+            return Step::Close { violated: false };
+        }
         match self.idle.expired(no_calls) {
             true => {
                 tracing::debug!("idle connection closed");
@@ -248,7 +315,7 @@ impl<'a> Session<'a> {
 
     /// Writes one message and flushes.
     async fn send(&mut self, message: ServerMessage) -> Step {
-        settle(timeout(self.context.config.write_timeout, self.sink.send(message)).await)
+        settle(timeout(self.context.config.write_timeout, self.framed.send(message)).await)
     }
 
     /// Closes the write side; after a protocol violation, reads what the client still
@@ -256,13 +323,26 @@ impl<'a> Session<'a> {
     async fn close(mut self, violated: bool) {
         let _ = timeout(
             self.context.config.write_timeout,
-            SinkExt::<ServerMessage>::close(&mut self.sink),
+            SinkExt::<ServerMessage>::close(&mut self.framed),
         )
         .await;
         if violated {
-            linger(self.frames.get_mut()).await;
+            linger(self.framed.get_mut()).await;
         }
     }
+}
+
+/// The registry's batch procedures with their largest batch, for the `Welcome`.
+fn batch_sizes(registry: &Registry) -> Vec<BatchSize> {
+    registry
+        .procedure_names()
+        .into_iter()
+        .filter_map(|procedure| {
+            let max = registry.batch_size(&procedure);
+            let max = u32::try_from(max).unwrap_or(u32::MAX);
+            (max > 1).then_some(BatchSize { procedure, max })
+        })
+        .collect()
 }
 
 /// What a write came to: go on, or drop the connection.

@@ -10,8 +10,7 @@ use std::sync::Arc;
 
 use rpc_core::text::{parse_command, render_error};
 use rpc_core::{Call, Encoding, RpcError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{timeout, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -22,16 +21,29 @@ use crate::error::Error;
 /// Numbers text calls for their tracing spans (binary calls carry the producer's id).
 static TEXT_CALLS: AtomicU64 = AtomicU64::new(1);
 
-/// Reads one command, answers it and closes the connection.
-pub(crate) async fn serve(mut stream: TcpStream, context: Arc<Context>) {
-    let line = tokio::select! {
-        _ = context.shutdown.cancelled() => return,
-        line = read_command(&mut stream, &context) => line,
-    };
-    let reply = match line {
-        Ok(Some(line)) => run(&line, &context).await,
-        Ok(None) => return,
-        Err(err) => Err(err.into()),
+/// Reads one command (starting with `first`, bytes already read), answers it and closes the
+/// connection. With a shared secret and no `allow_text_without_secret`, the command is
+/// refused unread: a text client cannot prove it knows the secret.
+pub(crate) async fn serve<S>(mut stream: S, first: Vec<u8>, context: Arc<Context>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let config = &context.config;
+    let reply = if config.secret.is_some() && !config.allow_text_without_secret {
+        tracing::warn!("text command refused: this consumer requires authentication");
+        Err(RpcError::Protocol(
+            "this consumer requires authentication: text commands are refused (use a producer with the shared secret)".into(),
+        ))
+    } else {
+        let line = tokio::select! {
+            _ = context.shutdown.cancelled() => return,
+            line = read_command(&mut stream, first, &context) => line,
+        };
+        match line {
+            Ok(Some(line)) => run(&line, &context).await,
+            Ok(None) => return,
+            Err(err) => Err(err.into()),
+        }
     };
     let mut answer = match reply {
         Ok(result) => result,
@@ -50,10 +62,14 @@ pub(crate) async fn serve(mut stream: TcpStream, context: Arc<Context>) {
 }
 
 /// Reads until a newline, the end of the stream or a pause; `None` when the connection broke.
-async fn read_command(stream: &mut TcpStream, context: &Context) -> Result<Option<String>, Error> {
+async fn read_command<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    mut buf: Vec<u8>,
+    context: &Context,
+) -> Result<Option<String>, Error> {
     let config = &context.config;
     let deadline = Instant::now() + config.text_timeout;
-    let mut buf = Vec::with_capacity(256);
+    buf.reserve(256);
     loop {
         let pause = (Instant::now() + config.text_pause).min(deadline);
         match timeout_at(pause, stream.read_buf(&mut buf)).await {

@@ -12,15 +12,30 @@ use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 use transport_tcp::{TcpServerConfig, TcpTransport, TcpTransportConfig};
 
-/// How many times [`Work::slow`] started with each tag, on the consumers that share it.
+pub mod pki;
+
+/// How many times [`Work::slow`] started with each tag, and the size of each batch
+/// [`Work::weigh`] ran, on the consumers that share it.
 #[derive(Clone, Default)]
-pub struct Runs(Arc<Mutex<HashMap<String, u32>>>);
+pub struct Runs(Arc<Mutex<HashMap<String, u32>>>, Arc<Mutex<Vec<usize>>>);
 
 impl Runs {
     /// How many times [`Work::slow`] started with `tag`.
     pub fn of(&self, tag: &str) -> u32 {
         let runs = self.0.lock().unwrap_or_else(|e| e.into_inner());
         runs.get(tag).copied().unwrap_or(0)
+    }
+
+    /// The size of each batch of [`Work::weigh`], in order.
+    pub fn batches(&self) -> Vec<usize> {
+        self.1.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Every run of every procedure that counts them: [`Work::slow`]'s tags and
+    /// [`Work::weigh`]'s calls.
+    pub fn total(&self) -> usize {
+        let runs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        runs.values().map(|&n| n as usize).sum::<usize>() + self.batches().iter().sum::<usize>()
     }
 
     fn count(&self, tag: &str) {
@@ -52,7 +67,23 @@ impl Work {
         std::thread::sleep(Duration::from_millis(ms));
         tag
     }
+
+    /// The length of each text, as a batch procedure of at most [`BATCH`] calls that takes
+    /// 20 ms per batch; records each batch's size.
+    #[batch(max = 8)]
+    pub fn weigh(&self, texts: Vec<String>) -> Vec<usize> {
+        self.runs
+            .1
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(texts.len());
+        std::thread::sleep(Duration::from_millis(20));
+        texts.iter().map(String::len).collect()
+    }
 }
+
+/// [`Work::weigh`]'s largest batch.
+pub const BATCH: usize = 8;
 
 /// A registry serving [`Work`] with `workers` workers, recording its runs in `runs`.
 pub fn counted_registry(workers: usize, runs: &Runs) -> Registry {

@@ -1,0 +1,42 @@
+//! Helpers that the tests and benchmarks of several crates need, written once.
+//!
+//! Nothing here is a mock: the helpers drive the real broker (`rabbitmqctl`), read the real
+//! kernel's view of a process (`/proc`), and summarise real latencies.
+//!
+//! ```
+//! use std::time::Duration;
+//! use test_support::{procfs, runtime, Latencies};
+//!
+//! let runtime = runtime(2);
+//! let mut latencies = Latencies::new();
+//! runtime.block_on(async {
+//!     for ms in [1, 2, 3] {
+//!         let started = std::time::Instant::now();
+//!         tokio::time::sleep(Duration::from_millis(ms)).await;
+//!         latencies.record(started.elapsed());
+//!     }
+//! });
+//! assert_eq!(latencies.count(), 3);
+//! assert!(latencies.max() >= Duration::from_millis(3));
+//! assert!(procfs::resident_memory(std::process::id()).is_some());
+//! ```
+//!
+//! # Layout
+//! - [`rabbitmq`] (`rabbitmq.rs`): `rabbitmqctl`, its JSON output, and [`BrokerStopped`], a
+//!   guard that stops the broker's application and starts it again however the test ends.
+//! - [`procfs`] (`procfs.rs`): CPU time of a process or of one of its threads, resident memory.
+//! - [`runtime`] (`runtime.rs`): the multi-threaded tokio runtime tests and benches run on.
+//! - [`Latencies`] (`latency.rs`): an HDR histogram of latencies, its p50, p99 and max.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
+
+mod latency;
+pub mod procfs;
+pub mod rabbitmq;
+mod runtime;
+
+pub use latency::Latencies;
+pub use rabbitmq::BrokerStopped;
+pub use runtime::runtime;
