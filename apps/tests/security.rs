@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
+use support::pki::Ca;
 use support::web::WebProducer;
 use support::Consumer;
 
@@ -166,9 +167,12 @@ fn protected_mode_refuses_off_loopback_until_secured_or_told_insecure() {
     assert!(!ok && stderr.contains("at least 16"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "the secret shown: {stderr}");
 
-    // TLS files secure it: it starts (the files must exist; their use is transport-tcp's).
-    let cert = temp_file("cert.pem", "-----BEGIN CERTIFICATE-----\n");
-    let key = temp_file("key.pem", "-----BEGIN PRIVATE KEY-----\n");
+    // TLS secures it: it starts, and `call` with the CA (and only with it) gets an answer.
+    let ca = Ca::new("consumers CA");
+    let identity = ca.issue("consumer");
+    let ca_pem = temp_file("ca.pem", &ca.pem());
+    let cert = temp_file("cert.pem", &identity.cert);
+    let key = temp_file("key.pem", &identity.key);
     let mut tls = open.to_vec();
     tls.extend([
         "--tls-cert",
@@ -176,22 +180,31 @@ fn protected_mode_refuses_off_loopback_until_secured_or_told_insecure() {
         "--tls-key",
         key.to_str().unwrap(),
     ]);
-    let (child, _) = start_until(consumer, &tls, &[], "consumer listening");
-    stop(child);
-    let (ok, stderr) = run_to_exit(
-        consumer,
-        &[
-            &open[..],
-            &[
-                "--tls-cert",
-                "/nonexistent.pem",
-                "--tls-key",
-                "/nonexistent.key",
-            ],
-        ]
-        .concat(),
+    let (child, line) = start_until(consumer, &tls, &[], "consumer listening");
+    let address = format!("127.0.0.1:{}", port_in(&line));
+    let call = env!("CARGO_BIN_EXE_call");
+    let fib = ["fibonacci_generator.calculate", "10"];
+    let with_ca = [&["--tls-ca", ca_pem.to_str().unwrap(), &address][..], &fib].concat();
+    let (ok, stderr) = run_to_exit(call, &with_ca, &[]);
+    assert!(ok, "a TLS call with the CA: {stderr}");
+    let (ok, _) = run_to_exit(
+        call,
+        &[&[address.as_str()][..], &fib, &["--timeout", "2"]].concat(),
         &[],
     );
+    assert!(!ok, "a plain call to a TLS consumer is refused");
+    stop(child);
+    let missing = [
+        &open[..],
+        &[
+            "--tls-cert",
+            "/nonexistent.pem",
+            "--tls-key",
+            "/nonexistent.key",
+        ],
+    ]
+    .concat();
+    let (ok, stderr) = run_to_exit(consumer, &missing, &[]);
     assert!(
         !ok && stderr.contains("--tls-cert: cannot read"),
         "{stderr}"
@@ -219,7 +232,7 @@ fn protected_mode_refuses_off_loopback_until_secured_or_told_insecure() {
         "HTTP listening",
     );
     stop(child);
-    for file in [secret, cert, key, keys] {
+    for file in [secret, ca_pem, cert, key, keys] {
         let _ = std::fs::remove_file(file);
     }
 }

@@ -90,7 +90,9 @@ fn main() -> ExitCode {
             eprintln!("consumer: {err}");
             return ExitCode::FAILURE;
         }
-        security.report();
+        if let Some(by) = security.secured_by() {
+            tracing::info!("the TCP port is secured by {by}");
+        }
     }
     let analyzer = match args.no_model {
         true => None,
@@ -160,6 +162,7 @@ fn main() -> ExitCode {
             &args.host,
             args.port,
             registry,
+            &security,
             shutdown.clone(),
         )
         .await;

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use rpc_apps::cli::{
-    init_logging, parse_seconds, shutdown_on_signal, TransportKind, TransportOptions,
-};
+use rpc_apps::cli::{init_logging, parse_seconds, shutdown_on_signal, TransportOptions};
 use rpc_apps::connect;
 use rpc_apps::front_door::{FrontDoor, FrontDoorConfig};
 use rpc_apps::http::{self, ConnectionLimits};
@@ -169,8 +167,8 @@ async fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if args.transport.transport == TransportKind::Tcp {
-        security.report();
+    if let Some(secret) = &security.secret {
+        tracing::info!("the shared secret from {}", secret.source());
     }
     let api_keys = match &args.http.api_keys {
         Some(path) => match ApiKeys::load(path) {
@@ -195,7 +193,7 @@ async fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let connected = match connect::connect(&args.transport, &args.consumers).await {
+    let connected = match connect::connect(&args.transport, &args.consumers, &security).await {
         Ok(connected) => connected,
         Err(err) => {
             eprintln!("producer: {err}");

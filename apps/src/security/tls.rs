@@ -1,8 +1,11 @@
 //! The TCP transport's security options, as each binary takes them: TLS files by flag (paths
 //! are not secret), the shared secret from the environment only ([`Secret`]). Resolved into a
-//! [`TransportSecurity`], the one value the transport's configuration is built from.
+//! [`TransportSecurity`], from which the transport's configurations are built
+//! ([`TransportSecurity::server_config`], [`TransportSecurity::client_config`]).
 
 use std::path::{Path, PathBuf};
+
+use transport_tcp::{ClientTls, ServerTls, SharedSecret, TcpServerConfig, TcpTransportConfig};
 
 use super::Secret;
 
@@ -23,19 +26,28 @@ pub struct ConsumerTls {
     pub tls_client_ca: Option<PathBuf>,
 }
 
-/// The producer's TLS flags (TCP).
+/// The producer's (and `call`'s) TLS flags (TCP).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ProducerTls {
     /// TLS to the consumers: verify their certificates against this CA (PEM).
     #[arg(long, value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
+
+    /// Mutual TLS: the certificate chain (PEM) presented to consumers that require one
+    /// (their --tls-client-ca); needs --tls-ca and --tls-key.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Everything that secures the TCP transport, resolved and checked: the TLS files exist and
 /// can be read, the secret came from the environment. `Debug` shows paths, never the secret.
 #[derive(Debug, Clone, Default)]
 pub struct TransportSecurity {
-    /// The consumer's certificate chain and key (PEM files).
+    /// The consumer's certificate chain and key, or the producer's for mutual TLS (PEM files).
     pub cert_and_key: Option<(PathBuf, PathBuf)>,
     /// The CA a consumer checks producers' certificates against (mutual TLS).
     pub client_ca: Option<PathBuf>,
@@ -79,7 +91,17 @@ impl TransportSecurity {
         if let Some(ca) = &tls.tls_ca {
             readable("--tls-ca", ca)?;
         }
+        let cert_and_key = match (&tls.tls_cert, &tls.tls_key) {
+            (Some(cert), Some(key)) => {
+                readable("--tls-cert", cert)?;
+                readable("--tls-key", key)?;
+                Some((cert.clone(), key.clone()))
+            }
+            (None, None) => None,
+            _ => return Err("--tls-cert and --tls-key go together".into()),
+        };
         Ok(Self {
+            cert_and_key,
             ca: tls.tls_ca.clone(),
             secret: Secret::from_env()?,
             ..Self::default()
@@ -112,18 +134,54 @@ impl TransportSecurity {
             || self.secret.is_some()
     }
 
-    /// Says in the log what the TCP transport of this build does with these settings.
+    /// The consumer's TCP configuration: TLS with its certificate (and the producers' CA for
+    /// mutual TLS), the shared secret; the rest default.
     ///
-    /// transport-tcp's TLS and authentication are being built (issue 16); until they are
-    /// connected here, the settings are checked and reported but the connection stays plain.
-    pub fn report(&self) {
-        if self.is_set() {
-            tracing::warn!(
-                secured_by = self.secured_by().as_deref().unwrap_or("-"),
-                "TLS / shared-secret settings read and checked, but this build's TCP transport \
-                 does not apply them yet: connections are plain TCP"
-            );
+    /// # Errors
+    /// A message naming the file that cannot be used (never a secret).
+    pub fn server_config(&self) -> Result<TcpServerConfig, String> {
+        let mut config = TcpServerConfig::default();
+        if let Some((cert, key)) = &self.cert_and_key {
+            let tls = ServerTls::from_pem_files(cert, key).map_err(|e| format!("TLS: {e}"))?;
+            config.tls = Some(match &self.client_ca {
+                Some(ca) => tls
+                    .require_client_certificates(ca)
+                    .map_err(|e| format!("--tls-client-ca: {e}"))?,
+                None => tls,
+            });
         }
+        config.secret = self.shared_secret()?;
+        Ok(config)
+    }
+
+    /// The producer's TCP configuration: TLS verified against the consumers' CA (with its own
+    /// certificate for mutual TLS), the shared secret; the rest default.
+    ///
+    /// # Errors
+    /// A message naming the file that cannot be used (never a secret).
+    pub fn client_config(&self) -> Result<TcpTransportConfig, String> {
+        let mut config = TcpTransportConfig::default();
+        if let Some(ca) = &self.ca {
+            let tls = ClientTls::from_ca_file(ca).map_err(|e| format!("--tls-ca: {e}"))?;
+            config.tls = Some(match &self.cert_and_key {
+                Some((cert, key)) => tls
+                    .with_certificate_files(cert, key)
+                    .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?,
+                None => tls,
+            });
+        }
+        config.secret = self.shared_secret()?;
+        Ok(config)
+    }
+
+    fn shared_secret(&self) -> Result<Option<SharedSecret>, String> {
+        self.secret
+            .as_ref()
+            .map(|secret| {
+                SharedSecret::new(secret.expose())
+                    .map_err(|e| format!("the secret from {}: {e}", secret.source()))
+            })
+            .transpose()
     }
 }
 
