@@ -10,7 +10,8 @@
 # fraction of hey's tick apart, each with 512/$SPREAD connections: one hey's `-q` starts all
 # its connections' requests on the same tick, in bursts no admission with a short wait line
 # can take; spread over 32 phases the arrivals come close to a steady rate.
-# $DOOR_FLAGS (empty) are passed to the producer.
+# $DOOR_FLAGS (empty) are passed to the producer; the overload is also offered to a second
+# producer with $TUNED_FLAGS (`--max-queue-time 0.005`, a shorter queue-time target).
 #
 #   ./scripts/bench_front_door.sh [SECONDS]      (each measurement; default 10)
 set -euo pipefail
@@ -43,11 +44,18 @@ door=$(free_port)
 RUST_LOG=warn "$bin_dir/producer" --transport tcp "${ports[@]}" --listen "127.0.0.1:$door" \
     ${DOOR_FLAGS:-} > /dev/null 2>&1 &
 pids+=($!)
+tuned=$(free_port)
+tuned_flags=${TUNED_FLAGS:---max-queue-time 0.005}
+# shellcheck disable=SC2086
+RUST_LOG=warn "$bin_dir/producer" --transport tcp "${ports[@]}" --listen "127.0.0.1:$tuned" \
+    $tuned_flags > /dev/null 2>&1 &
+pids+=($!)
 floor=$(free_port)
 "$examples/http_floor" "127.0.0.1:$floor" 2>/dev/null &
 pids+=($!)
 wait_for_port "$door" 30
 wait_for_port "$floor" 30
+wait_for_port "$tuned" 30
 
 csv=$(mktemp)
 spread_dir=$(mktemp -d)
@@ -123,4 +131,7 @@ load "peak (8 connections, no pause)" "$door" "$heavy" -c 8
 # Twice the capacity, offered at a steady rate from 512 connections.
 offered=$((2 * capacity))
 overload "2x capacity ($offered requests/s offered, 512 connections)" "$door" "$heavy" "$offered"
+load "unloaded (1 connection), $tuned_flags" "$tuned" "$heavy" -c 1
+load "peak (8 connections, no pause), $tuned_flags" "$tuned" "$heavy" -c 8
+overload "2x capacity, $tuned_flags" "$tuned" "$heavy" "$offered"
 rm -rf "$csv" "$spread_dir"
