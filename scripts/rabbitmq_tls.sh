@@ -158,7 +158,10 @@ stop_node() {
 
 start() {
     need_root
-    if alive && [ -s "$CERTS/client.key" ]; then
+    # Running, with certificates valid for at least another hour (they are made for 2 days):
+    # nothing to do.
+    if alive && [ -s "$CERTS/client.key" ] &&
+        openssl x509 -checkend 3600 -noout -in "$CERTS/server.pem" >/dev/null 2>&1; then
         say "already running on 127.0.0.1:$PORT"
         return 0
     fi

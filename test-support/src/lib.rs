@@ -27,12 +27,14 @@
 //! - [`procfs`] (`procfs.rs`): CPU time of a process or of one of its threads, resident memory.
 //! - [`runtime`] (`runtime.rs`): the multi-threaded tokio runtime tests and benches run on.
 //! - [`Latencies`] (`latency.rs`): an HDR histogram of latencies, its p50, p99 and max.
+//! - [`pki`] (`pki.rs`): a CA and the certificates it signs, made at test time (rcgen).
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
 mod latency;
+pub mod pki;
 pub mod procfs;
 pub mod rabbitmq;
 mod runtime;

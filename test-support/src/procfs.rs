@@ -51,19 +51,6 @@ pub fn resident_memory(pid: u32) -> Option<u64> {
     memory(pid, "VmRSS")
 }
 
-/// The pid of the first process whose command name (`/proc/<pid>/comm`) is `name`, e.g. the
-/// local broker's Erlang VM, `beam.smp`.
-pub fn find_process(name: &str) -> Option<u32> {
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
-            (comm.trim() == name).then_some(pid)
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,7 +81,6 @@ mod tests {
         assert!(resident_memory(pid).expect("our VmRSS") > 1 << 20);
         assert!(memory(pid, "VmHWM") >= resident_memory(pid));
         assert_eq!(memory(pid, "NoSuchField"), None);
-        assert_eq!(find_process("no-such-command"), None);
     }
 
     #[test]

@@ -308,9 +308,10 @@ pub async fn running_call_stops_at_its_deadline<F: Fixture>() {
 }
 
 /// Calls their caller drops are cancelled on the consumer: on a one-worker server, of ten
-/// long calls dropped once the first has started, the nine queued never run and the running
-/// one stops; a new call is answered at once. (Transports that can tell the consumer: the
-/// in-memory one and TCP's `Cancel` message. AMQP has no such message; see its crate docs.)
+/// long calls dropped once the first has started, the running one stops, the queued ones never
+/// start (but one or two that the worker took just before their cancellation landed, which
+/// stop at once), and a new call is answered at once. (Transports that can tell the consumer:
+/// the in-memory one and TCP's `Cancel` message. AMQP has no such message; see its crate docs.)
 pub async fn dropped_calls_are_cancelled<F: Fixture>() {
     let server = Server::<F>::start(1).await;
     let suite = server.suite().await;
@@ -346,12 +347,20 @@ pub async fn dropped_calls_are_cancelled<F: Fixture>() {
         "the worker was still busy: {:?}",
         asked.elapsed()
     );
+    // The cancellations reach the consumer one after the other: when the running call stops,
+    // the worker may take the next queued call just before that call's own cancellation
+    // lands; it then stops at its first check, having done nothing. No dropped call finishes
+    // its work, and nearly all of the queued ones never start.
     let spins = server.record.spins(&tag);
     assert_eq!(
-        spins.started, 2,
-        "queued calls ran after their caller dropped them"
+        spins.started - spins.stopped_early,
+        1,
+        "a dropped call finished its work: {spins:?}"
     );
-    assert_eq!(spins.stopped_early, 1);
+    assert!(
+        spins.stopped_early >= 1 && spins.started <= 3,
+        "queued calls ran after their caller dropped them: {spins:?}"
+    );
     server.stop().await;
 }
 

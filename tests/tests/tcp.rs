@@ -1,41 +1,18 @@
 //! The conformance suite against the TCP transport: a consumer on 127.0.0.1:0 in this
-//! process, and a pool over it as the client.
+//! process, and a pool over it as the client, both with their default configuration.
 
-use std::sync::Arc;
+mod tcp_fixture;
 
-use async_trait::async_trait;
-use rpc_core::{Registry, Transport};
-use rpc_tests::Fixture;
-use transport_tcp::{TcpServer, TcpServerConfig, TcpTransport, TcpTransportConfig};
+use tcp_fixture::{Security, TcpFixture};
+use transport_tcp::{TcpServerConfig, TcpTransportConfig};
 
-/// A consumer on a free port of the loopback interface, and a pool over it.
-struct TcpFixture {
-    server: TcpServer,
-    pool: TcpTransport,
-}
+/// Plain TCP, the defaults.
+struct Plain;
 
-#[async_trait]
-impl Fixture for TcpFixture {
-    async fn start(registry: Registry) -> Self {
-        let server = TcpServer::bind("127.0.0.1:0", registry, TcpServerConfig::default())
-            .await
-            .expect("bind a free port");
-        let pool = TcpTransport::new(
-            [server.local_addr().to_string()],
-            TcpTransportConfig::default(),
-        )
-        .expect("a pool over one address");
-        Self { server, pool }
-    }
-
-    async fn transport(&self) -> Arc<dyn Transport> {
-        Arc::new(self.pool.clone())
-    }
-
-    async fn stop(self) {
-        drop(self.pool);
-        self.server.shutdown().await;
+impl Security for Plain {
+    fn configs() -> (TcpServerConfig, TcpTransportConfig) {
+        (TcpServerConfig::default(), TcpTransportConfig::default())
     }
 }
 
-rpc_tests::conformance_suite!(TcpFixture, cancellation);
+rpc_tests::conformance_suite!(TcpFixture<Plain>, cancellation);

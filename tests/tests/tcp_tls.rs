@@ -2,25 +2,13 @@
 //! (certificates made at test time, signed by a CA per side) and a shared secret, a consumer
 //! on 127.0.0.1:0 in this process and a pool over it as the client.
 
-use std::sync::{Arc, OnceLock};
+mod tcp_fixture;
 
-use async_trait::async_trait;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
-use rpc_core::{Registry, Transport};
-use rpc_tests::Fixture;
-use transport_tcp::{
-    ClientTls, ServerTls, SharedSecret, TcpServer, TcpServerConfig, TcpTransport,
-    TcpTransportConfig,
-};
+use std::sync::OnceLock;
 
-/// A certificate and its key, in PEM.
-struct Identity {
-    cert: String,
-    key: String,
-}
+use tcp_fixture::{Security, TcpFixture};
+use test_support::pki::{Ca, Identity};
+use transport_tcp::{ClientTls, ServerTls, SharedSecret, TcpServerConfig, TcpTransportConfig};
 
 /// The CAs and certificates every case shares (made once: key generation is not free).
 struct Pki {
@@ -33,90 +21,45 @@ struct Pki {
 fn pki() -> &'static Pki {
     static PKI: OnceLock<Pki> = OnceLock::new();
     PKI.get_or_init(|| {
-        let consumers = ca("consumers' CA");
-        let producers = ca("producers' CA");
+        let consumers = Ca::new("consumers' CA");
+        let producers = Ca::new("producers' CA");
         Pki {
             consumers_ca: consumers.pem(),
             producers_ca: producers.pem(),
-            consumer: issue(&consumers, "consumer"),
-            producer: issue(&producers, "producer"),
+            consumer: consumers.issue("consumer"),
+            producer: producers.issue("producer"),
         }
     })
-}
-
-fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    CertifiedIssuer::self_signed(params, KeyPair::generate().expect("a key")).expect("a CA")
-}
-
-fn issue(ca: &CertifiedIssuer<'static, KeyPair>, name: &str) -> Identity {
-    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-    let mut params = CertificateParams::new(names).expect("certificate parameters");
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    let key = KeyPair::generate().expect("a key");
-    let cert = params.signed_by(&key, ca).expect("a certificate");
-    Identity {
-        cert: cert.pem(),
-        key: key.serialize_pem(),
-    }
 }
 
 fn secret() -> SharedSecret {
     SharedSecret::new("the conformance suite's shared secret").expect("a secret")
 }
 
-/// A consumer with mutual TLS and a shared secret, and a pool with the matching settings.
-struct TcpTlsFixture {
-    server: TcpServer,
-    pool: TcpTransport,
-}
+/// Mutual TLS and a shared secret on both sides.
+struct MutualTlsAndSecret;
 
-#[async_trait]
-impl Fixture for TcpTlsFixture {
-    async fn start(registry: Registry) -> Self {
+impl Security for MutualTlsAndSecret {
+    fn configs() -> (TcpServerConfig, TcpTransportConfig) {
         let pki = pki();
         let tls = ServerTls::from_pem(pki.consumer.cert.as_bytes(), pki.consumer.key.as_bytes())
             .and_then(|tls| {
                 tls.require_client_certificates_pem(pki.producers_ca.as_bytes(), "producers' CA")
             })
             .expect("the consumer's TLS");
-        let mut config = TcpServerConfig::default();
-        config.tls = Some(tls);
-        config.secret = Some(secret());
-        let server = TcpServer::bind("127.0.0.1:0", registry, config)
-            .await
-            .expect("bind a free port");
+        let mut server = TcpServerConfig::default();
+        server.tls = Some(tls);
+        server.secret = Some(secret());
         let tls = ClientTls::from_ca_pem(pki.consumers_ca.as_bytes(), "consumers' CA")
             .and_then(|tls| {
                 tls.with_certificate_pem(pki.producer.cert.as_bytes(), pki.producer.key.as_bytes())
             })
             .expect("the producer's TLS");
-        let mut config = TcpTransportConfig::default();
-        config.tls = Some(tls);
-        config.secret = Some(secret());
-        let pool = TcpTransport::new([server.local_addr().to_string()], config)
-            .expect("a pool over one address");
-        Self { server, pool }
-    }
-
-    async fn transport(&self) -> Arc<dyn Transport> {
-        Arc::new(self.pool.clone())
-    }
-
-    async fn stop(self) {
-        drop(self.pool);
-        self.server.shutdown().await;
+        let mut pool = TcpTransportConfig::default();
+        pool.tls = Some(tls);
+        pool.secret = Some(secret());
+        (server, pool)
     }
 }
 
-rpc_tests::conformance_suite!(TcpTlsFixture, cancellation);
+rpc_tests::conformance_suite!(TcpFixture<MutualTlsAndSecret>, cancellation);

@@ -484,9 +484,12 @@ fn main() {
         let mut consumer = start_consumer(&name, topology);
         let processes = Processes {
             consumer: consumer.id(),
-            broker: procfs::find_process("beam.smp"),
+            broker: broker_pid(&config),
         };
         let config = config.clone().with_topology(topology);
+        if processes.broker.is_none() {
+            println!("(the broker runs elsewhere: its CPU is not measured)");
+        }
         runtime.block_on(async {
             for mode in [ReplyMode::Queue, ReplyMode::DirectReplyTo] {
                 for line in variant(&config, mode, calls, processes, &name).await {
@@ -507,4 +510,38 @@ fn main() {
                 .expect("delete the bench's queues");
         });
     }
+}
+
+/// The process listening on the broker's port, when it runs on this machine (several RabbitMQ
+/// nodes may: test clusters, the TLS node): the socket's inode from /proc/net/tcp{,6}, then the
+/// process holding it.
+fn broker_pid(config: &AmqpConfig) -> Option<u32> {
+    let uri: lapin::uri::AMQPUri = config.url.brokers().next()?.as_str().parse().ok()?;
+    let port = format!("{:04X}", uri.authority.port);
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // local_address is HEXIP:PORT; state 0A is LISTEN; the inode is field 9.
+            let listening = fields.get(3) == Some(&"0A");
+            let on_port = fields
+                .get(1)
+                .is_some_and(|a| a.ends_with(&format!(":{port}")));
+            if listening && on_port {
+                inodes.extend(fields.get(9).map(|i| format!("socket:[{i}]")));
+            }
+        }
+    }
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let fds = std::fs::read_dir(entry.path().join("fd")).ok()?;
+            fds.flatten()
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .any(|link| inodes.iter().any(|i| link.as_os_str() == i.as_str()))
+                .then_some(pid)
+        })
 }

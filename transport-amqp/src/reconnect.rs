@@ -57,12 +57,20 @@ pub(crate) async fn connect(config: &AmqpConfig) -> Result<Connection, Error> {
                 return Ok(connection);
             }
             Ok(Err(err)) => {
-                let hint = match err.kind() {
-                    // TLS bytes read as AMQP frames: the URL says amqp:// for a TLS port.
-                    lapin::ErrorKind::ParsingError(_) if !broker.is_tls() => {
-                        " (the broker does not speak plain AMQP there: a TLS port? use amqps://)"
-                    }
-                    _ => "",
+                // A TLS port reached with amqp://: the broker's TLS alert read as AMQP frames,
+                // or the connection reset after it.
+                let tls_port = match err.kind() {
+                    lapin::ErrorKind::ParsingError(_) => true,
+                    lapin::ErrorKind::IOError(e) => matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
+                    ),
+                    _ => false,
+                };
+                let hint = if tls_port && !broker.is_tls() {
+                    " (the broker did not answer in plain AMQP: if the port speaks TLS, use amqps://)"
+                } else {
+                    ""
                 };
                 failures.push(format!("{broker}: {err}{hint}"));
             }
@@ -129,6 +137,25 @@ where
         let delay = delays.next().unwrap_or(config.reconnect_max);
         if !wait(delay, shutdown).await {
             return None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// lapin's URL parser quotes a URL it cannot take apart, password included: ours must not.
+    #[tokio::test]
+    async fn an_unparsable_url_is_refused_without_its_password() {
+        for url in [
+            "amqp:guest:s3cret@host",
+            "amqp://guest:s3cret@host:notaport/%2f",
+        ] {
+            let config = AmqpConfig::new(url);
+            let err = connect(&config).await.expect_err("not a URL").to_string();
+            assert!(err.contains("not an AMQP URL"), "{err}");
+            assert!(!err.contains("s3cret"), "{err}");
         }
     }
 }

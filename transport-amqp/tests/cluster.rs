@@ -182,23 +182,14 @@ fn host() -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
-/// The leader killed, then back: run with every `./run_rpc_tests.sh`.
+/// The leader killed, then back; then the client's node, made the leader, stopped gracefully.
+/// Both faults on one cluster, in every `./run_rpc_tests.sh`.
 #[test]
-fn calls_ride_out_the_leaders_kill() {
-    ride_out_the_loss_of_cluster_nodes(false);
+fn calls_ride_out_the_leaders_kill_and_a_graceful_node_stop() {
+    ride_out_the_loss_of_cluster_nodes();
 }
 
-/// The same, then the client's node stopped gracefully: still failing about one run in three
-/// when that node also leads the queue (the broker nacks every publish on the client's new
-/// channel; docs/reliability.md, section 7). Run it with
-/// `cargo test --release -p transport-amqp --test cluster -- --ignored`.
-#[test]
-#[ignore = "open: fails about one run in three when the stopped node leads the queue (docs/reliability.md, section 7)"]
-fn calls_ride_out_a_graceful_node_stop() {
-    ride_out_the_loss_of_cluster_nodes(true);
-}
-
-fn ride_out_the_loss_of_cluster_nodes(graceful_stop: bool) {
+fn ride_out_the_loss_of_cluster_nodes() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -242,12 +233,6 @@ fn ride_out_the_loss_of_cluster_nodes(graceful_stop: bool) {
             "node {killed} back in the cluster after {:.1?}",
             rejoined.elapsed()
         );
-        if !graceful_stop {
-            for server in servers {
-                server.shutdown().await;
-            }
-            return;
-        }
         // The client's node, so that the client fails over too (unless it was the one
         // killed: then the other consumer's), made the queue's leader first: the hard case,
         // where the client's new channel on another node still sees the stopped node as the

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use rpc_core::{Client, Registry};
+use test_support::pki::Ca;
+use test_support::{procfs, Latencies};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio_util::codec::{Framed, FramedRead, FramedWrite, LengthDelimitedCodec};
@@ -62,15 +64,13 @@ enum Flavor {
 
 impl Flavor {
     fn runtime(self) -> Runtime {
-        let mut builder = match self {
-            Flavor::Multi => {
-                let mut b = tokio::runtime::Builder::new_multi_thread();
-                b.worker_threads(2);
-                b
-            }
-            Flavor::Current => tokio::runtime::Builder::new_current_thread(),
-        };
-        builder.enable_all().build().expect("runtime")
+        match self {
+            Flavor::Multi => test_support::runtime(2),
+            Flavor::Current => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime"),
+        }
     }
 
     fn name(self) -> &'static str {
@@ -83,19 +83,18 @@ impl Flavor {
 
 /// Latencies of one case, and how long it ran.
 struct Sample {
-    latencies: Vec<Duration>,
+    latencies: Latencies,
     elapsed: Duration,
 }
 
 impl Sample {
-    fn row(&mut self, what: &str, runtimes: &str) -> (String, f64, Duration) {
-        self.latencies.sort();
-        let pick = |q: f64| {
-            let i = ((self.latencies.len() as f64 - 1.0) * q).round() as usize;
-            self.latencies.get(i).copied().unwrap_or_default()
-        };
-        let rate = self.latencies.len() as f64 / self.elapsed.as_secs_f64();
-        let (p50, p99) = (pick(0.50), pick(0.99));
+    fn rate(&self) -> f64 {
+        self.latencies.count() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn row(&self, what: &str, runtimes: &str) -> (String, f64, Duration) {
+        let rate = self.rate();
+        let (p50, p99) = (self.latencies.p50(), self.latencies.p99());
         let line = format!(
             "| {what} | {runtimes} | {rate:.0} | {:.1} | {:.1} |",
             p50.as_secs_f64() * 1e6,
@@ -161,13 +160,13 @@ async fn floor_sequential(addr: SocketAddr, secs: Duration) -> Sample {
     let mut framed = Framed::new(stream, LengthDelimitedCodec::new());
     let payload = Bytes::from_static(PAYLOAD.as_bytes());
     let started = Instant::now();
-    let mut latencies = Vec::new();
+    let mut latencies = Latencies::new();
     while started.elapsed() < secs {
         let t = Instant::now();
         framed.send(payload.clone()).await.expect("send");
         let echo = framed.next().await.expect("echo").expect("frame");
         assert_eq!(echo.len(), PAYLOAD.len());
-        latencies.push(t.elapsed());
+        latencies.record(t.elapsed());
     }
     Sample {
         latencies,
@@ -205,12 +204,12 @@ async fn floor_pipelined(addr: SocketAddr, secs: Duration, batched: bool) -> Sam
         }
     });
     let started = Instant::now();
-    let mut latencies = Vec::new();
+    let mut latencies = Latencies::new();
     while started.elapsed() < secs {
         let echo = frames.next().await.expect("echo").expect("frame");
         let sent = sent_rx.recv().await.expect("send time");
         assert_eq!(echo.len(), PAYLOAD.len());
-        latencies.push(sent.elapsed());
+        latencies.record(sent.elapsed());
     }
     let elapsed = started.elapsed();
     writer.abort();
@@ -223,20 +222,20 @@ async fn rpc_calls(client: Client, method: &'static str, tasks: usize, secs: Dur
         .map(|_| {
             let client = client.clone();
             tokio::spawn(async move {
-                let mut latencies = Vec::new();
+                let mut latencies = Latencies::new();
                 while started.elapsed() < secs {
                     let t = Instant::now();
                     let echo: String = client.call(method, &(PAYLOAD,)).await.expect("echo");
                     assert_eq!(echo.len(), PAYLOAD.len());
-                    latencies.push(t.elapsed());
+                    latencies.record(t.elapsed());
                 }
                 latencies
             })
         })
         .collect();
-    let mut latencies = Vec::new();
+    let mut latencies = Latencies::new();
     for worker in workers {
-        latencies.extend(worker.await.expect("task"));
+        latencies.merge(&worker.await.expect("task"));
     }
     Sample {
         latencies,
@@ -263,8 +262,7 @@ struct Case {
 
 impl Case {
     fn keep(&mut self, sample: Sample) {
-        let rate = |s: &Sample| s.latencies.len() as f64 / s.elapsed.as_secs_f64();
-        if self.best.as_ref().is_none_or(|b| rate(&sample) > rate(b)) {
+        if self.best.as_ref().is_none_or(|b| sample.rate() > b.rate()) {
             self.best = Some(sample);
         }
     }
@@ -359,8 +357,8 @@ fn main() {
             }
         }
         let mut rows = Vec::new();
-        for case in &mut cases {
-            if let Some(sample) = case.best.as_mut() {
+        for case in &cases {
+            if let Some(sample) = case.best.as_ref() {
                 let (line, rate, p50) = sample.row(&case.label, &runtimes);
                 println!("{line}");
                 rows.push((rate, p50));
@@ -433,13 +431,8 @@ fn consumer_process() {
     });
 }
 
-fn vm_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+fn vm_rss_mib(pid: u32) -> f64 {
+    procfs::resident_memory(pid).unwrap_or(0) as f64 / (1024.0 * 1024.0)
 }
 
 /// A consumer process: this binary re-run with `ECHO_CONSUMER` set; it stops when its
@@ -486,7 +479,9 @@ impl ConsumerProcess {
 fn measure_tls(secs: Duration, rounds: usize) {
     let dir = std::env::temp_dir().join(format!("rpc-echo-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary directory");
-    let (ca, cert, key) = certificates();
+    let ca = Ca::new("echo bench CA");
+    let consumer = ca.issue("consumer");
+    let (ca, cert, key) = (ca.pem(), consumer.cert, consumer.key);
     let (ca_file, cert_file, key_file) = (dir.join("ca.crt"), dir.join("c.crt"), dir.join("c.key"));
     for (path, pem) in [(&ca_file, &ca), (&cert_file, &cert), (&key_file, &key)] {
         std::fs::write(path, pem).expect("a PEM file");
@@ -541,8 +536,8 @@ fn measure_tls(secs: Duration, rounds: usize) {
     println!("| case | runtimes (server and client) | calls/s | p50 µs | p99 µs |");
     println!("|---|---|---|---|---|");
     let mut rates = Vec::new();
-    for (label, _, _, case) in &mut cases {
-        if let Some(sample) = case.best.as_mut() {
+    for (label, _, _, case) in &cases {
+        if let Some(sample) = case.best.as_ref() {
             let (line, rate, p50) = sample.row(label, "current-thread");
             println!("{line}");
             rates.push((rate, p50));
@@ -564,25 +559,12 @@ fn measure_tls(secs: Duration, rounds: usize) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A CA, and a certificate it signed for 127.0.0.1 with its key, in PEM.
-fn certificates() -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca =
-        CertifiedIssuer::self_signed(params, KeyPair::generate().expect("a key")).expect("a CA");
-    let params = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("parameters");
-    let key = KeyPair::generate().expect("a key");
-    let cert = params.signed_by(&key, &ca).expect("a certificate");
-    (ca.pem(), cert.pem(), key.serialize_pem())
-}
-
 /// The resident memory of a consumer process: idle, then idle again after 20,000 calls.
 fn measure_consumer_memory() {
     for flavor in ["current", "multi"] {
         let process = ConsumerProcess::start(flavor, &[]);
         std::thread::sleep(Duration::from_millis(300));
-        let idle = vm_rss_kib(process.child.id());
+        let idle = vm_rss_mib(process.child.id());
         let addr = process.addr;
         let runtime = Flavor::Current.runtime();
         runtime.block_on(async {
@@ -599,11 +581,10 @@ fn measure_consumer_memory() {
         });
         drop(runtime);
         std::thread::sleep(Duration::from_millis(300));
-        let after = vm_rss_kib(process.child.id());
+        let after = vm_rss_mib(process.child.id());
         println!(
-            "consumer VmRSS ({flavor} runtime): idle {:.1} MiB, idle after 20,000 calls {:.1} MiB",
-            idle as f64 / 1024.0,
-            after as f64 / 1024.0
+            "consumer VmRSS ({flavor} runtime): idle {idle:.1} MiB, idle after 20,000 calls \
+             {after:.1} MiB"
         );
         process.stop();
     }

@@ -4,6 +4,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::read_to_close;
 use futures::future::join_all;
 use rand::{Rng, SeedableRng};
 use rpc_core::encoding::{from_bincode, to_bincode};
@@ -19,22 +20,6 @@ async fn server(config: TcpServerConfig) -> TcpServer {
     TcpServer::bind("127.0.0.1:0", common::registry(2), config)
         .await
         .expect("bind")
-}
-
-/// Everything the consumer sends until it closes the connection (a reset counts as closed).
-async fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
-    let mut answer = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), async {
-        let mut buf = [0u8; 4096];
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => answer.extend_from_slice(&buf[..n]),
-            }
-        }
-    });
-    read.await.expect("the consumer closes the connection");
-    answer
 }
 
 /// The server still answers a well-behaved pool.

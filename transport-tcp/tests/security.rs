@@ -12,12 +12,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use common::pki::{Ca, Identity};
-use common::Consumer;
+use common::{read_to_close, Consumer};
 use rpc_core::encoding::to_bincode;
 use rpc_core::{Call, Client, Encoding, Request, RpcError};
+use test_support::pki::{Ca, Identity};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
 use transport_tcp::{
     ClientTls, ServerTls, SharedSecret, TcpServerConfig, TcpTransport, TcpTransportConfig,
 };
@@ -182,22 +183,6 @@ impl GoodTraffic {
         self.task.await.expect("no good call failed");
         self.ok.load(Ordering::Relaxed)
     }
-}
-
-/// Everything the consumer sends until it closes the connection (a reset counts as closed).
-async fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
-    let mut answer = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), async {
-        let mut buf = [0u8; 4096];
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => answer.extend_from_slice(&buf[..n]),
-            }
-        }
-    });
-    read.await.expect("the consumer closes the connection");
-    answer
 }
 
 /// Sends `bytes` on a new connection and returns all the consumer answers before closing.
@@ -489,4 +474,35 @@ fn no_secret_or_key_in_debug_output_or_errors() {
         .expect_err("no file")
         .to_string();
     assert_contains(&error, "cannot read");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_commands_inside_tls_are_served() {
+    use tokio_rustls::rustls::{self, pki_types::ServerName, ClientConfig, RootCertStore};
+    logs();
+    let ca = Ca::new("consumers");
+    let consumer = consumer(Some(server_tls(&ca.issue("consumer"))), None);
+    // A TLS client of its own, as `openssl s_client` would be: rustls, trusting the CA.
+    let mut roots = RootCertStore::empty();
+    let ca_der = rustls::pki_types::CertificateDer::from_pem_slice(ca.pem().as_bytes());
+    roots.add(ca_der.expect("the CA")).expect("a root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(consumer.addr).await.expect("connect");
+    let name = ServerName::try_from("localhost").expect("a name");
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let mut tls = connector
+        .connect(name, tcp)
+        .await
+        .expect("the TLS handshake");
+    tls.write_all(b"work echo over-tls\n")
+        .await
+        .expect("a command");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut answer)).await;
+    assert_eq!(String::from_utf8_lossy(&answer), "over-tls\n");
 }

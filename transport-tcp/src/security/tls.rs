@@ -55,9 +55,7 @@ impl ServerTls {
         chain: impl AsRef<Path>,
         key: impl AsRef<Path>,
     ) -> Result<Self, SecurityError> {
-        let (chain, key) = (chain.as_ref(), key.as_ref());
-        let chain = certificates(&read(chain)?, &chain.display().to_string())?;
-        let key = private_key(&read(key)?, &key.display().to_string())?;
+        let (chain, key) = identity_files(chain.as_ref(), key.as_ref())?;
         Self::build(chain, key, None)
     }
 
@@ -199,9 +197,7 @@ impl ClientTls {
         chain: impl AsRef<Path>,
         key: impl AsRef<Path>,
     ) -> Result<Self, SecurityError> {
-        let (chain, key) = (chain.as_ref(), key.as_ref());
-        let chain = certificates(&read(chain)?, &chain.display().to_string())?;
-        let key = private_key(&read(key)?, &key.display().to_string())?;
+        let (chain, key) = identity_files(chain.as_ref(), key.as_ref())?;
         Self::build(self.roots, Some((chain, Arc::new(key))), self.server_name)
     }
 
@@ -349,6 +345,16 @@ fn pem_error(what: &str, err: rustls_pki_types::pem::Error) -> SecurityError {
         what: what.to_string(),
         message: err.to_string(),
     }
+}
+
+/// A certificate chain and its private key from PEM files.
+fn identity_files(
+    chain: &Path,
+    key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), SecurityError> {
+    let chain = certificates(&read(chain)?, &chain.display().to_string())?;
+    let key = private_key(&read(key)?, &key.display().to_string())?;
+    Ok((chain, key))
 }
 
 /// Every certificate in a PEM buffer, at least one.

@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rpc_core::Registry;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 use transport_tcp::{TcpServerConfig, TcpTransport, TcpTransportConfig};
-
-pub mod pki;
 
 /// How many times [`Work::slow`] started with each tag, and the size of each batch
 /// [`Work::weigh`] ran, on the consumers that share it.
@@ -124,11 +124,7 @@ impl Consumer {
         };
         listener.set_nonblocking(true).expect("non-blocking");
         let addr = listener.local_addr().expect("local address");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("a runtime");
+        let runtime = test_support::runtime(1);
         let runs = Runs::default();
         let registry = Arc::new(counted_registry(workers, &runs));
         runtime.spawn(async move {
@@ -183,4 +179,20 @@ pub fn pool_at(addrs: &[SocketAddr]) -> TcpTransport {
     config.backoff_max = Duration::from_millis(500);
     config.no_consumer_wait = Duration::from_secs(2);
     TcpTransport::new(addrs.iter().map(|a| a.to_string()), config).expect("a pool")
+}
+
+/// Everything the consumer sends until it closes the connection (a reset counts as closed).
+pub async fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    });
+    read.await.expect("the consumer closes the connection");
+    answer
 }

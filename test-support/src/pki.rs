@@ -1,5 +1,12 @@
-//! Certificates made at test time with rcgen: a CA, and certificates it signs for
-//! `localhost` and `127.0.0.1`, valid now or long expired.
+//! Certificates made at test time with rcgen: a [`Ca`], and certificates it signs for
+//! `localhost` and `127.0.0.1` ([`Identity`]), valid now or long expired.
+//!
+//! ```
+//! let ca = test_support::pki::Ca::new("consumers");
+//! let consumer = ca.issue("consumer");
+//! assert!(ca.pem().starts_with("-----BEGIN CERTIFICATE-----"));
+//! assert!(consumer.key.starts_with("-----BEGIN PRIVATE KEY-----"));
+//! ```
 
 use rcgen::{
     date_time_ymd, BasicConstraints, CertificateParams, CertifiedIssuer, DnType,
@@ -13,12 +20,17 @@ pub struct Ca {
 
 /// A certificate and its private key, in PEM.
 pub struct Identity {
+    /// The certificate.
     pub cert: String,
+    /// Its private key (PKCS#8).
     pub key: String,
 }
 
 impl Ca {
     /// A new self-signed CA named `name`.
+    ///
+    /// # Panics
+    /// When rcgen cannot make a key or certificate: a test cannot go on without it.
     pub fn new(name: &str) -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -38,12 +50,13 @@ impl Ca {
         self.issuer.pem()
     }
 
-    /// A certificate for `localhost` and `127.0.0.1`, good for a server and a client.
+    /// A certificate named `name` for `localhost` and `127.0.0.1`, good for a server and a
+    /// client.
     pub fn issue(&self, name: &str) -> Identity {
         self.sign(name, false)
     }
 
-    /// The same, expired since 2021.
+    /// The same, valid in 2020 only: expired.
     pub fn issue_expired(&self, name: &str) -> Identity {
         self.sign(name, true)
     }
