@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
-use support::pki::Ca;
 use support::web::WebProducer;
 use support::Consumer;
+use test_support::pki::Ca;
 
 const FIB: &str = "/v1/call/fibonacci_generator.calculate";
 const KEY_A: &str = "key-alpha-7f3c9e21d4b8a605";

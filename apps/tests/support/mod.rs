@@ -2,7 +2,6 @@
 
 #![allow(dead_code)]
 
-pub mod pki;
 pub mod web;
 
 use std::io::{BufRead, BufReader};
