@@ -31,9 +31,20 @@ impl Consumer {
     /// [`Consumer::start_on`] with the log filtered by `filter` (`RUST_LOG`), which must keep
     /// the info line that says it serves.
     pub fn start_logging(args: &[&str], port: u16, filter: &str) -> Consumer {
+        Consumer::start_with_env(args, port, filter, &[])
+    }
+
+    /// [`Consumer::start_logging`] with `env` (name, value) set in its environment.
+    pub fn start_with_env(
+        args: &[&str],
+        port: u16,
+        filter: &str,
+        env: &[(&str, &str)],
+    ) -> Consumer {
         let tcp = !args.contains(&"amqp");
         let mut command = Command::new(env!("CARGO_BIN_EXE_consumer"));
         command.args(args).env("RUST_LOG", filter);
+        command.envs(env.iter().copied());
         if tcp {
             command.args(["--port", &port.to_string()]);
         }
