@@ -267,6 +267,10 @@ pub async fn serve(
 /// The broker configuration for `options`: `--amqp-url` (else `AMQP_URL`, `RABBITMQ_URL`, the
 /// local broker) and `--amqp-topology`.
 fn amqp_config(options: &TransportOptions) -> AmqpConfig {
-    AmqpConfig::new(AmqpUrl::resolve(options.amqp_url.as_deref()))
-        .with_topology(options.amqp_topology)
+    let config = AmqpConfig::new(AmqpUrl::resolve(options.amqp_url.as_deref()))
+        .with_topology(options.amqp_topology);
+    match options.amqp_tls() {
+        Some(tls) => config.with_tls(tls),
+        None => config,
+    }
 }

@@ -127,11 +127,7 @@ fn soak(transport: TransportKind, seconds: u64, calls: u64, every: Duration) {
     let sent_calls = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     runtime.block_on(async {
-        let options = TransportOptions {
-            transport,
-            amqp_url: None,
-            amqp_topology: transport_amqp::Topology::default(),
-        };
+        let options = TransportOptions::new(transport);
         let client = client_transport(&options, &ports, &TransportSecurity::default())
             .await
             .expect("a client transport");
