@@ -323,6 +323,9 @@ async fn consumer_metrics_count_what_was_sent() {
         "tcp",
         &a.port.to_string(),
         &b.port.to_string(),
+        // All 200 are let wait: this counts calls, not the admission.
+        "--max-queue-time",
+        "30",
     ]);
     let client = http();
     let calls = (0..200).map(|n| {
