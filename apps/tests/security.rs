@@ -162,6 +162,22 @@ fn protected_mode_refuses_off_loopback_until_secured_or_told_insecure() {
     let secret_env = [("RPC_SECRET_FILE", secret.to_str().expect("UTF-8 path"))];
     let (child, _) = start_until(consumer, &open, &secret_env, "consumer listening");
     stop(child);
+    // Its metrics listener has no authentication: off loopback it is refused even then,
+    // until told --insecure; on loopback it serves.
+    let metrics_open = [&open[..], &["--metrics-listen", "0.0.0.0:0"]].concat();
+    let (ok, stderr) = run_to_exit(consumer, &metrics_open, &secret_env);
+    assert!(!ok, "metrics off loopback refused: {stderr}");
+    for flag in ["protected mode", "--metrics-listen", "--insecure"] {
+        assert!(stderr.contains(flag), "names {flag}: {stderr}");
+    }
+    let metrics_loopback = [&open[..], &["--metrics-listen", "127.0.0.1:0"]].concat();
+    let (child, _) = start_until(
+        consumer,
+        &metrics_loopback,
+        &secret_env,
+        "consumer listening",
+    );
+    stop(child);
     // A secret too short is refused, without being shown.
     let (ok, stderr) = run_to_exit(consumer, &open, &[("RPC_SECRET", "hunter2")]);
     assert!(!ok && stderr.contains("at least 16"), "{stderr}");

@@ -55,7 +55,8 @@ struct Args {
 
     /// Accept the risk of a --host other machines can reach with neither TLS nor a shared
     /// secret: anyone who reaches the port can run every procedure (protected mode refuses
-    /// to start otherwise).
+    /// to start otherwise); likewise a --metrics-listen other machines can reach, which has no
+    /// authentication.
     #[arg(long)]
     insecure: bool,
 }
@@ -92,6 +93,19 @@ fn main() -> ExitCode {
         }
         if let Some(by) = security.secured_by() {
             tracing::info!("the TCP port is secured by {by}");
+        }
+    }
+    // The metrics listener has no authentication of its own: off loopback only when told.
+    if let Some(addr) = args.metrics_listen {
+        let protection = Protection {
+            listener: "consumer --metrics-listen",
+            secured_by: None,
+            how_to_secure: "a loopback address, scraped through a proxy that authenticates",
+            insecure: args.insecure,
+        };
+        if let Err(err) = protection.check(&addr.ip().to_string()) {
+            eprintln!("consumer: {err}");
+            return ExitCode::FAILURE;
         }
     }
     let analyzer = match args.no_model {
