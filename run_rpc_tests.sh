@@ -14,8 +14,9 @@ cd "$(dirname "$0")"
 ./scripts/fetch_model.sh
 ./scripts/start_rabbitmq.sh
 ./scripts/python_venv.sh > /dev/null
-# Headless Chromium for the dashboard test (Debian's package).
-./scripts/install_debian.sh chromium chromium
+# Headless Chromium for the dashboard test, openssl for the TLS broker node's certificates
+# (scripts/rabbitmq_tls.sh, started by the tests that use it); Debian's packages.
+./scripts/install_debian.sh chromium chromium openssl openssl
 
 # Release: the run scripts build release too (one build serves both), and the neural network
 # is 60 times slower unoptimised.

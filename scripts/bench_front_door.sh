@@ -6,8 +6,12 @@
 #   - the RPC floor: direct Pool calls, no HTTP (examples/rpc_floor.rs).
 # Cheap calls (F(90)) at 64 connections and at 1; then overload: heavy calls (F($HEAVY_N)) at
 # twice the consumers' measured capacity, goodput and the p99 of admitted calls against the
-# peak and the unloaded p99, with the default admission and with a tight one ($TUNED_FLAGS,
-# default `--max-in-flight 6 --max-waiting 2`: the consumers' own places and a short line).
+# peak and the unloaded p99. The overload is offered by $SPREAD hey processes (32) started a
+# fraction of hey's tick apart, each with 512/$SPREAD connections: one hey's `-q` starts all
+# its connections' requests on the same tick, in bursts no admission with a short wait line
+# can take; spread over 32 phases the arrivals come close to a steady rate.
+# $DOOR_FLAGS (empty) are passed to the producer; the overload is also offered to a second
+# producer with $TUNED_FLAGS (`--max-queue-time 0.005`, a shorter queue-time target).
 #
 #   ./scripts/bench_front_door.sh [SECONDS]      (each measurement; default 10)
 set -euo pipefail
@@ -36,11 +40,12 @@ for _ in 1 2; do
 done
 for port in "${ports[@]}"; do wait_for_port "$port" 60; done
 door=$(free_port)
+# shellcheck disable=SC2086
 RUST_LOG=warn "$bin_dir/producer" --transport tcp "${ports[@]}" --listen "127.0.0.1:$door" \
-    > /dev/null 2>&1 &
+    ${DOOR_FLAGS:-} > /dev/null 2>&1 &
 pids+=($!)
 tuned=$(free_port)
-tuned_flags=${TUNED_FLAGS:---max-in-flight 6 --max-waiting 2}
+tuned_flags=${TUNED_FLAGS:---max-queue-time 0.005}
 # shellcheck disable=SC2086
 RUST_LOG=warn "$bin_dir/producer" --transport tcp "${ports[@]}" --listen "127.0.0.1:$tuned" \
     $tuned_flags > /dev/null 2>&1 &
@@ -53,23 +58,47 @@ wait_for_port "$floor" 30
 wait_for_port "$tuned" 30
 
 csv=$(mktemp)
-# load NAME PORT BODY HEY_ARGS...: runs hey, prints a table row: requests/s, 200s, 503s, p50
-# and p99 of the 200s (ms).
-load() {
-    local name=$1 port=$2 body=$3
-    shift 3
-    hey -z "${seconds}s" "$@" -m POST -T application/json -d "$body" -o csv \
-        "http://127.0.0.1:$port/v1/call/fibonacci_generator.calculate" > "$csv"
-    python3 - "$name" "$csv" "$seconds" <<'PY'
+spread_dir=$(mktemp -d)
+# table NAME SECONDS CSV...: prints a table row from hey's CSV files: requests/s, 200s, 503s,
+# other answers, p50 and p99 of the 200s (ms).
+table() {
+    python3 - "$@" <<'PY'
 import csv, sys
-name, path, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
-rows = list(csv.DictReader(open(path)))
+name, seconds, paths = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+rows = [r for path in paths for r in csv.DictReader(open(path))]
 ok = sorted(float(r["response-time"]) for r in rows if r["status-code"] == "200")
 busy = sum(1 for r in rows if r["status-code"] == "503")
 other = len(rows) - len(ok) - busy
 q = lambda p: ok[min(len(ok) - 1, int(p * len(ok)))] * 1e3 if ok else float("nan")
 print(f"| {name} | {len(rows) / seconds:,.0f} | {len(ok) / seconds:,.0f} | {busy:,} | {other:,} | {q(0.5):.3f} | {q(0.99):.3f} |")
 PY
+}
+# load NAME PORT BODY HEY_ARGS...: one hey, one table row.
+load() {
+    local name=$1 port=$2 body=$3
+    shift 3
+    hey -z "${seconds}s" "$@" -m POST -T application/json -d "$body" -o csv \
+        "http://127.0.0.1:$port/v1/call/fibonacci_generator.calculate" > "$csv"
+    table "$name" "$seconds" "$csv"
+}
+# overload NAME PORT BODY RATE: RATE requests/s from 512 connections in $SPREAD hey processes
+# started 1/$SPREAD of a tick apart; one table row.
+overload() {
+    local name=$1 port=$2 body=$3 rate=$4 spread=${SPREAD:-32}
+    local per_connection tick
+    per_connection=$(python3 -c "print(round($rate / 512, 3))")
+    tick=$(python3 -c "print(1 / $per_connection / $spread)")
+    local hey_pids=()
+    for i in $(seq 1 "$spread"); do
+        hey -z "${seconds}s" -c $((512 / spread)) -q "$per_connection" -m POST \
+            -T application/json -d "$body" -o csv \
+            "http://127.0.0.1:$port/v1/call/fibonacci_generator.calculate" \
+            > "$spread_dir/$i.csv" &
+        hey_pids+=($!)
+        sleep "$tick"
+    done
+    wait "${hey_pids[@]}"
+    table "$name" "$seconds" "$spread_dir"/*.csv
 }
 
 echo "## Front door, $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -99,12 +128,10 @@ echo "|---|---|---|---|---|---|---|"
 heavy="{\"n\": $heavy_n}"
 load "unloaded (1 connection)" "$door" "$heavy" -c 1
 load "peak (8 connections, no pause)" "$door" "$heavy" -c 8
-# Twice the capacity, offered at a fixed rate from 512 connections (more than the default
-# admission's 64 running + 256 waiting, so that it can refuse), each its share of 2x.
-rate=$(python3 -c "print(round(2 * $capacity / 512, 3))")
+# Twice the capacity, offered at a steady rate from 512 connections.
 offered=$((2 * capacity))
-load "2x capacity ($offered requests/s offered, 512 connections), defaults" "$door" "$heavy" -c 512 -q "$rate"
+overload "2x capacity ($offered requests/s offered, 512 connections)" "$door" "$heavy" "$offered"
 load "unloaded (1 connection), $tuned_flags" "$tuned" "$heavy" -c 1
 load "peak (8 connections, no pause), $tuned_flags" "$tuned" "$heavy" -c 8
-load "2x capacity ($offered requests/s offered, 512 connections), $tuned_flags" "$tuned" "$heavy" -c 512 -q "$rate"
-rm -f "$csv"
+overload "2x capacity, $tuned_flags" "$tuned" "$heavy" "$offered"
+rm -rf "$csv" "$spread_dir"

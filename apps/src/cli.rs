@@ -1,9 +1,11 @@
 //! What the binaries share: the transport options, logging, and Ctrl-C/SIGTERM handling.
 //!
 //! Configuration comes from flags, then the environment (`RPC_TRANSPORT`, `AMQP_URL` or
-//! `RABBITMQ_URL`, `RPC_AMQP_TOPOLOGY`, `RUST_LOG`), then defaults.
+//! `RABBITMQ_URL`, `RPC_AMQP_TOPOLOGY`, `RPC_AMQP_CA_FILE`, `RPC_AMQP_CLIENT_CERT`,
+//! `RPC_AMQP_CLIENT_KEY`, `RPC_AMQP_EXTERNAL_AUTH`, `RUST_LOG`), then defaults.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -37,6 +39,65 @@ pub struct TransportOptions {
     #[arg(long, env = "RPC_AMQP_TOPOLOGY", value_name = "quorum|classic",
           default_value_t = transport_amqp::Topology::Quorum)]
     pub amqp_topology: transport_amqp::Topology,
+
+    /// A PEM file of CA certificates trusted for the broker's certificate over `amqps://`,
+    /// beside the public web roots: a broker whose certificate a company CA signed.
+    #[arg(long, env = "RPC_AMQP_CA_FILE", value_name = "FILE")]
+    pub amqp_ca_file: Option<PathBuf>,
+
+    /// The client certificate chain (PEM) presented to a broker that asks for one
+    /// (`amqps://`); with --amqp-client-key.
+    #[arg(
+        long,
+        env = "RPC_AMQP_CLIENT_CERT",
+        value_name = "FILE",
+        requires = "amqp_client_key"
+    )]
+    pub amqp_client_cert: Option<PathBuf>,
+
+    /// The client certificate's private key (PEM, unencrypted); with --amqp-client-cert.
+    #[arg(
+        long,
+        env = "RPC_AMQP_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "amqp_client_cert"
+    )]
+    pub amqp_client_key: Option<PathBuf>,
+
+    /// Log in to the broker with SASL EXTERNAL: the user is the client certificate's, no
+    /// password (the broker's `rabbitmq_auth_mechanism_ssl`); needs --amqp-client-cert.
+    #[arg(long, env = "RPC_AMQP_EXTERNAL_AUTH", requires = "amqp_client_cert")]
+    pub amqp_external_auth: bool,
+}
+
+impl TransportOptions {
+    /// The options for `transport` with every other one at its default (the environment
+    /// unread), for programs and tests that do not parse a command line.
+    pub fn new(transport: TransportKind) -> Self {
+        Self {
+            transport,
+            amqp_url: None,
+            amqp_topology: transport_amqp::Topology::default(),
+            amqp_ca_file: None,
+            amqp_client_cert: None,
+            amqp_client_key: None,
+            amqp_external_auth: false,
+        }
+    }
+
+    /// The broker's TLS settings from the `--amqp-*` TLS flags; `None` when none is given
+    /// (an `amqps://` URL then trusts the public web roots only).
+    pub fn amqp_tls(&self) -> Option<transport_amqp::AmqpTls> {
+        let mut tls = transport_amqp::AmqpTls::default();
+        if let Some(ca) = &self.amqp_ca_file {
+            tls = tls.with_ca_file(ca);
+        }
+        if let (Some(cert), Some(key)) = (&self.amqp_client_cert, &self.amqp_client_key) {
+            tls = tls.with_client_identity(cert, key);
+        }
+        let given = self.amqp_ca_file.is_some() || self.amqp_client_cert.is_some();
+        given.then(|| tls.with_external_auth(self.amqp_external_auth))
+    }
 }
 
 /// Logs to stderr through `tracing`, filtered by `RUST_LOG`, else by `default` (`info`, `warn`).

@@ -11,9 +11,10 @@ use rpc_core::{Registry, RpcError, Transport};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use transport_amqp::{AmqpConfig, AmqpTransport, AmqpUrl};
-use transport_tcp::{TcpServerConfig, TcpTransport, TcpTransportConfig};
+use transport_tcp::TcpTransport;
 
 use crate::cli::{TransportKind, TransportOptions};
+use crate::security::TransportSecurity;
 
 /// A client transport and a view of the consumers it reaches.
 pub struct Connected {
@@ -24,7 +25,7 @@ pub struct Connected {
 }
 
 /// The client transport for `options`: a pool over `consumers` (ports or `host:port`) for TCP,
-/// a connection to the broker for AMQP.
+/// with `security`'s TLS and secret, a connection to the broker for AMQP.
 ///
 /// # Errors
 /// [`RpcError::NoConsumer`] for TCP without consumer addresses; [`RpcError::Io`] when the
@@ -32,8 +33,9 @@ pub struct Connected {
 pub async fn client_transport(
     options: &TransportOptions,
     consumers: &[String],
+    security: &TransportSecurity,
 ) -> Result<Arc<dyn Transport>, RpcError> {
-    Ok(connect(options, consumers).await?.transport)
+    Ok(connect(options, consumers, security).await?.transport)
 }
 
 /// [`client_transport`], with the view of its consumers the producer's front door shows.
@@ -43,6 +45,7 @@ pub async fn client_transport(
 pub async fn connect(
     options: &TransportOptions,
     consumers: &[String],
+    security: &TransportSecurity,
 ) -> Result<Connected, RpcError> {
     match options.transport {
         TransportKind::Tcp => {
@@ -52,8 +55,13 @@ pub async fn connect(
                         .into(),
                 ));
             }
-            tracing::info!("calling TCP consumers {consumers:?}");
-            let pool = TcpTransport::new(consumers, TcpTransportConfig::default())?;
+            let config = security.client_config().map_err(RpcError::Io)?;
+            tracing::info!(
+                tls = config.tls.is_some(),
+                secret = config.secret.is_some(),
+                "calling TCP consumers {consumers:?}"
+            );
+            let pool = TcpTransport::new(consumers, config)?;
             Ok(Connected {
                 transport: Arc::new(pool.clone()),
                 consumers: Consumers::Pool(pool),
@@ -110,6 +118,24 @@ impl Consumers {
                 })
                 .collect(),
             Consumers::Broker(probe) => probe.states().await,
+        }
+    }
+
+    /// What the consumers up can run at once, each its capacity plus `pipeline` (at least 1);
+    /// `None` over AMQP, where the broker does not say.
+    pub fn capacity(&self, pipeline: usize) -> Option<usize> {
+        match self {
+            Consumers::Pool(pool) => {
+                let consumers = pool.consumers();
+                let up = consumers
+                    .iter()
+                    .filter(|c| c.up && c.capacity > 0)
+                    .map(|c| c.capacity + pipeline)
+                    .sum::<usize>();
+                // Before the first handshake, a place per consumer: calls then find out.
+                Some(if up == 0 { consumers.len().max(1) } else { up })
+            }
+            Consumers::Broker(_) => None,
         }
     }
 
@@ -217,15 +243,17 @@ pub async fn serve(
     host: &str,
     port: u16,
     registry: Registry,
+    security: &TransportSecurity,
     shutdown: CancellationToken,
 ) -> Result<(), RpcError> {
     let registry = Arc::new(registry);
     match options.transport {
         TransportKind::Tcp => {
+            let config = security.server_config().map_err(RpcError::Io)?;
             let listener = tokio::net::TcpListener::bind((host, port))
                 .await
                 .map_err(|e| RpcError::Io(format!("cannot listen on {host}:{port}: {e}")))?;
-            transport_tcp::serve(listener, registry, TcpServerConfig::default(), shutdown).await;
+            transport_tcp::serve(listener, registry, config, shutdown).await;
             Ok(())
         }
         TransportKind::Amqp => {
@@ -239,6 +267,10 @@ pub async fn serve(
 /// The broker configuration for `options`: `--amqp-url` (else `AMQP_URL`, `RABBITMQ_URL`, the
 /// local broker) and `--amqp-topology`.
 fn amqp_config(options: &TransportOptions) -> AmqpConfig {
-    AmqpConfig::new(AmqpUrl::resolve(options.amqp_url.as_deref()))
-        .with_topology(options.amqp_topology)
+    let config = AmqpConfig::new(AmqpUrl::resolve(options.amqp_url.as_deref()))
+        .with_topology(options.amqp_topology);
+    match options.amqp_tls() {
+        Some(tls) => config.with_tls(tls),
+        None => config,
+    }
 }

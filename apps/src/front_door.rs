@@ -15,15 +15,19 @@
 //! 404, bad arguments 422, a body that is not a JSON object 400, a body over the limit 413, the
 //! procedure failed or panicked 500, a transport or protocol failure 502, no consumer or
 //! overloaded 503 (with `Retry-After`), deadline exceeded 504. The `x-timeout` header gives a
-//! call its timeout in seconds, capped by [`FrontDoorConfig::max_timeout`].
+//! call its timeout in seconds, capped by [`FrontDoorConfig::max_timeout`]. With API keys
+//! ([`FrontDoorConfig::api_keys`]) the calls, `/metrics` and `/v1/dashboard` need
+//! `Authorization: Bearer <key>` (401 `Unauthorized` without a key accepted).
 //!
 //! # Layout
-//! - `admission`: how many calls run and wait at once.
+//! - `admission`: how many calls run at once, and how long others may wait for a place.
+//! - `auth`: the API-key check.
 //! - `call`: the call route.
 //! - `reply`: results and errors as HTTP responses.
 //! - `dashboard`: the page and its data.
 
 mod admission;
+mod auth;
 mod call;
 mod dashboard;
 mod reply;
@@ -39,22 +43,30 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use rpc_core::Client;
 
-pub use admission::{Admission, Ticket};
+pub use admission::{Admission, Place, Refusal, Ticket};
+pub use auth::UNAUTHORIZED;
 pub use call::TIMEOUT_HEADER;
 pub use reply::{status_of, RETRY_AFTER_SECONDS};
 
 use crate::connect::Consumers;
 use crate::producer::Observer;
 use crate::prometheus::{self, names};
+use crate::security::ApiKeys;
 
 /// How the front door admits and limits calls.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct FrontDoorConfig {
-    /// Calls running at once. Default 64.
+    /// Calls running at once; 0 means what the consumers can run: over TCP each consumer's
+    /// capacity (its workers) plus [`PIPELINE`], summed over the consumers up (followed as they
+    /// come and go), over AMQP [`AMQP_IN_FLIGHT`]. Default 0.
     pub max_in_flight: usize,
-    /// Calls admitted to wait for a place to run; beyond them a request gets 503 at once.
-    /// Default 256.
+    /// The queue-time target: a request that would wait longer than this for a place to run
+    /// gets 503 `Overloaded` at once, and one that has waited this long gets it then.
+    /// Default 20 ms.
+    pub max_queue_time: Duration,
+    /// Calls waiting for a place at most, whatever their expected wait (this bounds the
+    /// memory their bodies take). Default 1,024.
     pub max_waiting: usize,
     /// The largest request body, in bytes. Default 1 MiB.
     pub max_body: usize,
@@ -62,16 +74,33 @@ pub struct FrontDoorConfig {
     pub timeout: Duration,
     /// The longest timeout a request may ask for. Default 300 s.
     pub max_timeout: Duration,
+    /// The API keys a request must carry (`Authorization: Bearer <key>`) to call a procedure,
+    /// read `/metrics` or the dashboard's data; `/healthz`, `/readyz` and the dashboard's
+    /// page (which holds no data) stay open. Default none: every request is let in.
+    pub api_keys: Option<Arc<ApiKeys>>,
 }
+
+/// Calls beyond its capacity each TCP consumer is given by the automatic in-flight limit, so
+/// that a consumer finds its next call already sent when it finishes one.
+pub const PIPELINE: usize = 1;
+
+/// The automatic in-flight limit over AMQP, where the producer cannot see the consumers'
+/// capacity (the broker's queues hold the rest).
+pub const AMQP_IN_FLIGHT: usize = 64;
+
+/// How often the automatic in-flight limit follows the TCP consumers' capacity.
+const FOLLOW_CAPACITY_EVERY: Duration = Duration::from_millis(250);
 
 impl Default for FrontDoorConfig {
     fn default() -> Self {
         Self {
-            max_in_flight: 64,
-            max_waiting: 256,
+            max_in_flight: 0,
+            max_queue_time: Duration::from_millis(20),
+            max_waiting: 1024,
             max_body: 1 << 20,
             timeout: rpc_core::DEFAULT_TIMEOUT,
             max_timeout: Duration::from_secs(300),
+            api_keys: None,
         }
     }
 }
@@ -96,11 +125,23 @@ impl FrontDoor {
         metrics: Option<PrometheusHandle>,
         config: FrontDoorConfig,
     ) -> Arc<Self> {
+        let automatic = config.max_in_flight == 0;
+        let limit = match (automatic, consumers.capacity(PIPELINE)) {
+            (false, _) => config.max_in_flight,
+            (true, Some(capacity)) => capacity,
+            (true, None) => AMQP_IN_FLIGHT,
+        };
+        let admission = Admission::new(limit, config.max_queue_time, config.max_waiting);
+        if automatic {
+            if let Consumers::Pool(_) = consumers {
+                follow_capacity(consumers.clone(), Arc::downgrade(&admission));
+            }
+        }
         Arc::new(Self {
             client,
             consumers,
             observer,
-            admission: Admission::new(config.max_in_flight, config.max_waiting),
+            admission,
             metrics,
             config,
         })
@@ -108,17 +149,49 @@ impl FrontDoor {
 
     /// Its routes.
     pub fn router(self: &Arc<Self>) -> Router {
-        Router::new()
+        let guarded = Router::new()
             .route("/v1/call/{procedure}", post(call::call))
+            .route("/metrics", get(metrics_text))
+            .route("/v1/dashboard", get(dashboard::data))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                auth::require_key,
+            ));
+        Router::new()
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
-            .route("/metrics", get(metrics_text))
             .route("/", get(dashboard::page))
-            .route("/v1/dashboard", get(dashboard::data))
+            .merge(guarded)
             .fallback(not_found)
             .layer(axum::middleware::map_response(count_response))
             .with_state(self.clone())
     }
+}
+
+/// Keeps the admission's limit at what the TCP consumers up can run, as long as it exists.
+fn follow_capacity(consumers: Consumers, admission: std::sync::Weak<Admission>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let mut every = tokio::time::interval(FOLLOW_CAPACITY_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let Some(admission) = admission.upgrade() else {
+                return;
+            };
+            if let Some(capacity) = consumers.capacity(PIPELINE) {
+                if capacity != admission.limit() {
+                    tracing::info!(
+                        places = capacity,
+                        "calls running at once follow the consumers' capacity"
+                    );
+                    admission.set_limit(capacity);
+                }
+            }
+        }
+    });
 }
 
 async fn count_response(response: Response) -> Response {

@@ -7,6 +7,7 @@
 //! - [`http`]: serving HTTP with a connection cap and a header timeout.
 //! - [`prometheus`]: the metrics recorder both apps install, and `/metrics`.
 //! - [`cli`]: the options every binary shares, logging and signal handling.
+//! - [`security`]: protected mode, the shared secret, TLS options, the front door's API keys.
 //! - [`connect`]: the one place transport types are named, for `--transport tcp|amqp`.
 //! - `src/bin/`: `consumer`, `producer` and the one-shot `call`: parse, build, run.
 
@@ -18,4 +19,5 @@ pub mod front_door;
 pub mod http;
 pub mod producer;
 pub mod prometheus;
+pub mod security;
 pub mod workloads;

@@ -28,7 +28,8 @@ pub mod names {
     pub const PRODUCER_IN_FLIGHT: &str = "rpc_producer_in_flight";
     /// Gauge: HTTP calls admitted and waiting for a place to run.
     pub const PRODUCER_WAITING: &str = "rpc_producer_waiting";
-    /// Counter: HTTP calls refused with 503 `Overloaded` (in flight and wait line full).
+    /// Counter: HTTP calls refused with 503 `Overloaded` (a wait over the queue-time target,
+    /// or the wait line full).
     pub const PRODUCER_REJECTED: &str = "rpc_producer_rejected_total";
     /// Gauge: consumers up (TCP: connected ones; AMQP: consumers on the request queues).
     pub const PRODUCER_CONSUMERS_UP: &str = "rpc_producer_consumers_up";

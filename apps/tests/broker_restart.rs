@@ -8,28 +8,10 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::{Consumer, Producer};
-
-fn rabbitmqctl(command: &str) {
-    let status = Command::new("rabbitmqctl")
-        .arg(command)
-        .status()
-        .or_else(|_| Command::new("/usr/sbin/rabbitmqctl").arg(command).status())
-        .unwrap_or_else(|e| panic!("rabbitmqctl {command}: {e}"));
-    assert!(status.success(), "rabbitmqctl {command} failed: {status}");
-}
-
-/// Starts the broker's application again however the test ends.
-struct StartAppOnDrop;
-
-impl Drop for StartAppOnDrop {
-    fn drop(&mut self) {
-        rabbitmqctl("start_app");
-    }
-}
+use test_support::BrokerStopped;
 
 #[test]
 fn every_task_is_answered_across_a_broker_restart() {
@@ -59,8 +41,7 @@ fn every_task_is_answered_across_a_broker_restart() {
     let mut producer = Producer::spawn(&args);
     producer.wait_for_results(60, Duration::from_secs(60));
 
-    let restart = StartAppOnDrop;
-    rabbitmqctl("stop_app");
+    let restart = BrokerStopped::stop_app();
     let stopped = Instant::now();
     std::thread::sleep(Duration::from_secs(2));
     drop(restart);

@@ -9,7 +9,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use rpc_apps::workloads::FibonacciGeneratorClient;
-use support::{thread_cpu, Consumer};
+use support::Consumer;
+use test_support::procfs::thread_cpu;
 use transport_tcp::{TcpTransport, TcpTransportConfig};
 
 const CALLS: usize = 50;

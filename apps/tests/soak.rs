@@ -20,6 +20,7 @@ use num_bigint::BigUint;
 use rpc_apps::cli::{TransportKind, TransportOptions};
 use rpc_apps::connect::client_transport;
 use rpc_apps::producer::{millis, quantile};
+use rpc_apps::security::TransportSecurity;
 use rpc_apps::workloads::FibonacciGeneratorClient;
 use rpc_core::Client;
 
@@ -126,12 +127,8 @@ fn soak(transport: TransportKind, seconds: u64, calls: u64, every: Duration) {
     let sent_calls = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     runtime.block_on(async {
-        let options = TransportOptions {
-            transport,
-            amqp_url: None,
-            amqp_topology: transport_amqp::Topology::default(),
-        };
-        let client = client_transport(&options, &ports)
+        let options = TransportOptions::new(transport);
+        let client = client_transport(&options, &ports, &TransportSecurity::default())
             .await
             .expect("a client transport");
         let fibonacci = FibonacciGeneratorClient::from_client(Client::from_arc(client));

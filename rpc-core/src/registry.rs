@@ -91,8 +91,25 @@ impl Registry {
     /// call alone, as if no procedure batched. Without it each procedure's `max` applies.
     ///
     /// ```
-    /// let registry = rpc_core::Registry::new().with_batch_limit(1);
-    /// assert_eq!(registry.batch_size("any.procedure"), 1);
+    /// use rpc_core::Registry;
+    ///
+    /// struct Doubler;
+    ///
+    /// #[rpc_core::handler]
+    /// impl Doubler {
+    ///     /// Doubles each `n`.
+    ///     #[batch(max = 8, param = "n")]
+    ///     pub fn double(&self, numbers: Vec<i64>) -> Vec<Result<i64, String>> {
+    ///         numbers.into_iter().map(|n| Ok(2 * n)).collect()
+    ///     }
+    /// }
+    ///
+    /// let mut batched = Registry::new();
+    /// batched.register(Doubler);
+    /// assert_eq!(batched.batch_size("doubler.double"), 8);
+    /// let mut alone = Registry::new().with_batch_limit(1);
+    /// alone.register(Doubler);
+    /// assert_eq!(alone.batch_size("doubler.double"), 1);
     /// ```
     pub fn with_batch_limit(mut self, limit: usize) -> Self {
         self.batch_limit = Some(limit.max(1));

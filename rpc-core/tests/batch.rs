@@ -39,9 +39,14 @@ impl Squarer {
 }
 
 fn serve() -> (SquarerClient, Arc<Mutex<Vec<usize>>>, memory::MemoryServer) {
+    serve_on(Registry::new().with_workers(1))
+}
+
+fn serve_on(
+    mut registry: Registry,
+) -> (SquarerClient, Arc<Mutex<Vec<usize>>>, memory::MemoryServer) {
     let squarer = Squarer::default();
     let sizes = squarer.sizes.clone();
-    let mut registry = Registry::new().with_workers(1);
     registry.register(squarer);
     let (transport, server) = memory::spawn(registry);
     (SquarerClient::new(transport), sizes, server)
@@ -140,13 +145,8 @@ async fn an_expired_call_is_dropped_from_its_batch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_limit_of_one_runs_every_call_alone() {
-    let squarer = Squarer::default();
-    let sizes = squarer.sizes.clone();
-    let mut registry = Registry::new().with_workers(1).with_batch_limit(1);
-    registry.register(squarer);
-    assert_eq!(registry.batch_size("squarer.square"), 1);
-    let (transport, _server) = memory::spawn(registry);
-    let client = SquarerClient::new(transport);
+    let registry = Registry::new().with_workers(1).with_batch_limit(1);
+    let (client, sizes, _server) = serve_on(registry);
     let calls: Vec<_> = (0..12i64)
         .map(|n| {
             let client = client.clone();

@@ -4,57 +4,20 @@
 //! starts one. Without a broker every case fails loudly: nothing is skipped. Cases share the
 //! broker in parallel: each registers its procedures under a handler name of its own.
 
-use std::sync::Arc;
+mod amqp_fixture;
 
-use async_trait::async_trait;
-use rpc_core::{Registry, Transport};
-use rpc_tests::Fixture;
-use transport_amqp::delete_request_queues;
-use transport_amqp::{AmqpConfig, AmqpServer, AmqpTransport};
+use amqp_fixture::{AmqpFixture, Broker};
+use transport_amqp::AmqpConfig;
 
-/// A consumer in this process and a client transport, both on the broker.
-struct AmqpFixture {
-    server: AmqpServer,
-    transport: AmqpTransport,
-    config: AmqpConfig,
-    procedures: Vec<String>,
+/// The usual broker, with the default configuration.
+struct LocalBroker;
+
+impl Broker for LocalBroker {
+    fn config() -> AmqpConfig {
+        AmqpConfig::default()
+    }
+
+    const HOW_TO_START: &'static str = "scripts/start_rabbitmq.sh";
 }
 
-#[async_trait]
-impl Fixture for AmqpFixture {
-    async fn start(registry: Registry) -> Self {
-        let config = AmqpConfig::default();
-        let procedures = registry.procedure_names();
-        let server = AmqpServer::start(config.clone(), Arc::new(registry))
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "no RabbitMQ at {} (scripts/start_rabbitmq.sh): {e}",
-                    config.url
-                )
-            });
-        let transport = AmqpTransport::connect(config.clone())
-            .await
-            .expect("an AMQP client transport");
-        Self {
-            server,
-            transport,
-            config,
-            procedures,
-        }
-    }
-
-    async fn transport(&self) -> Arc<dyn Transport> {
-        Arc::new(self.transport.clone())
-    }
-
-    async fn stop(self) {
-        self.server.shutdown().await;
-        // Request queues outlive their consumers, as aio-pika's: leave none behind.
-        delete_request_queues(&self.config, &self.procedures)
-            .await
-            .expect("delete the test's queues");
-    }
-}
-
-rpc_tests::conformance_suite!(AmqpFixture);
+rpc_tests::conformance_suite!(AmqpFixture<LocalBroker>);

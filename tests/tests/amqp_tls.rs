@@ -9,6 +9,8 @@
 //! Without the script's prerequisites (root, Debian's RabbitMQ, openssl) every test fails
 //! loudly: nothing is skipped.
 
+mod amqp_fixture;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,9 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use rpc_core::{Client, Registry, RpcError, Transport};
-use rpc_tests::Fixture;
+use rpc_core::{Client, Registry, RpcError};
 use transport_amqp::{delete_request_queues, AmqpConfig, AmqpServer, AmqpTls, AmqpTransport};
 
 /// The TLS node, started once for this test binary.
@@ -78,51 +78,18 @@ impl Broker {
     }
 }
 
-/// A consumer in this process and a client transport, both on the TLS node.
-struct AmqpTlsFixture {
-    server: AmqpServer,
-    transport: AmqpTransport,
-    config: AmqpConfig,
-    procedures: Vec<String>,
+/// The TLS node, with the private CA and the client certificate.
+struct TlsBroker;
+
+impl amqp_fixture::Broker for TlsBroker {
+    fn config() -> AmqpConfig {
+        broker().config()
+    }
+
+    const HOW_TO_START: &'static str = "scripts/rabbitmq_tls.sh";
 }
 
-#[async_trait]
-impl Fixture for AmqpTlsFixture {
-    async fn start(registry: Registry) -> Self {
-        let config = tokio::task::block_in_place(broker).config();
-        let procedures = registry.procedure_names();
-        let server = AmqpServer::start(config.clone(), Arc::new(registry))
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "no TLS RabbitMQ at {} (scripts/rabbitmq_tls.sh): {e}",
-                    config.url
-                )
-            });
-        let transport = AmqpTransport::connect(config.clone())
-            .await
-            .expect("an AMQP client transport over TLS");
-        Self {
-            server,
-            transport,
-            config,
-            procedures,
-        }
-    }
-
-    async fn transport(&self) -> Arc<dyn Transport> {
-        Arc::new(self.transport.clone())
-    }
-
-    async fn stop(self) {
-        self.server.shutdown().await;
-        delete_request_queues(&self.config, &self.procedures)
-            .await
-            .expect("delete the test's queues");
-    }
-}
-
-rpc_tests::conformance_suite!(AmqpTlsFixture);
+rpc_tests::conformance_suite!(amqp_fixture::AmqpFixture<TlsBroker>);
 
 /// Counts its runs.
 struct Counter {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use rpc_apps::cli::{init_logging, parse_seconds, TransportKind, TransportOptions};
 use rpc_apps::connect;
+use rpc_apps::security::{ProducerTls, TransportSecurity};
 use rpc_core::{Call, Client, Encoding};
 
 /// Calls one procedure once and prints its result: `call --transport tcp 9000
@@ -16,6 +17,9 @@ use rpc_core::{Call, Client, Encoding};
 struct Args {
     #[command(flatten)]
     transport: TransportOptions,
+
+    #[command(flatten)]
+    tls: ProducerTls,
 
     /// With --transport tcp: the consumer (port or host:port; several separated by commas),
     /// then the procedure and its arguments. With amqp: the procedure and its arguments.
@@ -52,7 +56,11 @@ async fn main() -> ExitCode {
     } else {
         (Encoding::Text, rest.join(" "))
     };
-    let transport = match connect::client_transport(&args.transport, &consumers).await {
+    let security = match TransportSecurity::producer(&args.tls) {
+        Ok(security) => security,
+        Err(err) => return usage(&err),
+    };
+    let transport = match connect::client_transport(&args.transport, &consumers, &security).await {
         Ok(transport) => transport,
         Err(err) => return fail(&err),
     };

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use rpc_apps::cli::{init_logging, shutdown_on_signal, TransportOptions};
+use rpc_apps::cli::{init_logging, shutdown_on_signal, TransportKind, TransportOptions};
 use rpc_apps::connect;
+use rpc_apps::security::{ConsumerTls, Protection, TransportSecurity};
 use rpc_apps::workloads::{self, NeuralAnalyzer};
 
 /// Runs the procedures fibonacci_generator.calculate and neural_analyzer.polarity for
@@ -48,7 +49,21 @@ struct Args {
     /// by procedure and outcome, run time, time waited for a worker, workers busy.
     #[arg(long, env = "RPC_METRICS_LISTEN", value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
+
+    #[command(flatten)]
+    tls: ConsumerTls,
+
+    /// Accept the risk of a --host other machines can reach with neither TLS nor a shared
+    /// secret: anyone who reaches the port can run every procedure (protected mode refuses
+    /// to start otherwise); likewise a --metrics-listen other machines can reach, which has no
+    /// authentication.
+    #[arg(long)]
+    insecure: bool,
 }
+
+/// What secures a consumer's port, for protected mode's message.
+const HOW_TO_SECURE: &str = "--tls-cert FILE --tls-key FILE (TLS), or a shared secret in the file \
+                             named by RPC_SECRET_FILE (or in RPC_SECRET)";
 
 fn main() -> ExitCode {
     // Each worker runs the network on one thread: parallelism comes from --workers (and from
@@ -58,6 +73,41 @@ fn main() -> ExitCode {
     }
     let args = Args::parse();
     init_logging("info");
+    let security = match TransportSecurity::consumer(&args.tls) {
+        Ok(security) => security,
+        Err(err) => {
+            eprintln!("consumer: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.transport.transport == TransportKind::Tcp {
+        let protection = Protection {
+            listener: "consumer --host",
+            secured_by: security.secured_by(),
+            how_to_secure: HOW_TO_SECURE,
+            insecure: args.insecure,
+        };
+        if let Err(err) = protection.check(&args.host) {
+            eprintln!("consumer: {err}");
+            return ExitCode::FAILURE;
+        }
+        if let Some(by) = security.secured_by() {
+            tracing::info!("the TCP port is secured by {by}");
+        }
+    }
+    // The metrics listener has no authentication of its own: off loopback only when told.
+    if let Some(addr) = args.metrics_listen {
+        let protection = Protection {
+            listener: "consumer --metrics-listen",
+            secured_by: None,
+            how_to_secure: "a loopback address, scraped through a proxy that authenticates",
+            insecure: args.insecure,
+        };
+        if let Err(err) = protection.check(&addr.ip().to_string()) {
+            eprintln!("consumer: {err}");
+            return ExitCode::FAILURE;
+        }
+    }
     let analyzer = match args.no_model {
         true => None,
         false => {
@@ -126,6 +176,7 @@ fn main() -> ExitCode {
             &args.host,
             args.port,
             registry,
+            &security,
             shutdown.clone(),
         )
         .await;

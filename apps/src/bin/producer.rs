@@ -3,6 +3,7 @@
 //! With `--listen ADDR` it is a web service: outside clients call procedures over HTTP.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use rpc_apps::front_door::{FrontDoor, FrontDoorConfig};
 use rpc_apps::http::{self, ConnectionLimits};
 use rpc_apps::producer::{self, Mix, Observer, ProducerConfig};
 use rpc_apps::prometheus;
+use rpc_apps::security::{reload_on_sighup, ApiKeys, ProducerTls, Protection, TransportSecurity};
 use rpc_core::Client;
 
 /// Sends tasks to consumers: every --interval a random fibonacci_generator.calculate(100..=10000)
@@ -66,6 +68,9 @@ struct Args {
     timeout: Duration,
 
     #[command(flatten)]
+    tls: ProducerTls,
+
+    #[command(flatten)]
     http: HttpArgs,
 }
 
@@ -77,16 +82,39 @@ struct HttpArgs {
     #[arg(long, env = "RPC_LISTEN", value_name = "ADDR")]
     listen: Option<SocketAddr>,
 
+    /// With --listen: the API keys clients must send (`Authorization: Bearer <key>`), one a
+    /// line in this file (at least 16 characters each; `#` comments); read again on SIGHUP.
+    /// /healthz, /readyz and the dashboard's page stay open.
+    #[arg(long, env = "RPC_API_KEYS_FILE", value_name = "FILE")]
+    api_keys: Option<PathBuf>,
+
+    /// With --listen: accept the risk of an address other machines can reach without API
+    /// keys: anyone who reaches it can call every procedure (protected mode refuses to start
+    /// otherwise).
+    #[arg(long)]
+    insecure: bool,
+
     /// With --listen: run the task generator (or --stdin) beside the API.
     #[arg(long)]
     generate: bool,
 
-    /// HTTP calls running at once; more wait in line (--max-waiting).
-    #[arg(long, default_value_t = 64)]
+    /// Threads serving HTTP (with --listen); 0 = one per core.
+    #[arg(long, env = "RPC_THREADS", default_value_t = 0)]
+    threads: usize,
+
+    /// HTTP calls running at once; 0 = what the consumers can run (TCP: each consumer's
+    /// workers + 1, following them as they come and go; AMQP: 64).
+    #[arg(long, default_value_t = 0)]
     max_in_flight: usize,
 
-    /// HTTP calls waiting for a place to run; beyond them a request gets 503 Overloaded.
-    #[arg(long, default_value_t = 256)]
+    /// The queue-time target, in seconds: an HTTP call that would wait longer than this for a
+    /// place to run gets 503 Overloaded at once, one that has waited this long gets it then.
+    #[arg(long, default_value = "0.02", value_parser = parse_seconds)]
+    max_queue_time: Duration,
+
+    /// HTTP calls waiting for a place at most, whatever their expected wait (bounds the memory
+    /// their bodies take).
+    #[arg(long, default_value_t = 1024)]
     max_waiting: usize,
 
     /// The largest HTTP request body, in bytes.
@@ -111,10 +139,12 @@ fn main() -> ExitCode {
     init_logging("info");
     // The front door serves many clients at once: one thread per core then. The generator
     // alone keeps the single thread it always had.
-    let runtime = if args.http.listen.is_some() {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
+    let runtime = if args.http.listen.is_some() && args.http.threads != 1 {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if args.http.threads > 1 {
+            builder.worker_threads(args.http.threads);
+        }
+        builder.enable_all().build()
     } else {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -130,7 +160,40 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> ExitCode {
-    let connected = match connect::connect(&args.transport, &args.consumers).await {
+    let security = match TransportSecurity::producer(&args.tls) {
+        Ok(security) => security,
+        Err(err) => {
+            eprintln!("producer: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(secret) = &security.secret {
+        tracing::info!("the shared secret from {}", secret.source());
+    }
+    let api_keys = match &args.http.api_keys {
+        Some(path) => match ApiKeys::load(path) {
+            Ok(keys) => Some(keys),
+            Err(err) => {
+                eprintln!("producer: {err}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    if let Some(addr) = args.http.listen {
+        let protection = Protection {
+            listener: "producer --listen",
+            secured_by: api_keys.as_ref().map(|k| format!("{} API keys", k.len())),
+            how_to_secure: "--api-keys FILE (or RPC_API_KEYS_FILE; TLS terminated in front of \
+                            it, see the README)",
+            insecure: args.http.insecure,
+        };
+        if let Err(err) = protection.check(&addr.ip().to_string()) {
+            eprintln!("producer: {err}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let connected = match connect::connect(&args.transport, &args.consumers, &security).await {
         Ok(connected) => connected,
         Err(err) => {
             eprintln!("producer: {err}");
@@ -178,10 +241,18 @@ async fn run(args: Args) -> ExitCode {
     let bound = listener.local_addr().map_or(addr, |a| a);
     let mut door_config = FrontDoorConfig::default();
     door_config.max_in_flight = args.http.max_in_flight;
+    door_config.max_queue_time = args.http.max_queue_time;
     door_config.max_waiting = args.http.max_waiting;
     door_config.max_body = args.http.max_body;
     door_config.timeout = args.timeout;
     door_config.max_timeout = args.http.max_timeout;
+    if let Some(keys) = &api_keys {
+        tracing::info!(keys = keys.len(), "API keys from {}", keys.path().display());
+        if let Err(err) = reload_on_sighup(keys.clone()) {
+            tracing::warn!("{err}: the API keys are read again only by a restart");
+        }
+    }
+    door_config.api_keys = api_keys;
     let door = FrontDoor::new(
         client.clone(),
         connected.consumers,

@@ -1,93 +1,300 @@
-//! [`Admission`]: at most `max_in_flight` calls run at once and at most `max_waiting` more wait
-//! for a place; a request beyond that is refused at once instead of queued without end.
+//! [`Admission`]: time-based admission control. At most `limit` calls run at once (by default
+//! what the consumers can run, see [`FrontDoorConfig`](super::FrontDoorConfig)); the others wait
+//! in one first-come-first-served line, but never longer than the queue-time target
+//! (`max_queue_time`): a request that would wait longer is refused at once, and one that has
+//! waited that long is refused then.
+//!
+//! Counting waiting calls, as a fixed wait line does, lets the time a call waits grow with the
+//! size of the work (256 waiting F(90)s are 10 ms, 256 waiting F(100,000)s are 250 ms). Serving
+//! systems bound the time instead: Triton's queue policy (`default_timeout_microseconds`,
+//! `timeout_action: REJECT`), CoDel's target sojourn time. A newcomer's wait is estimated from
+//! its place in line and how long a call holds a place (a moving average), so that the excess
+//! of an overload is refused at the door instead of after waiting; the line's length is also
+//! capped (`max_waiting`), which bounds the memory the waiting requests' bodies take.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::oneshot;
+
+/// The weight of the newest call in the moving average of the time a call holds a place.
+const SMOOTHING: f64 = 0.1;
+
+/// How far over the target a newcomer's estimated wait must be for it to be refused at once.
+const ESTIMATE_MARGIN: f64 = 2.0;
 
 /// The producer's admission control for HTTP calls.
 #[derive(Debug)]
 pub struct Admission {
-    running: Arc<Semaphore>,
-    max_in_flight: usize,
-    admitted: AtomicUsize,
-    limit: usize,
+    line: Mutex<Line>,
+    max_queue_time: Duration,
+    max_waiting: usize,
     rejected: AtomicU64,
 }
 
-/// An admitted request: holds its place in flight or in the wait line until dropped.
+#[derive(Debug)]
+struct Line {
+    /// Calls holding a place now.
+    running: usize,
+    /// Places.
+    limit: usize,
+    /// Calls waiting (their tickets not yet dropped nor given a place).
+    waiting: usize,
+    /// Their channels, first come first; a channel whose ticket was dropped is skipped.
+    waiters: VecDeque<oneshot::Sender<Place>>,
+    /// The moving average of the time a call held its place, in seconds (0 before the first).
+    hold: f64,
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    /// Its estimated wait (seconds) was over the target.
+    WouldWait(f64),
+    /// The line is as long as `max_waiting`.
+    LineFull(usize),
+    /// It waited the whole target without getting a place.
+    Waited(Duration),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::WouldWait(wait) => write!(
+                f,
+                "every place is taken and a new call would wait about {:.1} ms: try again shortly",
+                wait * 1e3
+            ),
+            Refusal::LineFull(waiting) => write!(
+                f,
+                "every place is taken and {waiting} calls are waiting: try again shortly"
+            ),
+            Refusal::Waited(waited) => write!(
+                f,
+                "no place to run after waiting {:.1} ms: try again shortly",
+                waited.as_secs_f64() * 1e3
+            ),
+        }
+    }
+}
+
+/// An admitted request, in line for a place (or already given one).
 #[derive(Debug)]
 pub struct Ticket {
     admission: Arc<Admission>,
+    entered: Instant,
+    place: Option<oneshot::Receiver<Place>>,
+    ready: Option<Place>,
+}
+
+/// A place to run; freed (and given to the next in line) when dropped.
+#[derive(Debug)]
+pub struct Place {
+    admission: Arc<Admission>,
+    since: Instant,
+    armed: bool,
 }
 
 impl Admission {
-    /// Room for `max_in_flight` calls running (at least 1) and `max_waiting` waiting.
-    pub fn new(max_in_flight: usize, max_waiting: usize) -> Arc<Self> {
-        let max_in_flight = max_in_flight.max(1);
+    /// `limit` places (at least 1), a newcomer refused when it would wait over
+    /// `max_queue_time`, at most `max_waiting` waiting.
+    pub fn new(limit: usize, max_queue_time: Duration, max_waiting: usize) -> Arc<Self> {
         Arc::new(Self {
-            running: Arc::new(Semaphore::new(max_in_flight)),
-            max_in_flight,
-            admitted: AtomicUsize::new(0),
-            limit: max_in_flight + max_waiting,
+            line: Mutex::new(Line {
+                running: 0,
+                limit: limit.max(1),
+                waiting: 0,
+                waiters: VecDeque::new(),
+                hold: 0.0,
+            }),
+            max_queue_time,
+            max_waiting,
             rejected: AtomicU64::new(0),
         })
     }
 
-    /// A ticket when there is room running or waiting; `None` (and one more rejection counted)
-    /// when both are full.
-    pub fn enter(self: &Arc<Self>) -> Option<Ticket> {
-        let entered = self
-            .admitted
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |admitted| {
-                (admitted < self.limit).then_some(admitted + 1)
-            })
-            .is_ok();
-        if entered {
-            Some(Ticket {
+    /// A ticket in line (given a place at once when one is free), or why not (and one more
+    /// rejection counted).
+    ///
+    /// # Errors
+    /// [`Refusal::WouldWait`] or [`Refusal::LineFull`].
+    pub fn enter(self: &Arc<Self>) -> Result<Ticket, Refusal> {
+        let entered = Instant::now();
+        let mut line = self.lock();
+        if line.running < line.limit && line.waiting == 0 {
+            line.running += 1;
+            drop(line);
+            return Ok(Ticket {
                 admission: self.clone(),
-            })
-        } else {
-            self.rejected.fetch_add(1, Ordering::Relaxed);
-            None
+                entered,
+                place: None,
+                ready: Some(self.place(entered)),
+            });
         }
+        if line.waiting >= self.max_waiting {
+            let waiting = line.waiting;
+            drop(line);
+            return Err(self.refuse(Refusal::LineFull(waiting)));
+        }
+        // The estimate is refused on only when clearly over the target: a call held up by a
+        // busy machine inflates the average for a while, and refusing on a wrong estimate
+        // leaves places empty. A waiter that does not get a place in time is refused then.
+        let wait = (line.waiting + 1) as f64 * line.hold / line.limit as f64;
+        if wait > ESTIMATE_MARGIN * self.max_queue_time.as_secs_f64() {
+            drop(line);
+            return Err(self.refuse(Refusal::WouldWait(wait)));
+        }
+        // Channels of tickets dropped while waiting are skipped when a place frees; a line
+        // that frees none for long is swept here so that they do not pile up.
+        if line.waiters.len() > 2 * line.waiting + 16 {
+            line.waiters.retain(|w| !w.is_closed());
+        }
+        let (tx, rx) = oneshot::channel();
+        line.waiters.push_back(tx);
+        line.waiting += 1;
+        Ok(Ticket {
+            admission: self.clone(),
+            entered,
+            place: Some(rx),
+            ready: None,
+        })
+    }
+
+    /// Sets the number of places (at least 1); waiting calls get the new ones at once.
+    pub fn set_limit(self: &Arc<Self>, limit: usize) {
+        let mut line = self.lock();
+        line.limit = limit.max(1);
+        self.hand_over(&mut line);
+    }
+
+    /// The number of places.
+    pub fn limit(&self) -> usize {
+        self.lock().limit
     }
 
     /// Calls running now.
     pub fn in_flight(&self) -> usize {
-        self.max_in_flight - self.running.available_permits()
+        self.lock().running
     }
 
     /// Calls admitted and waiting for a place to run.
     pub fn waiting(&self) -> usize {
-        self.admitted
-            .load(Ordering::Acquire)
-            .saturating_sub(self.in_flight())
+        self.lock().waiting
     }
 
     /// Requests refused so far.
     pub fn rejected(&self) -> u64 {
         self.rejected.load(Ordering::Relaxed)
     }
+
+    fn refuse(&self, why: Refusal) -> Refusal {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        why
+    }
+
+    fn place(self: &Arc<Self>, since: Instant) -> Place {
+        Place {
+            admission: self.clone(),
+            since,
+            armed: true,
+        }
+    }
+
+    /// Gives free places to the first live waiters.
+    fn hand_over(self: &Arc<Self>, line: &mut Line) {
+        while line.running < line.limit {
+            let Some(waiter) = line.waiters.pop_front() else {
+                return;
+            };
+            match waiter.send(self.place(Instant::now())) {
+                Ok(()) => {
+                    line.running += 1;
+                    line.waiting -= 1;
+                }
+                // Its ticket is gone and counted itself out of the line: the place goes to the
+                // next one, without this lock taken twice.
+                Err(mut place) => place.armed = false,
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Line> {
+        self.line
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl Ticket {
-    /// Waits for a place to run (first come, first served); the place is held as long as
-    /// the returned permit.
-    pub async fn run(&self) -> OwnedSemaphorePermit {
-        self.admission
-            .running
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the admission semaphore is never closed")
+    /// Waits for a place to run, at most until the queue-time target has passed since the
+    /// request was admitted.
+    ///
+    /// # Errors
+    /// [`Refusal::Waited`] when no place came in time (one more rejection counted).
+    pub async fn run(mut self) -> Result<Place, Refusal> {
+        if let Some(place) = self.ready.take() {
+            return Ok(place);
+        }
+        let Some(mut rx) = self.place.take() else {
+            return Err(Refusal::Waited(self.entered.elapsed()));
+        };
+        let until = tokio::time::Instant::from_std(self.entered + self.admission.max_queue_time);
+        match tokio::time::timeout_at(until, &mut rx).await {
+            Ok(Ok(place)) => Ok(place),
+            _ => {
+                // A place given at the last moment is taken rather than wasted; once closed,
+                // the channel takes none.
+                rx.close();
+                if let Ok(place) = rx.try_recv() {
+                    return Ok(place);
+                }
+                self.leave_line();
+                Err(self
+                    .admission
+                    .refuse(Refusal::Waited(self.entered.elapsed())))
+            }
+        }
+    }
+
+    /// Counts this ticket out of the line when it leaves without a place; the place handed to
+    /// its (now closed) channel, if any, frees itself.
+    fn leave_line(&mut self) {
+        let mut line = self.admission.lock();
+        line.waiting = line.waiting.saturating_sub(1);
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        self.admission.admitted.fetch_sub(1, Ordering::AcqRel);
+        // Still in line (the client went away while waiting): out of it. A place sent to the
+        // channel in the meantime is dropped with it and freed.
+        if let Some(mut rx) = self.place.take() {
+            rx.close();
+            let granted = rx.try_recv().ok();
+            if granted.is_none() {
+                self.leave_line();
+            }
+        }
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let held = self.since.elapsed().as_secs_f64();
+        let admission = self.admission.clone();
+        let mut line = admission.lock();
+        line.running -= 1;
+        line.hold = if line.hold == 0.0 {
+            held
+        } else {
+            line.hold + SMOOTHING * (held - line.hold)
+        };
+        admission.hand_over(&mut line);
     }
 }
 
@@ -96,22 +303,99 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn beyond_running_and_waiting_is_refused_until_a_place_frees() {
-        let admission = Admission::new(2, 1);
-        let a = admission.enter().expect("room");
-        let b = admission.enter().expect("room");
-        let c = admission.enter().expect("a place in line");
-        assert!(admission.enter().is_none());
-        assert_eq!(admission.rejected(), 1);
-        let _ra = a.run().await;
-        let _rb = b.run().await;
-        assert_eq!((admission.in_flight(), admission.waiting()), (2, 1));
-        let waiting = tokio::spawn(async move {
-            let _permit = c.run().await;
-        });
-        drop(_ra);
+    async fn a_free_place_is_given_at_once_and_freed_on_drop() {
+        let admission = Admission::new(2, Duration::from_millis(50), 10);
+        let a = admission
+            .enter()
+            .expect("room")
+            .run()
+            .await
+            .expect("a place");
+        let _b = admission
+            .enter()
+            .expect("room")
+            .run()
+            .await
+            .expect("a place");
+        assert_eq!((admission.in_flight(), admission.waiting()), (2, 0));
+        let c = admission.enter().expect("in line");
+        assert_eq!(admission.waiting(), 1);
         drop(a);
-        waiting.await.expect("the waiting call ran");
-        assert!(admission.enter().is_some(), "room again");
+        let _c = c.run().await.expect("the freed place");
+        assert_eq!((admission.in_flight(), admission.waiting()), (2, 0));
+    }
+
+    #[tokio::test]
+    async fn a_waiter_that_gets_no_place_in_time_is_refused() {
+        let admission = Admission::new(1, Duration::from_millis(30), 10);
+        let _running = admission
+            .enter()
+            .expect("room")
+            .run()
+            .await
+            .expect("a place");
+        let started = Instant::now();
+        let refused = admission.enter().expect("in line").run().await;
+        assert!(matches!(refused, Err(Refusal::Waited(_))), "{refused:?}");
+        assert!(started.elapsed() < Duration::from_millis(200));
+        assert_eq!((admission.waiting(), admission.rejected()), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn a_newcomer_that_would_wait_too_long_is_refused_at_once() {
+        let admission = Admission::new(1, Duration::from_millis(11), 100);
+        // Calls hold their place 5 ms: four waiting would wait 20 ms, a fifth 25 ms, over
+        // the target's twice (the margin).
+        admission.lock().hold = 0.005;
+        let _running = admission
+            .enter()
+            .expect("room")
+            .run()
+            .await
+            .expect("a place");
+        let admitted: Vec<_> = (0..4)
+            .map(|_| admission.enter().expect("in line"))
+            .collect();
+        let fifth = admission.enter();
+        assert!(matches!(fifth, Err(Refusal::WouldWait(_))), "{fifth:?}");
+        drop(admitted);
+        assert_eq!((admission.waiting(), admission.rejected()), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn the_line_is_capped_and_a_dropped_waiter_passes_its_place_on() {
+        let admission = Admission::new(1, Duration::from_secs(10), 2);
+        let running = admission
+            .enter()
+            .expect("room")
+            .run()
+            .await
+            .expect("a place");
+        let gone = admission.enter().expect("in line");
+        let next = admission.enter().expect("in line");
+        assert!(matches!(admission.enter(), Err(Refusal::LineFull(2))));
+        drop(gone);
+        assert_eq!(admission.waiting(), 1);
+        drop(running);
+        let _next = next
+            .run()
+            .await
+            .expect("the place skipped the dropped ticket");
+        assert_eq!((admission.in_flight(), admission.waiting()), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn more_places_go_to_the_waiters() {
+        let admission = Admission::new(1, Duration::from_secs(10), 10);
+        let _running = admission
+            .enter()
+            .expect("room")
+            .run()
+            .await
+            .expect("a place");
+        let waiter = admission.enter().expect("in line");
+        admission.set_limit(2);
+        let _place = waiter.run().await.expect("the new place");
+        assert_eq!(admission.in_flight(), 2);
     }
 }

@@ -2,10 +2,10 @@
 //! result out.
 //!
 //! In order: the timeout header is read, the request is admitted (or refused with 503 at
-//! once), its body is read up to its limit and checked to be a JSON object, it waits for a
-//! place to run, and is called with what is left of its deadline. Admitting before reading
-//! bounds the memory bodies take to (running + waiting) x the body limit, whatever the number
-//! of connections. A client that goes away drops this
+//! once when it would wait too long), its body is read up to its limit and checked to be a JSON
+//! object, it waits for a place to run (503 when none came within the queue-time target), and
+//! is called with what is left of its deadline. Admitting before reading bounds the memory
+//! bodies take to (running + waiting) x the body limit, whatever the number of connections. A client that goes away drops this
 //! future and with it the call, which the transport then forgets.
 
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use futures::StreamExt;
 use rpc_core::{Encoding, ErrorKind, RpcError};
 use serde_json::value::RawValue;
 
-use super::{reply, FrontDoor};
+use super::{reply, FrontDoor, Refusal};
 use crate::prometheus::names;
 
 /// The header a client sets to give its call a timeout, in seconds (a decimal: `2.5`); capped
@@ -49,28 +49,29 @@ pub async fn call(
         ));
         return reply::rpc_error(&err);
     }
-    let Some(ticket) = door.admission.enter() else {
-        metrics::counter!(names::PRODUCER_REJECTED).increment(1);
-        // Its (usually small) body is read and thrown away first: a response that leaves the
-        // body unread closes the connection, and an overloaded producer would then spend its
-        // time on clients reconnecting to be refused again.
-        drain(body, DRAIN_REFUSED).await;
-        let err = RpcError::Overloaded(format!(
-            "{} calls running and {} waiting: try again shortly",
-            door.admission.in_flight(),
-            door.admission.waiting()
-        ));
-        return reply::rpc_error(&err);
+    let ticket = match door.admission.enter() {
+        Ok(ticket) => ticket,
+        Err(refusal) => {
+            // Its (usually small) body is read and thrown away first: a response that leaves
+            // the body unread closes the connection, and an overloaded producer would then
+            // spend its time on clients reconnecting to be refused again.
+            drain(body, DRAIN_REFUSED).await;
+            return overloaded(&refusal);
+        }
     };
     let args = match read_kwargs(body, door.config.max_body, deadline).await {
         Ok(args) => args,
         Err(response) => return response,
     };
-    let Ok(_running) = tokio::time::timeout_at(deadline, ticket.run()).await else {
-        let err = RpcError::DeadlineExceeded;
-        door.observer
-            .record(&procedure, None, started.elapsed(), Err(&err));
-        return reply::rpc_error(&err);
+    let _running = match tokio::time::timeout_at(deadline, ticket.run()).await {
+        Ok(Ok(place)) => place,
+        Ok(Err(refusal)) => return overloaded(&refusal),
+        Err(_) => {
+            let err = RpcError::DeadlineExceeded;
+            door.observer
+                .record(&procedure, None, started.elapsed(), Err(&err));
+            return reply::rpc_error(&err);
+        }
     };
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
     let client = door.client.clone().with_timeout(left);
@@ -92,6 +93,12 @@ pub async fn call(
             reply::rpc_error(&err)
         }
     }
+}
+
+/// 503 `Overloaded` (with `Retry-After`) for a request admission refused.
+fn overloaded(refusal: &Refusal) -> Response {
+    metrics::counter!(names::PRODUCER_REJECTED).increment(1);
+    reply::rpc_error(&RpcError::Overloaded(refusal.to_string()))
 }
 
 /// The call's timeout: the header's, capped at `max`, else `default`.

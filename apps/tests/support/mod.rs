@@ -31,9 +31,20 @@ impl Consumer {
     /// [`Consumer::start_on`] with the log filtered by `filter` (`RUST_LOG`), which must keep
     /// the info line that says it serves.
     pub fn start_logging(args: &[&str], port: u16, filter: &str) -> Consumer {
+        Consumer::start_with_env(args, port, filter, &[])
+    }
+
+    /// [`Consumer::start_logging`] with `env` (name, value) set in its environment.
+    pub fn start_with_env(
+        args: &[&str],
+        port: u16,
+        filter: &str,
+        env: &[(&str, &str)],
+    ) -> Consumer {
         let tcp = !args.contains(&"amqp");
         let mut command = Command::new(env!("CARGO_BIN_EXE_consumer"));
         command.args(args).env("RUST_LOG", filter);
+        command.envs(env.iter().copied());
         if tcp {
             command.args(["--port", &port.to_string()]);
         }
@@ -141,37 +152,7 @@ impl Drop for Consumer {
     }
 }
 
-/// The CPU time (user and system) the thread named `name` of process `pid` has used so far,
-/// from /proc; `None` when no thread has that name.
-pub fn thread_cpu(pid: u32, name: &str) -> Option<Duration> {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    for task in tasks.flatten() {
-        let path = task.path();
-        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        if comm.trim() != name {
-            continue;
-        }
-        let stat = std::fs::read_to_string(path.join("stat")).ok()?;
-        // After the command's closing parenthesis: state is field 3, utime 14, stime 15.
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        let ticks: u64 =
-            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        // The kernel counts in USER_HZ, 100 per second on Linux.
-        return Some(Duration::from_millis(ticks * 10));
-    }
-    None
-}
-
-/// The memory `field` of process `pid` from /proc (`VmRSS` now, `VmHWM` the peak so far), in
-/// bytes; `None` once it has exited.
-pub fn memory(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.trim().strip_suffix("kB")?.trim().parse().ok())?;
-    Some(kib * 1024)
-}
+use test_support::procfs::memory;
 
 /// Runs a binary of this package to completion and returns its output (stderr echoed).
 pub fn run(binary: &str, args: &[String]) -> Output {

@@ -21,10 +21,17 @@ pub struct WebProducer {
 impl WebProducer {
     /// Starts `producer --listen 127.0.0.1:0` plus `args`, and waits until it listens.
     pub fn start(args: &[&str]) -> WebProducer {
+        WebProducer::start_with_env(args, "info", &[])
+    }
+
+    /// [`WebProducer::start`] logging with `filter` (`RUST_LOG`, which must keep the info line
+    /// that says it listens) and with `env` (name, value) set in its environment.
+    pub fn start_with_env(args: &[&str], filter: &str, env: &[(&str, &str)]) -> WebProducer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_producer"))
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -73,6 +80,20 @@ impl WebProducer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Every line logged so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Sends `signal` (e.g. "HUP", "INT") to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
     }
 
     /// `url` + `path`.
