@@ -70,7 +70,11 @@ pub async fn connect(
         TransportKind::Amqp => {
             let config = amqp_config(options);
             tracing::info!(topology = %config.topology, "calling through the broker at {}", config.url);
-            let probe = BrokerProbe::new(config.url.clone());
+            let probe = BrokerProbe::new(
+                config
+                    .clone()
+                    .with_connection_name("rpc producer: consumer probe"),
+            );
             let transport = AmqpTransport::connect(config).await?;
             Ok(Connected {
                 transport: Arc::new(transport),
@@ -156,15 +160,15 @@ pub const PROBED_QUEUES: [&str; 2] = ["fibonacci_generator.calculate", "neural_a
 /// Asks the broker how many consumers read each workload's request queue (a passive queue
 /// declaration, which changes nothing), on a connection of its own kept between questions.
 pub struct BrokerProbe {
-    url: AmqpUrl,
+    config: AmqpConfig,
     connection: tokio::sync::Mutex<Option<lapin::Connection>>,
 }
 
 impl BrokerProbe {
-    /// A probe of the broker(s) at `url` (connected at the first question).
-    pub fn new(url: AmqpUrl) -> Self {
+    /// A probe of the broker(s) of `config` (connected at the first question).
+    pub fn new(config: AmqpConfig) -> Self {
         Self {
-            url,
+            config,
             connection: tokio::sync::Mutex::new(None),
         }
     }
@@ -220,16 +224,9 @@ impl BrokerProbe {
     }
 
     async fn open(&self) -> Result<lapin::Connection, String> {
-        let mut last = String::from("no broker URL");
-        for url in self.url.brokers() {
-            let properties = lapin::ConnectionProperties::default()
-                .with_connection_name("rpc producer: consumer probe".into());
-            match lapin::Connection::connect(url.as_str(), properties).await {
-                Ok(connection) => return Ok(connection),
-                Err(err) => last = err.to_string(),
-            }
-        }
-        Err(last)
+        transport_amqp::connect_broker(&self.config)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

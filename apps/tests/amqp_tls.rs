@@ -2,13 +2,15 @@
 //! on the TLS-only broker node of `scripts/rabbitmq_tls.sh` (started here when it does not run
 //! yet; client certificates required), given the CA and the client certificate by the
 //! `--amqp-*` flags, then by the `RPC_AMQP_*` environment with SASL `EXTERNAL` (no password).
-//! A `call` without the CA is refused, naming the reason.
+//! A `call` without the CA is refused, naming the reason. The front door over the same broker
+//! is ready (its probe of the consumers connects with the same TLS settings) and answers.
 
 mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use support::web::WebProducer;
 use support::Consumer;
 
 fn script(arg: &str) -> String {
@@ -104,6 +106,47 @@ fn consumer_and_call_use_the_private_ca_and_client_certificate() {
     );
     assert!(ok, "a call logged in with EXTERNAL: {stderr}");
     assert_eq!(stdout, "2880067194370816120");
+
+    // The front door: its readiness probe asks the broker over TLS too.
+    let producer_args = [
+        &["--transport", "amqp", "--amqp-url", url.as_str()][..],
+        &tls_flags,
+    ]
+    .concat();
+    let producer = WebProducer::start(&producer_args);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (ready, answer) = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let ready = client
+            .get(format!("{}/readyz", producer.url))
+            .send()
+            .await
+            .expect("GET /readyz");
+        let ready = (
+            ready.status().as_u16(),
+            ready.text().await.unwrap_or_default(),
+        );
+        let answer = client
+            .post(format!(
+                "{}/v1/call/fibonacci_generator.calculate",
+                producer.url
+            ))
+            .body(r#"{"n": 90}"#)
+            .send()
+            .await
+            .expect("POST a call");
+        let answer = (
+            answer.status().as_u16(),
+            answer.text().await.unwrap_or_default(),
+        );
+        (ready, answer)
+    });
+    assert_eq!(ready.0, 200, "/readyz over amqps: {}", ready.1);
+    assert_eq!(answer, (200, "2880067194370816120".to_string()));
+    drop(producer);
 
     // Without the CA, the broker's certificate is not trusted: refused, saying why.
     let (ok, _, stderr) = call(

@@ -108,6 +108,7 @@ pub use config::{
     AmqpConfig, ReplyMode, Topology, DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_BODY,
     DEFAULT_PREFETCH_PIPELINE,
 };
+pub use reconnect::connect_broker;
 pub use rpc::Rpc;
 pub use server::{serve, AmqpServer};
 pub use tls::AmqpTls;

@@ -26,6 +26,20 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// # Errors
 /// [`Error::Connect`] naming each broker tried (passwords hidden) and lapin's reason.
 pub(crate) async fn connect(config: &AmqpConfig) -> Result<Connection, Error> {
+    connect_to_broker(config).await
+}
+
+/// A lapin connection to the broker of `config` (the first node of its list that accepts,
+/// with its TLS settings and login, as the transport's own connections), for asking the
+/// broker questions the transport does not, such as how many consumers a queue has.
+///
+/// # Errors
+/// [`rpc_core::RpcError::Io`] naming each broker tried (passwords hidden) and why.
+pub async fn connect_broker(config: &AmqpConfig) -> Result<Connection, rpc_core::RpcError> {
+    Ok(connect_to_broker(config).await?)
+}
+
+async fn connect_to_broker(config: &AmqpConfig) -> Result<Connection, Error> {
     let tls = config.tls.load()?;
     let runtime = lapin::runtime::default_runtime()
         .map_err(Error::broker("no runtime for the connection"))?;
