@@ -112,7 +112,7 @@
 //! - `head.rs`: [`Head`], the linear polarity head and its JSON file.
 //! - `batch.rs`: [`BatchPlan`], the length grouping of a batch into padded forward passes.
 //! - `pool.rs`: runs a forward pass on the calling thread (see "Threads" above).
-//! - `bin/train_head.rs`: fits the head; `bin/polarity_bench/`: latency, memory, and
+//! - `bin/train_head.rs`: fits the head; `examples/polarity_bench/`: latency, memory, and
 //!   sentences/s by batch size (`sweep`, `pair`, `cost`, `all`).
 //! - `data/`: the head, the labeled test sentences, the dev sentences the head was chosen on,
 //!   and 256 sentences from the producer's generator for the bench.

@@ -2,7 +2,7 @@
 //! by batch size, in one process or two side by side.
 //!
 //! ```text
-//! RAYON_NUM_THREADS=1 cargo run --release -p neural --bin polarity_bench -- [MODE] [ARGS]
+//! RAYON_NUM_THREADS=1 cargo run --release -p neural --example polarity_bench -- [MODE] [ARGS]
 //!
 //!   latency [ROUNDS]           one sentence per call (default mode, 500 rounds): p50/p99 of
 //!                              polarity(s) and of polarity_batch(&[s]), interleaved; memory
@@ -35,7 +35,7 @@ use std::process::ExitCode;
 use neural::Analyzer;
 
 /// Sentences like the producer's, one a line, `#` lines are comments.
-const PRODUCER_SENTENCES: &str = include_str!("../../../data/producer_sentences.txt");
+const PRODUCER_SENTENCES: &str = include_str!("../../data/producer_sentences.txt");
 
 /// The producer-like sentences of `data/producer_sentences.txt`.
 fn producer_sentences() -> Vec<&'static str> {
@@ -54,19 +54,12 @@ fn load() -> Result<Analyzer, String> {
     Ok(analyzer)
 }
 
-/// CPU seconds this process has used (user + system), from `/proc/self/stat`.
+/// CPU seconds this process has used (user + system), from `/proc`.
 ///
 /// With one thread this is what the calls cost, whatever else the machine is doing; the
 /// wall-clock figures also count time spent waiting for a core.
 fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which is in parentheses and may hold spaces).
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // The kernel's USER_HZ is 100 on every Linux this runs on.
-    Some(ticks as f64 / 100.0)
+    test_support::procfs::process_cpu(std::process::id()).map(|cpu| cpu.as_secs_f64())
 }
 
 /// The 1-minute load average and the number of cores, as one line's ending.
@@ -77,12 +70,6 @@ fn machine() -> String {
         .unwrap_or_else(|| "n/a".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!("1-minute load average {load} on {cores} cores")
-}
-
-/// The `p`th percentile of ascending `sorted` (nearest rank).
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// Parses the argument at `at` as a number, or gives `default` when there is none.

@@ -1,11 +1,13 @@
 //! One sentence per call: milliseconds per call, through `polarity` and through a batch of one,
 //! and the process's resident memory with the model loaded.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use neural::Analyzer;
 
-use crate::{cpu_seconds, machine, percentile};
+use test_support::Latencies;
+
+use crate::{cpu_seconds, machine};
 
 /// Sentences of exactly ten words, scored round-robin.
 const SENTENCES: [&str; 10] = [
@@ -25,23 +27,16 @@ const WARMUP: usize = 20;
 /// Timed calls of each kind unless told otherwise.
 pub const DEFAULT_ROUNDS: usize = 500;
 
-fn status_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with(field))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
+/// The memory `field` of this process (`VmRSS`, `VmHWM`), in MiB.
 fn mib(field: &str) -> String {
-    status_kib(field).map_or_else(|| "n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+    test_support::procfs::memory(std::process::id(), field).map_or_else(
+        || "n/a".into(),
+        |bytes| format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0)),
+    )
 }
 
-/// One call of `polarity` (`batch` false) or `polarity_batch` with one sentence: milliseconds.
-fn timed(analyzer: &Analyzer, sentence: &str, batch: bool) -> Result<f64, String> {
+/// One call of `polarity` (`batch` false) or `polarity_batch` with one sentence: its time.
+fn timed(analyzer: &Analyzer, sentence: &str, batch: bool) -> Result<Duration, String> {
     let t = Instant::now();
     let p = if batch {
         analyzer
@@ -52,22 +47,27 @@ fn timed(analyzer: &Analyzer, sentence: &str, batch: bool) -> Result<f64, String
         analyzer.polarity(sentence)
     }
     .map_err(|e| e.to_string())?;
-    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = t.elapsed();
     std::hint::black_box(p);
-    Ok(ms)
+    Ok(elapsed)
 }
 
-fn report(what: &str, mut ms: Vec<f64>) {
-    ms.sort_by(f64::total_cmp);
-    let mean = ms.iter().sum::<f64>() / ms.len() as f64;
+fn report(what: &str, times: &[Duration]) {
+    let mut latencies = Latencies::new();
+    for &time in times {
+        latencies.record(time);
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mean = times.iter().sum::<Duration>() / times.len().max(1) as u32;
     println!(
-        "{} calls of {what}, 10-word sentences: mean {mean:.2} ms, p50 {:.2} ms, \
+        "{} calls of {what}, 10-word sentences: mean {:.2} ms, p50 {:.2} ms, \
          p99 {:.2} ms, min {:.2} ms, max {:.2} ms",
-        ms.len(),
-        percentile(&ms, 50.0),
-        percentile(&ms, 99.0),
-        ms[0],
-        ms[ms.len() - 1]
+        times.len(),
+        ms(mean),
+        ms(latencies.p50()),
+        ms(latencies.p99()),
+        ms(latencies.quantile(0.0)),
+        ms(latencies.max())
     );
 }
 
@@ -75,7 +75,7 @@ fn report(what: &str, mut ms: Vec<f64>) {
 /// call by call so that both see the same machine.
 pub fn run(rounds: usize) -> Result<(), String> {
     let rounds = rounds.max(1);
-    println!("before load: VmRSS {}", mib("VmRSS:"));
+    println!("before load: VmRSS {}", mib("VmRSS"));
     let analyzer = crate::load()?;
     for i in 0..WARMUP {
         timed(&analyzer, SENTENCES[i % SENTENCES.len()], i % 2 == 1)?;
@@ -89,8 +89,8 @@ pub fn run(rounds: usize) -> Result<(), String> {
         batch_of_one.push(timed(&analyzer, s, true)?);
     }
     let cpu_after = cpu_seconds();
-    report("polarity(s)", single);
-    report("polarity_batch(&[s])", batch_of_one);
+    report("polarity(s)", &single);
+    report("polarity_batch(&[s])", &batch_of_one);
     if let (Some(a), Some(b)) = (cpu_before, cpu_after) {
         println!(
             "CPU time per call {:.2} ms ({})",
@@ -100,8 +100,8 @@ pub fn run(rounds: usize) -> Result<(), String> {
     }
     println!(
         "memory with the model loaded: VmRSS {}, VmHWM (peak) {}",
-        mib("VmRSS:"),
-        mib("VmHWM:")
+        mib("VmRSS"),
+        mib("VmHWM")
     );
     Ok(())
 }
