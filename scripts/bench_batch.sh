@@ -8,7 +8,7 @@
 #   ./scripts/bench_batch.sh [TASKS] [ROUNDS]
 #
 # Per round and design: sentences/s at saturation (TASKS tasks, 32 in flight), then the p50 of
-# 100 calls made one at a time. Rounds alternate the order of the two designs. Prints a
+# 300 calls made one at a time. Rounds alternate the order of the two designs. Prints a
 # markdown table for docs/benchmarks.md.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
@@ -45,7 +45,7 @@ measure() {
     produce "$port" 64 32 > /dev/null # warm-up: the model's first passes
     local rate p50
     rate=$(produce "$port" "$tasks" 32 | sed -n 's/.*(\([0-9.]*\) calls\/s).*/\1/p' | head -1)
-    p50=$(produce "$port" 100 1 | awk '$1 == "neural_analyzer.polarity" { print $4 }')
+    p50=$(produce "$port" 300 1 | awk '$1 == "neural_analyzer.polarity" { print $4 }')
     stop_consumer
     echo "$rate $p50"
 }
