@@ -21,6 +21,11 @@
 //! `BENCH_CALLS` sets the number of calls per measurement (default 3000); each figure is the
 //! median of 5 rounds, floor and rpc measurements alternating.
 
+// The request queue as a foreign peer declares it, shared with the tests: the floor runs on
+// the same queue type.
+#[path = "../tests/support/peer_queue.rs"]
+mod peer_queue;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,14 +36,11 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
-use lapin::types::{AMQPValue, LongString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use rpc_core::{Client, Registry};
 use test_support::{procfs, Latencies};
 use tokio::sync::oneshot;
-use transport_amqp::{
-    AmqpConfig, AmqpServer, AmqpTransport, AmqpUrl, ReplyMode, Topology, DEFAULT_DELIVERY_LIMIT,
-};
+use transport_amqp::{AmqpConfig, AmqpServer, AmqpTransport, AmqpUrl, ReplyMode, Topology};
 
 /// The environment variable that makes this binary the consumer process: `<name>,<topology>`.
 const CONSUMER_ENV: &str = "AMQP_BENCH_CONSUMER";
@@ -213,30 +215,6 @@ impl Caller for Floor {
     }
 }
 
-/// Declares the request queue `queue` as the transport does in `topology` (README, "AMQP"):
-/// the floor runs on the same queue type.
-async fn declare_request_queue(channel: &Channel, queue: &str, topology: Topology) {
-    let long = |s: &str| AMQPValue::LongString(LongString::from(s));
-    let mut arguments = FieldTable::default();
-    arguments.insert("x-dead-letter-exchange".into(), long("rpc.dlx"));
-    let durable = topology == Topology::Quorum;
-    if durable {
-        arguments.insert("x-queue-type".into(), long("quorum"));
-        arguments.insert(
-            "x-delivery-limit".into(),
-            AMQPValue::LongLongInt(i64::from(DEFAULT_DELIVERY_LIMIT)),
-        );
-    }
-    let options = QueueDeclareOptions {
-        durable,
-        ..QueueDeclareOptions::default()
-    };
-    channel
-        .queue_declare(queue.into(), options, arguments)
-        .await
-        .expect("declare the floor's queue");
-}
-
 async fn connect(url: &str) -> Connection {
     Connection::connect(url, ConnectionProperties::default())
         .await
@@ -246,7 +224,7 @@ async fn connect(url: &str) -> Connection {
 /// The floor's responder: echo each request to its reply_to, then ack. No logic at all.
 async fn floor_responder(connection: &Connection, queue: &str, config: &AmqpConfig) {
     let channel = connection.create_channel().await.expect("channel");
-    declare_request_queue(&channel, queue, config.topology).await;
+    peer_queue::declare_request_queue(&channel, queue, config.topology).await;
     channel
         .basic_qos(IN_FLIGHT as u16, BasicQosOptions { global: false })
         .await

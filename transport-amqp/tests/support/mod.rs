@@ -5,6 +5,13 @@
 
 #![allow(dead_code)]
 
+mod peer_queue;
+
+use peer_queue::long_string;
+// Each test target uses some of these.
+#[allow(unused_imports)]
+pub use peer_queue::{declare_request_queue, DLX};
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,12 +21,10 @@ use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions,
 };
-use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
 use rpc_core::{Client, ErrorKind, Registry};
-use transport_amqp::{
-    AmqpConfig, AmqpServer, AmqpTransport, AmqpUrl, Topology, DEFAULT_DELIVERY_LIMIT,
-};
+use transport_amqp::{AmqpConfig, AmqpServer, AmqpTransport, AmqpUrl, Topology};
 
 /// A name no other test (or concurrent run) uses.
 pub fn unique(prefix: &str) -> String {
@@ -235,37 +240,6 @@ pub async fn emptied(channel: &Channel, queue: &str) -> bool {
         queue_counts(channel, queue).await.0 == 0
     })
     .await
-}
-
-/// The dead-letter exchange of the wire (README, "AMQP"), as aio-pika names it.
-pub const DLX: &str = "rpc.dlx";
-
-fn long_string(value: &str) -> AMQPValue {
-    AMQPValue::LongString(LongString::from(value))
-}
-
-/// Declares the request queue `name` as a foreign peer (aio-pika) does in `topology`, with
-/// the flags and arguments the README documents: the broker refuses (406) the declaration if
-/// ours differ.
-pub async fn declare_request_queue(channel: &Channel, name: &str, topology: Topology) {
-    let mut arguments = FieldTable::default();
-    arguments.insert("x-dead-letter-exchange".into(), long_string(DLX));
-    let durable = topology == Topology::Quorum;
-    if durable {
-        arguments.insert("x-queue-type".into(), long_string("quorum"));
-        arguments.insert(
-            "x-delivery-limit".into(),
-            AMQPValue::LongLongInt(i64::from(DEFAULT_DELIVERY_LIMIT)),
-        );
-    }
-    let options = QueueDeclareOptions {
-        durable,
-        ..QueueDeclareOptions::default()
-    };
-    channel
-        .queue_declare(name.into(), options, arguments)
-        .await
-        .unwrap_or_else(|e| panic!("declare the request queue {name} ({topology}): {e}"));
 }
 
 /// The properties of a JSON request as aio-pika sends it: `type` call, the correlation id,
