@@ -20,6 +20,7 @@
 # (/var/lib/rabbitmq/.erlang.cookie) all nodes and rabbitmqctl share. Needs root, as
 # start_rabbitmq.sh when it installs. Nodes are found by their pid files, never by name.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/rabbitmq_node.sh"
 export PATH="$PATH:/usr/sbin:/usr/lib/rabbitmq/bin"
 
 BASE="${RPC_CLUSTER_DIR:-/tmp/rpc-rabbitmq-cluster}"
@@ -59,36 +60,13 @@ alive() {
 launch() {
     local n=$1 dir
     dir="$(node_dir "$n")"
-    mkdir -p "$dir/mnesia" "$dir/log"
+    mkdir -p "$dir"
     echo '[].' > "$dir/enabled_plugins"
-    chown -R rabbitmq:rabbitmq "$dir"
-    rm -f "$dir/pid"
-    runuser -u rabbitmq -- env -i \
-        PATH="$PATH" HOME=/var/lib/rabbitmq LANG=C.UTF-8 \
-        RABBITMQ_NODENAME="$(node_name "$n")" \
-        RABBITMQ_NODE_PORT="$(amqp_port "$n")" \
-        RABBITMQ_DIST_PORT=$((25680 + n)) \
-        RABBITMQ_MNESIA_BASE="$dir/mnesia" \
-        RABBITMQ_LOG_BASE="$dir/log" \
-        RABBITMQ_PID_FILE="$dir/pid" \
-        RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" \
-        RABBITMQ_CONF_ENV_FILE=/dev/null \
-        rabbitmq-server -detached > "$dir/log/startup.log" 2>&1
+    launch_node "$dir" "$(node_name "$n")" \
+        RABBITMQ_NODE_PORT="$(amqp_port "$n")" RABBITMQ_DIST_PORT=$((25680 + n))
 }
 
-# Waits until node N has booted: await_startup fails at once until the node has registered,
-# so it is retried within a time limit.
-await_node() {
-    local n=$1 deadline=$((SECONDS + START_LIMIT))
-    until ctl "$n" await_startup --timeout 10 >/dev/null 2>&1; do
-        if ((SECONDS >= deadline)); then
-            say "node $n did not start in ${START_LIMIT} s; its log:"
-            tail -n 30 "$(node_dir "$n")"/log/*.log >&2 || true
-            return 1
-        fi
-        sleep 1
-    done
-}
+await_node() { await_node_started "$(node_dir "$1")" "$(node_name "$1")" "$START_LIMIT"; }
 
 # Waits until node N's process (by its pid file) has exited; SIGKILL after the limit.
 await_exit() {

@@ -26,6 +26,7 @@
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/usr/lib/rabbitmq/bin"
 cd "$(dirname "$0")/.."
+source scripts/rabbitmq_node.sh
 
 BASE="${RPC_TLS_DIR:-/tmp/rpc-rabbitmq-tls}"
 CERTS="$BASE/certs"
@@ -111,34 +112,11 @@ EOF
 }
 
 launch() {
-    mkdir -p "$BASE/mnesia" "$BASE/log"
-    chown -R rabbitmq:rabbitmq "$BASE"
-    rm -f "$BASE/pid"
-    runuser -u rabbitmq -- env -i \
-        PATH="$PATH" HOME=/var/lib/rabbitmq LANG=C.UTF-8 \
-        RABBITMQ_NODENAME="$NODE" \
-        RABBITMQ_DIST_PORT="$DIST_PORT" \
-        RABBITMQ_CONFIG_FILE="$BASE/rabbitmq.conf" \
-        RABBITMQ_MNESIA_BASE="$BASE/mnesia" \
-        RABBITMQ_LOG_BASE="$BASE/log" \
-        RABBITMQ_PID_FILE="$BASE/pid" \
-        RABBITMQ_ENABLED_PLUGINS_FILE="$BASE/enabled_plugins" \
-        RABBITMQ_CONF_ENV_FILE=/dev/null \
-        rabbitmq-server -detached > "$BASE/log/startup.log" 2>&1
+    launch_node "$BASE" "$NODE" \
+        RABBITMQ_DIST_PORT="$DIST_PORT" RABBITMQ_CONFIG_FILE="$BASE/rabbitmq.conf"
 }
 
-# await_startup fails at once until the node has registered: retried within a time limit.
-await_node() {
-    local deadline=$((SECONDS + START_LIMIT))
-    until ctl await_startup --timeout 10 >/dev/null 2>&1; do
-        if ((SECONDS >= deadline)); then
-            say "the node did not start in ${START_LIMIT} s; its log:"
-            tail -n 30 "$BASE"/log/*.log >&2 || true
-            return 1
-        fi
-        sleep 1
-    done
-}
+await_node() { await_node_started "$BASE" "$NODE" "$START_LIMIT"; }
 
 stop_node() {
     local pid deadline=$((SECONDS + STOP_LIMIT))

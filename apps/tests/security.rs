@@ -29,9 +29,9 @@ fn temp_file(name: &str, text: &str) -> PathBuf {
     path
 }
 
-/// Runs `binary` with `args` and `env` until it exits (at most 20 s); its status and stderr.
-fn run_to_exit(binary: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
-    let mut child = Command::new(binary)
+/// Starts `binary` with `args` and `env`, logging at `info` to a piped stderr.
+fn spawn(binary: &str, args: &[&str], env: &[(&str, &str)]) -> Child {
+    Command::new(binary)
         .args(args)
         .envs(env.iter().copied())
         .env("RUST_LOG", "info")
@@ -39,7 +39,12 @@ fn run_to_exit(binary: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, Stri
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start the binary");
+        .expect("start the binary")
+}
+
+/// Runs `binary` with `args` and `env` until it exits (at most 20 s); its status and stderr.
+fn run_to_exit(binary: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let mut child = spawn(binary, args, env);
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {
@@ -64,15 +69,7 @@ fn run_to_exit(binary: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, Stri
 /// Starts `binary` and waits (30 s at most) for a stderr line containing `needle`; returns the
 /// child and that line. Panics if the process exits first.
 fn start_until(binary: &str, args: &[&str], env: &[(&str, &str)], needle: &str) -> (Child, String) {
-    let mut child = Command::new(binary)
-        .args(args)
-        .envs(env.iter().copied())
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the binary");
+    let mut child = spawn(binary, args, env);
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
