@@ -11,7 +11,8 @@ import json
 import sys
 
 import aio_pika
-from aio_pika.patterns import JsonRPC
+
+from json_rpc import create_json_rpc
 
 
 async def attempt(rpc, method, kwargs):
@@ -25,8 +26,7 @@ async def attempt(rpc, method, kwargs):
 async def main(url, handler):
     connection = await aio_pika.connect_robust(url)
     async with connection:
-        channel = await connection.channel()
-        rpc = await JsonRPC.create(channel)
+        rpc = await create_json_rpc(connection)
         report = {
             "add": await attempt(rpc, f"{handler}.add", {"a": 2, "b": 40}),
             "exact": await attempt(rpc, f"{handler}.add", {"a": 9007199254740993, "b": 0}),

@@ -12,7 +12,8 @@ import asyncio
 import sys
 
 import aio_pika
-from aio_pika.patterns import JsonRPC
+
+from json_rpc import create_json_rpc
 
 
 def multiply(*, x, y):
@@ -39,8 +40,7 @@ async def main(url, handler, topology):
     queue = TOPOLOGIES[topology]
     connection = await aio_pika.connect_robust(url)
     async with connection:
-        channel = await connection.channel()
-        rpc = await JsonRPC.create(channel)
+        rpc = await create_json_rpc(connection)
         await rpc.register(f"{handler}.multiply", multiply, **queue)
         await rpc.register(f"{handler}.boom", boom, **queue)
         print("READY", flush=True)
