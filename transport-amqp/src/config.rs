@@ -34,6 +34,10 @@ pub const DEFAULT_DELIVERY_LIMIT: u32 = 3;
 /// workers run, so that the next one is already there when a worker frees up.
 pub const DEFAULT_PREFETCH_PIPELINE: u16 = 2;
 
+/// The default [`AmqpConfig::max_prefetch_pipeline`]: how deep the pipeline of cheap calls may
+/// grow, as deep as a hand-written lapin consumer's usual prefetch of 64.
+pub const DEFAULT_MAX_PREFETCH_PIPELINE: u16 = 64;
+
 /// Which queues and messages the request side declares and publishes. Every peer of one
 /// request queue, Python ones included, must use the same: RabbitMQ refuses (406) to declare
 /// a queue again with other flags or arguments.
@@ -145,14 +149,26 @@ pub struct AmqpConfig {
     /// the memory a message takes is the broker's own `max_message_size` (128 MiB by default
     /// on RabbitMQ 3.8 and later). Default: [`DEFAULT_MAX_BODY`], 16 MiB.
     pub max_body: usize,
-    /// How many requests of each procedure a consumer takes from the broker beyond those its
-    /// workers can run at once (`basic.qos` prefetch = workers x batch size + this): with
-    /// none, a worker that finishes waits a broker round trip (ack, then the next delivery)
-    /// before it has work again. Requests held this way are not started: they wait unread,
-    /// and a consumer that stops gives them back to the queue for another consumer. Keep it
-    /// small, or one consumer holds heavy work another could start. Default:
-    /// [`DEFAULT_PREFETCH_PIPELINE`], 2.
+    /// How many requests of each procedure a consumer takes from the broker, at least, beyond
+    /// those its workers can run at once (`basic.qos` prefetch = workers x batch size + the
+    /// pipeline): with none, a worker that finishes waits a broker round trip (ack, then the
+    /// next delivery) before it has work again. Requests held this way are not started: they
+    /// wait unread, and a consumer that stops gives them back to the queue for another
+    /// consumer. The pipeline starts here and stays here for heavy procedures, so that one
+    /// consumer does not hold heavy work another could start; for cheap ones it grows, up to
+    /// [`AmqpConfig::max_prefetch_pipeline`]. Default: [`DEFAULT_PREFETCH_PIPELINE`], 2.
     pub prefetch_pipeline: u16,
+    /// How deep the pipeline of a procedure whose calls are much shorter than a broker round
+    /// trip may grow. Each consumer sizes each procedure's pipeline by Little's law from what
+    /// it measures: `workers x round trip / run time` requests beyond those running, so that
+    /// a worker finds its next request already there, i.e. about a round trip's worth of work
+    /// (which another consumer would need the same round trip to be sent), never less than
+    /// [`AmqpConfig::prefetch_pipeline`] nor more than this. A change of size is a new
+    /// consumer on the queue (the broker fixes a per-consumer prefetch when the consumer
+    /// starts). Also a bound on memory: up to this many unread requests per procedure. Set it
+    /// to `prefetch_pipeline` for a fixed pipeline. Default:
+    /// [`DEFAULT_MAX_PREFETCH_PIPELINE`], 64.
+    pub max_prefetch_pipeline: u16,
 }
 
 impl Default for AmqpConfig {
@@ -170,6 +186,7 @@ impl Default for AmqpConfig {
             connection_name: "rpc".to_string(),
             max_body: DEFAULT_MAX_BODY,
             prefetch_pipeline: DEFAULT_PREFETCH_PIPELINE,
+            max_prefetch_pipeline: DEFAULT_MAX_PREFETCH_PIPELINE,
         }
     }
 }
@@ -220,10 +237,17 @@ impl AmqpConfig {
         self
     }
 
-    /// The same configuration with another prefetch pipeline (requests held beyond the
-    /// workers'; 0 for none).
+    /// The same configuration with another prefetch pipeline (requests held at least beyond
+    /// the workers'; 0 for none).
     pub fn with_prefetch_pipeline(mut self, pipeline: u16) -> Self {
         self.prefetch_pipeline = pipeline;
+        self
+    }
+
+    /// The same configuration with another bound on the adaptive pipeline (`prefetch_pipeline`
+    /// or less: a fixed pipeline).
+    pub fn with_max_prefetch_pipeline(mut self, max: u16) -> Self {
+        self.max_prefetch_pipeline = max;
         self
     }
 

@@ -86,6 +86,8 @@
 //! - `client.rs`: [`AmqpTransport`], the client half, a [`rpc_core::Transport`].
 //! - `server.rs`: [`serve`] and [`AmqpServer`], the server half, serving a
 //!   [`rpc_core::Registry`] until a cancellation token fires.
+//! - `pipeline.rs`: the consumer's prefetch pipeline of each queue, sized by Little's law from
+//!   the round trips and run times it measures.
 //! - `rpc.rs`: [`Rpc`], aio-pika's interface, `register` and `call`, on top of both.
 
 #![deny(missing_docs)]
@@ -96,6 +98,7 @@ mod client;
 mod config;
 mod error;
 mod message;
+mod pipeline;
 mod reconnect;
 mod rpc;
 mod server;
@@ -106,7 +109,7 @@ mod url;
 pub use client::AmqpTransport;
 pub use config::{
     AmqpConfig, ReplyMode, Topology, DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_BODY,
-    DEFAULT_PREFETCH_PIPELINE,
+    DEFAULT_MAX_PREFETCH_PIPELINE, DEFAULT_PREFETCH_PIPELINE,
 };
 pub use reconnect::connect_broker;
 pub use rpc::Rpc;

@@ -32,9 +32,12 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
-use futures::stream::{select_all, Stream, StreamExt};
+use futures::stream::{SelectAll, Stream, StreamExt};
+use futures::FutureExt;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
@@ -43,26 +46,56 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use rpc_core::{Encoding, Registry, RpcError, ServerTask};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
 use crate::error::Error;
 use crate::message::{parse_request, request_encoding, ReplyBody};
+use crate::pipeline::Pipeline;
 use crate::reconnect::{connect, retry};
 use crate::topology::{declare_dlx, declare_request_queue};
 use crate::AmqpConfig;
 
-/// Every request queue's deliveries, each tagged with its procedure; `None` marks the end of
-/// one queue's consumer (the broker cancelled it, e.g. the queue was deleted).
-type Deliveries = Pin<Box<dyn Stream<Item = (Arc<str>, Option<lapin::Result<Delivery>>)> + Send>>;
+/// One request queue as its consumer sees it: the procedure, its prefetch pipeline and the
+/// current consumer's tag. Kept across reconnections (what was measured still holds).
+struct Queue {
+    procedure: Arc<str>,
+    pipeline: Mutex<Pipeline>,
+    tag: Mutex<String>,
+}
+
+impl Queue {
+    fn pipeline(&self) -> MutexGuard<'_, Pipeline> {
+        self.pipeline.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn tag(&self) -> String {
+        self.tag.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// One delivery (`Some`), or the end of a consumer's stream (`None`), of a queue's consumer of
+/// some generation.
+type Item = (Arc<Queue>, u64, Option<lapin::Result<Delivery>>);
+
+/// Every request queue's deliveries: one stream per consumer, a queue's new consumer added
+/// when its pipeline changes.
+type Deliveries = SelectAll<Pin<Box<dyn Stream<Item = Item> + Send>>>;
+
+/// Numbers the consumers, so that the end of one replaced by a new pipeline is told apart from
+/// the broker cancelling the current one.
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
 
 /// One connection's worth of consuming: the channel and the merged request streams.
 struct Session {
     connection: Connection,
     channel: Channel,
-    consumer_tags: Vec<String>,
     deliveries: Deliveries,
+    /// Asks for a queue's pipeline to change; the new consumers come back on `consumers`.
+    changes: mpsc::UnboundedSender<(Arc<Queue>, u16)>,
+    consumers: mpsc::UnboundedReceiver<Pin<Box<dyn Stream<Item = Item> + Send>>>,
+    _changer: AbortOnDropHandle<()>,
 }
 
 /// Serves `registry` on the broker until `shutdown` fires, then finishes and answers the
@@ -78,8 +111,9 @@ pub async fn serve(
     registry: Arc<Registry>,
     shutdown: CancellationToken,
 ) -> Result<(), RpcError> {
-    let session = open(&config, &registry).await?;
-    run(config, registry, session, shutdown).await;
+    let queues = queues(&config, &registry);
+    let session = open(&config, &registry, &queues).await?;
+    run(config, registry, queues, session, shutdown).await;
     Ok(())
 }
 
@@ -96,8 +130,9 @@ impl AmqpServer {
     /// # Errors
     /// As [`serve`]'s first connection.
     pub async fn start(config: AmqpConfig, registry: Arc<Registry>) -> Result<Self, RpcError> {
-        let session = open(&config, &registry).await?;
-        let task = ServerTask::spawn(|shutdown| run(config, registry, session, shutdown));
+        let queues = queues(&config, &registry);
+        let session = open(&config, &registry, &queues).await?;
+        let task = ServerTask::spawn(|shutdown| run(config, registry, queues, session, shutdown));
         Ok(Self { task })
     }
 
@@ -107,21 +142,55 @@ impl AmqpServer {
     }
 }
 
-async fn open(config: &AmqpConfig, registry: &Registry) -> Result<Session, Error> {
+/// Each procedure's queue with its pipeline: worker places are the workers, times the batch
+/// size for a batch procedure (so that a batch can form without this consumer holding work it
+/// could not start), and the pipeline starts at `prefetch_pipeline`.
+fn queues(config: &AmqpConfig, registry: &Registry) -> Vec<Arc<Queue>> {
+    registry
+        .procedure_names()
+        .into_iter()
+        .map(|procedure| {
+            let batch = registry.batch_size(&procedure);
+            let places =
+                u16::try_from(registry.workers().saturating_mul(batch)).unwrap_or(u16::MAX);
+            let pipeline = Pipeline::new(
+                places,
+                config.prefetch_pipeline,
+                config.max_prefetch_pipeline,
+            );
+            Arc::new(Queue {
+                procedure: procedure.into(),
+                pipeline: Mutex::new(pipeline),
+                tag: Mutex::new(String::new()),
+            })
+        })
+        .collect()
+}
+
+async fn open(
+    config: &AmqpConfig,
+    registry: &Registry,
+    queues: &[Arc<Queue>],
+) -> Result<Session, Error> {
     let connection = connect(config).await?;
-    match declare_and_consume(&connection, config, registry).await {
-        Ok((channel, consumer_tags, deliveries)) => {
+    match declare_and_consume(&connection, config, queues).await {
+        Ok((channel, deliveries)) => {
             tracing::info!(
                 url = %config.url,
                 procedures = ?registry.procedure_names(),
                 workers = registry.workers(),
                 "AMQP consumer ready"
             );
+            let (changes, requests) = mpsc::unbounded_channel();
+            let (added, consumers) = mpsc::unbounded_channel();
+            let changer = tokio::spawn(change_pipelines(channel.clone(), requests, added));
             Ok(Session {
                 connection,
                 channel,
-                consumer_tags,
                 deliveries,
+                changes,
+                consumers,
+                _changer: AbortOnDropHandle::new(changer),
             })
         }
         Err(e) => {
@@ -136,55 +205,94 @@ async fn open(config: &AmqpConfig, registry: &Registry) -> Result<Session, Error
 async fn declare_and_consume(
     connection: &Connection,
     config: &AmqpConfig,
-    registry: &Registry,
-) -> lapin::Result<(Channel, Vec<String>, Deliveries)> {
+    queues: &[Arc<Queue>],
+) -> lapin::Result<(Channel, Deliveries)> {
     let channel = connection.create_channel().await?;
     declare_dlx(&channel).await?;
-    let mut streams = Vec::new();
-    let mut tags = Vec::new();
-    for procedure in registry.procedure_names() {
-        declare_request_queue(&channel, &procedure, config).await?;
-        // Per consumer (never channel-wide): applies to the basic.consume after it. One
-        // request per worker, or a batch's worth per worker for a batch procedure, so that
-        // a batch can form without this consumer holding work it could not start.
-        let batch = registry.batch_size(&procedure);
-        let prefetch = u16::try_from(registry.workers().saturating_mul(batch))
-            .unwrap_or(u16::MAX)
-            .saturating_add(config.prefetch_pipeline);
-        channel
-            .basic_qos(prefetch, BasicQosOptions { global: false })
-            .await?;
-        let consumer = channel
-            .basic_consume(
-                procedure.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        tags.push(consumer.tag().as_str().to_string());
-        let procedure: Arc<str> = procedure.into();
-        let end = futures::stream::once({
-            let procedure = procedure.clone();
-            async move { (procedure, None) }
-        });
-        streams.push(
-            consumer
-                .map(move |d| (procedure.clone(), Some(d)))
-                .chain(end)
-                .boxed(),
-        );
+    let mut deliveries = Deliveries::new();
+    for queue in queues {
+        declare_request_queue(&channel, &queue.procedure, config).await?;
+        let prefetch = queue.pipeline().prefetch();
+        deliveries.push(consume(&channel, queue, prefetch).await?);
     }
-    if streams.is_empty() {
+    if queues.is_empty() {
         // Nothing to serve: wait for shutdown rather than see an ended stream as a lost broker.
-        streams.push(futures::stream::pending().boxed());
+        deliveries.push(futures::stream::pending().boxed());
     }
-    Ok((channel, tags, Box::pin(select_all(streams))))
+    Ok((channel, deliveries))
+}
+
+/// Starts a consumer of `queue` with `prefetch` (per consumer, never channel-wide: applies to
+/// the basic.consume after it) and makes it the queue's current one.
+async fn consume(
+    channel: &Channel,
+    queue: &Arc<Queue>,
+    prefetch: u16,
+) -> lapin::Result<Pin<Box<dyn Stream<Item = Item> + Send>>> {
+    channel
+        .basic_qos(prefetch, BasicQosOptions { global: false })
+        .await?;
+    let consumer = channel
+        .basic_consume(
+            queue.procedure.as_ref().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let generation = GENERATIONS.fetch_add(1, Ordering::Relaxed);
+    queue.pipeline().consuming(generation, prefetch);
+    *queue.tag.lock().unwrap_or_else(|e| e.into_inner()) = consumer.tag().as_str().to_string();
+    let end = futures::stream::once({
+        let queue = queue.clone();
+        async move { (queue, generation, None) }
+    });
+    let queue = queue.clone();
+    Ok(consumer
+        .map(move |d| (queue.clone(), generation, Some(d)))
+        .chain(end)
+        .boxed())
+}
+
+/// Changes queues' pipelines, one at a time (a `basic.qos` applies to the `basic.consume`
+/// after it on the channel): a new consumer with the new prefetch, handed to the serving loop,
+/// then the old one cancelled. The old consumer's requests still arrive and are served and
+/// acked as before; it stops being sent new ones.
+async fn change_pipelines(
+    channel: Channel,
+    mut requests: mpsc::UnboundedReceiver<(Arc<Queue>, u16)>,
+    added: mpsc::UnboundedSender<Pin<Box<dyn Stream<Item = Item> + Send>>>,
+) {
+    while let Some((queue, pipeline)) = requests.recv().await {
+        let (old, places) = {
+            let p = queue.pipeline();
+            (p.current(), p.prefetch() - p.current())
+        };
+        let old_tag = queue.tag();
+        match consume(&channel, &queue, places.saturating_add(pipeline)).await {
+            Ok(stream) => {
+                tracing::debug!(procedure = %queue.procedure, old, pipeline, "prefetch pipeline changed");
+                if added.send(stream).is_err() {
+                    return;
+                }
+                let cancel =
+                    channel.basic_cancel(old_tag.as_str().into(), BasicCancelOptions::default());
+                if let Err(e) = cancel.await {
+                    tracing::debug!(error = %e, "could not cancel the replaced consumer");
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "could not change the prefetch pipeline");
+                queue.pipeline().change_failed();
+            }
+        }
+    }
 }
 
 async fn run(
     config: AmqpConfig,
     registry: Arc<Registry>,
+    queues: Vec<Arc<Queue>>,
     mut session: Session,
     shutdown: CancellationToken,
 ) {
@@ -199,24 +307,42 @@ async fn run(
                 place = places.clone().acquire_owned() => place,
             };
             let Ok(place) = place else { break None }; // never closed
-            let next = tokio::select! {
-                _ = shutdown.cancelled() => break None,
-                next = session.deliveries.next() => next,
+                                                       // Whether a delivery was already here: a round trip is measured only on one that
+                                                       // was waited for.
+            let (next, waited) = match session.deliveries.next().now_or_never() {
+                Some(next) => (next, false),
+                None => loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break (None, false),
+                        Some(consumer) = session.consumers.recv() => session.deliveries.push(consumer),
+                        next = session.deliveries.next() => break (next, true),
+                    }
+                },
             };
+            if shutdown.is_cancelled() {
+                break None;
+            }
             match next {
-                Some((procedure, Some(Ok(delivery)))) => {
-                    let registry = registry.clone();
-                    let channel = session.channel.clone();
-                    let max_body = config.max_body;
-                    tracker.spawn(handle(
-                        registry, channel, procedure, delivery, max_body, place,
-                    ));
+                Some((queue, generation, Some(Ok(delivery)))) => {
+                    queue.pipeline().delivered(generation, waited);
+                    let request = Request {
+                        registry: registry.clone(),
+                        channel: session.channel.clone(),
+                        changes: session.changes.clone(),
+                        queue,
+                        generation,
+                        max_body: config.max_body,
+                    };
+                    tracker.spawn(request.handle(delivery, place));
                 }
-                Some((_, Some(Err(e)))) => {
+                Some((_, _, Some(Err(e)))) => {
                     break Some(Error::broker("connection to the broker lost")(e))
                 }
-                Some((procedure, None)) => {
-                    break Some(Error::ConsumerCancelled(procedure.to_string()))
+                Some((queue, generation, None)) => {
+                    if generation == queue.pipeline().generation() {
+                        break Some(Error::ConsumerCancelled(queue.procedure.to_string()));
+                    }
+                    // A consumer replaced by one with another pipeline: its requests are read.
                 }
                 None => break Some(Error::ConsumerCancelled("every queue".into())),
             }
@@ -227,7 +353,7 @@ async fn run(
         // them. Close explicitly in case only the channel died.
         crate::reconnect::close(&session.connection, "reconnecting").await;
         let Some(next) = retry(&config, &shutdown, "reconnecting the AMQP consumer", || {
-            open(&config, &registry)
+            open(&config, &registry, &queues)
         })
         .await
         else {
@@ -237,10 +363,10 @@ async fn run(
     }
     // Stop deliveries, answer what we hold, then close: unread prefetched requests go back to
     // the queue for other consumers.
-    for tag in &session.consumer_tags {
+    for queue in &queues {
         let cancel = session
             .channel
-            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default());
+            .basic_cancel(queue.tag().as_str().into(), BasicCancelOptions::default());
         // Bounded: a dead connection may never answer.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), cancel).await;
     }
@@ -262,92 +388,143 @@ fn worker_places(registry: &Registry) -> usize {
     registry.workers().saturating_mul(batch).max(1)
 }
 
-/// Runs one request, frees its worker `place`, publishes its reply, then acks it. A body over
-/// `max_body` bytes is answered with a protocol error, not decoded.
-async fn handle(
+/// What a request's task needs besides the delivery.
+struct Request {
     registry: Arc<Registry>,
     channel: Channel,
-    procedure: Arc<str>,
-    delivery: Delivery,
+    changes: mpsc::UnboundedSender<(Arc<Queue>, u16)>,
+    queue: Arc<Queue>,
+    /// The consumer it came from.
+    generation: u64,
     max_body: usize,
-    place: OwnedSemaphorePermit,
-) {
-    let Delivery {
-        properties,
-        data,
-        acker,
-        delivery_tag,
-        ..
-    } = delivery;
-    let correlation_id = properties.correlation_id().clone();
-    let id = Label(
-        correlation_id.as_ref().map(|c| c.as_str().to_string()),
-        delivery_tag,
-    );
-    let reply_to = properties
-        .reply_to()
-        .as_ref()
-        .map(|r| r.as_str().to_string())
-        .filter(|r| !r.is_empty());
-    let encoding = request_encoding(&properties).unwrap_or(Encoding::Json);
-    let result = if data.len() > max_body {
-        let len = data.len();
-        drop(data);
-        Err(Error::BodyTooLarge {
-            len,
-            limit: max_body,
-        }
-        .into())
-    } else {
-        match parse_request(&procedure, &properties, data) {
-            // No cancel message in the protocol: the call's deadline (its `expiration`) is what
-            // stops it early.
-            Ok(call) => registry.dispatch(&id, call, CancellationToken::new()).await,
-            Err(err) => Err(err.into()),
-        }
-    };
-    // The next request may start while this one's reply is published and acked.
-    drop(place);
-    let Some(reply_to) = reply_to else {
-        tracing::warn!(%id, %procedure, "request without reply_to: its result is dropped");
-        let _ = acker.ack(BasicAckOptions::default()).await;
-        return;
-    };
-    if let Err(err) = &result {
-        if matches!(err, RpcError::Protocol(_)) {
-            tracing::warn!(%id, %procedure, %err, "malformed request");
-        }
-    }
-    let reply = ReplyBody::encode(encoding, result);
-    let answer = async {
-        let published = channel
-            .basic_publish(
-                "".into(),
-                reply_to.as_str().into(),
-                BasicPublishOptions::default(),
-                &reply.body,
-                reply.properties(correlation_id.as_ref()),
-            )
-            .await;
-        match published {
-            Ok(_) => {
-                if let Err(e) = acker.ack(BasicAckOptions::default()).await {
-                    tracing::warn!(%id, error = %e, "could not ack; the broker will redeliver");
+}
+
+impl Request {
+    /// Runs one request, frees its worker `place`, publishes its reply, then acks it. A body
+    /// over `max_body` bytes is answered with a protocol error, not decoded. Tells the queue's
+    /// pipeline how long the request ran and when it was acked, and asks for the pipeline to
+    /// change when Little's law says so.
+    async fn handle(self, delivery: Delivery, place: OwnedSemaphorePermit) {
+        let Request {
+            registry,
+            channel,
+            changes,
+            queue,
+            generation,
+            max_body,
+        } = self;
+        let Delivery {
+            properties,
+            data,
+            acker,
+            delivery_tag,
+            ..
+        } = delivery;
+        let procedure = &queue.procedure;
+        let correlation_id = properties.correlation_id().clone();
+        let id = Label(
+            correlation_id.as_ref().map(|c| c.as_str().to_string()),
+            delivery_tag,
+        );
+        let reply_to = properties
+            .reply_to()
+            .as_ref()
+            .map(|r| r.as_str().to_string())
+            .filter(|r| !r.is_empty());
+        let encoding = request_encoding(&properties).unwrap_or(Encoding::Json);
+        let started = Instant::now();
+        let result = if data.len() > max_body {
+            let len = data.len();
+            drop(data);
+            Err(Error::BodyTooLarge {
+                len,
+                limit: max_body,
+            }
+            .into())
+        } else {
+            match parse_request(procedure, &properties, data) {
+                // No cancel message in the protocol: the call's deadline (its `expiration`) is
+                // what stops it early.
+                Ok(call) => registry.dispatch(&id, call, CancellationToken::new()).await,
+                Err(err) => Err(err.into()),
+            }
+        };
+        // The next request may start while this one's reply is published and acked.
+        drop(place);
+        queue.pipeline().ran(started.elapsed());
+        let settled = async {
+            let Some(reply_to) = reply_to else {
+                tracing::warn!(%id, %procedure, "request without reply_to: its result is dropped");
+                let _ = acker.ack(BasicAckOptions::default()).await;
+                return;
+            };
+            if let Err(err) = &result {
+                if matches!(err, RpcError::Protocol(_)) {
+                    tracing::warn!(%id, %procedure, %err, "malformed request");
                 }
             }
-            Err(e) => {
-                // As aio-pika: a reply that cannot be sent dead-letters its request (back to the
-                // caller's reply queue, through rpc.dlx) rather than requeueing it forever. On a
-                // dead channel this fails too, and the broker redelivers the request.
-                tracing::warn!(%id, error = %e, "could not publish the reply");
-                let _ = acker.reject(BasicRejectOptions { requeue: false }).await;
+            answer(
+                &channel,
+                &id,
+                &reply_to,
+                encoding,
+                result,
+                correlation_id,
+                acker,
+            )
+            .await;
+        };
+        // Bounded: on a connection the broker reset, lapin may never settle these, and a task
+        // left waiting would hold up the consumer's shutdown. The broker redelivers the
+        // request.
+        if tokio::time::timeout(ANSWER_TIMEOUT, settled).await.is_err() {
+            tracing::warn!(%id, "the broker took no reply nor ack in {ANSWER_TIMEOUT:?}; given up");
+        }
+        let change = {
+            let mut pipeline = queue.pipeline();
+            pipeline.acked(generation);
+            pipeline.change()
+        };
+        if let Some(pipeline) = change {
+            let _ = changes.send((queue, pipeline));
+        }
+    }
+}
+
+/// Publishes the reply to `reply_to`, then acks the request; a reply that cannot be published
+/// dead-letters its request.
+async fn answer(
+    channel: &Channel,
+    id: &Label,
+    reply_to: &str,
+    encoding: Encoding,
+    result: Result<Vec<u8>, RpcError>,
+    correlation_id: Option<lapin::types::ShortString>,
+    acker: lapin::Acker,
+) {
+    let reply = ReplyBody::encode(encoding, result);
+    let published = channel
+        .basic_publish(
+            "".into(),
+            reply_to.into(),
+            BasicPublishOptions::default(),
+            &reply.body,
+            reply.properties(correlation_id.as_ref()),
+        )
+        .await;
+    match published {
+        Ok(_) => {
+            if let Err(e) = acker.ack(BasicAckOptions::default()).await {
+                tracing::warn!(%id, error = %e, "could not ack; the broker will redeliver");
             }
         }
-    };
-    // Bounded: on a connection the broker reset, lapin may never settle these, and a task
-    // left waiting would hold up the consumer's shutdown. The broker redelivers the request.
-    if tokio::time::timeout(ANSWER_TIMEOUT, answer).await.is_err() {
-        tracing::warn!(%id, "the broker took no reply nor ack in {ANSWER_TIMEOUT:?}; given up");
+        Err(e) => {
+            // As aio-pika: a reply that cannot be sent dead-letters its request (back to the
+            // caller's reply queue, through rpc.dlx) rather than requeueing it forever. On a
+            // dead channel this fails too, and the broker redelivers the request.
+            tracing::warn!(%id, error = %e, "could not publish the reply");
+            let _ = acker.reject(BasicRejectOptions { requeue: false }).await;
+        }
     }
 }
 

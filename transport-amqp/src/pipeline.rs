@@ -1,0 +1,252 @@
+//! [`Pipeline`]: how many requests of one queue a consumer holds beyond those its workers run,
+//! sized by Little's law from what the consumer measures.
+//!
+//! A worker that finishes a request acks it; the broker then sends the next one, which takes a
+//! broker round trip to arrive. For the worker not to wait, the consumer must hold about
+//! `places x round trip / run time` requests beyond the `places` it runs (Little's law: what
+//! is in flight = rate x time in flight). Echo-sized calls (tens of µs) against a round trip of
+//! a millisecond want dozens; heavy tasks (a neural pass, 10 ms and more) want less than one,
+//! and then the configured minimum (2 by default) is kept, so that heavy requests stay in the
+//! queue for other consumers. Holding about a round trip's worth of work is not hoarding:
+//! another consumer would need that round trip too to be sent it.
+//!
+//! Both times are measured: the run time of each request (from its dispatch to its result)
+//! and the round trip from an ack sent while the consumer was full (its prefetch all used) to
+//! the next delivery, taken only when the consumer had nothing buffered and so waited for it
+//! (a delivery read late from the buffer says nothing of the broker). Both are moving averages.
+//! The pipeline changes only when the wanted size is at least twice or at most half the
+//! current one, and not more often than every [`SETTLE`], because each change is a new
+//! consumer (`basic.qos` then `basic.consume`; a per-consumer prefetch is fixed when the
+//! consumer starts).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// How long a pipeline keeps its size after a change before it may change again: the round
+/// trips measured at the new size must replace those of the old one.
+pub(crate) const SETTLE: Duration = Duration::from_millis(200);
+
+/// The weight of a new sample in the moving averages.
+const ALPHA: f64 = 0.125;
+
+/// A round trip measured above this is an idle queue, not the broker: not a sample.
+const LONGEST_ROUND_TRIP: Duration = Duration::from_millis(100);
+
+/// The prefetch pipeline of one request queue's consumer, and what sizes it.
+#[derive(Debug)]
+pub(crate) struct Pipeline {
+    /// Requests this queue's workers may run at once (workers x batch size).
+    places: u16,
+    /// The smallest and largest pipeline.
+    min: u16,
+    max: u16,
+    /// The current consumer's pipeline: its prefetch is `places + current`.
+    current: u16,
+    /// Which consumer is current; deliveries of earlier ones do not count.
+    generation: u64,
+    /// Unacked deliveries of the current consumer.
+    held: u32,
+    /// When each ack sent while the current consumer was full went out: each is answered by
+    /// the next delivery, whose arrival gives a round trip.
+    freed: VecDeque<Instant>,
+    /// Moving averages, in seconds.
+    run_time: Option<f64>,
+    round_trip: Option<f64>,
+    /// When the pipeline last changed; `None` while a change is under way.
+    changed_at: Option<Instant>,
+}
+
+impl Pipeline {
+    /// A pipeline of `min` for a queue with `places` worker places, growing up to `max`.
+    pub(crate) fn new(places: u16, min: u16, max: u16) -> Self {
+        Self {
+            places: places.max(1),
+            min,
+            max: max.max(min),
+            current: min,
+            generation: 0,
+            held: 0,
+            freed: VecDeque::new(),
+            run_time: None,
+            round_trip: None,
+            changed_at: Some(Instant::now()),
+        }
+    }
+
+    /// The prefetch of a consumer started now: worker places plus the wanted pipeline.
+    pub(crate) fn prefetch(&self) -> u16 {
+        self.places.saturating_add(self.current)
+    }
+
+    /// The current consumer's generation.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The current pipeline (beyond the worker places).
+    pub(crate) fn current(&self) -> u16 {
+        self.current
+    }
+
+    /// A new consumer of `generation` started with `prefetch`: it holds nothing yet.
+    pub(crate) fn consuming(&mut self, generation: u64, prefetch: u16) {
+        self.generation = generation;
+        self.current = prefetch.saturating_sub(self.places);
+        self.held = 0;
+        self.freed.clear();
+        self.changed_at = Some(Instant::now());
+    }
+
+    /// A change of pipeline failed (the channel went away): another may be tried.
+    pub(crate) fn change_failed(&mut self) {
+        self.changed_at = Some(Instant::now());
+    }
+
+    /// A delivery of consumer `generation` was read; `waited` when the consumer had none
+    /// buffered and waited for it.
+    pub(crate) fn delivered(&mut self, generation: u64, waited: bool) {
+        if generation != self.generation {
+            return;
+        }
+        self.held += 1;
+        if let Some(freed) = self.freed.pop_front() {
+            let round_trip = freed.elapsed();
+            if waited && round_trip < LONGEST_ROUND_TRIP {
+                average(&mut self.round_trip, round_trip);
+            }
+        }
+    }
+
+    /// A delivery of consumer `generation` was acked (or rejected) just now.
+    pub(crate) fn acked(&mut self, generation: u64) {
+        if generation != self.generation {
+            return;
+        }
+        let full = self.held >= u32::from(self.prefetch());
+        self.held = self.held.saturating_sub(1);
+        if full {
+            self.freed.push_back(Instant::now());
+        }
+        if self.held == 0 {
+            // Nothing held: the queue is empty, no delivery answers the acks before this.
+            self.freed.clear();
+        }
+    }
+
+    /// A request took `elapsed` from its dispatch to its result.
+    pub(crate) fn ran(&mut self, elapsed: Duration) {
+        average(&mut self.run_time, elapsed);
+    }
+
+    /// The pipeline Little's law asks for now: `places x round trip / run time`, within
+    /// `min..=max`; the current one while either time is unmeasured.
+    pub(crate) fn wanted(&self) -> u16 {
+        let (Some(run_time), Some(round_trip)) = (self.run_time, self.round_trip) else {
+            return self.current;
+        };
+        let wanted = f64::from(self.places) * round_trip / run_time.max(1e-7);
+        // f64 to u16 saturates; NaN is 0.
+        (wanted.ceil() as u16).clamp(self.min, self.max)
+    }
+
+    /// The new pipeline when it should change now (twice or half the current one, settled
+    /// since the last change); marks a change under way.
+    pub(crate) fn change(&mut self) -> Option<u16> {
+        let settled = self.changed_at?.elapsed() >= SETTLE;
+        let wanted = self.wanted();
+        let current = self.current.max(1);
+        let worth = wanted >= current.saturating_mul(2) || wanted <= current / 2;
+        if !settled || !worth || wanted == self.current {
+            return None;
+        }
+        self.changed_at = None;
+        Some(wanted)
+    }
+}
+
+fn average(mean: &mut Option<f64>, sample: Duration) {
+    let sample = sample.as_secs_f64();
+    *mean = Some(match *mean {
+        Some(mean) => mean + ALPHA * (sample - mean),
+        None => sample,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pipeline whose consumer is full, then acks once and waits `round_trip` for the next
+    /// delivery, `rounds` times, each request running `run_time`.
+    fn measured(places: u16, run_time: Duration, round_trip: Duration, rounds: usize) -> Pipeline {
+        let mut pipeline = Pipeline::new(places, 2, 128);
+        pipeline.consuming(1, pipeline.prefetch());
+        for _ in 0..pipeline.prefetch() {
+            pipeline.delivered(1, false);
+        }
+        for _ in 0..rounds {
+            pipeline.ran(run_time);
+            pipeline.acked(1);
+            std::thread::sleep(round_trip);
+            pipeline.delivered(1, true);
+        }
+        pipeline
+    }
+
+    #[test]
+    fn cheap_calls_pipeline_deeply() {
+        let pipeline = measured(1, Duration::from_micros(50), Duration::from_millis(2), 8);
+        // About 2 ms / 50 µs = 40, more with the sleeps' overshoot.
+        assert!(pipeline.wanted() >= 40, "{}", pipeline.wanted());
+    }
+
+    #[test]
+    fn heavy_calls_keep_the_minimum() {
+        let pipeline = measured(1, Duration::from_millis(100), Duration::from_millis(2), 4);
+        assert_eq!(pipeline.wanted(), 2);
+    }
+
+    #[test]
+    fn the_pipeline_is_bounded() {
+        let pipeline = measured(4, Duration::from_nanos(10), Duration::from_millis(2), 4);
+        assert_eq!(pipeline.wanted(), 128);
+    }
+
+    #[test]
+    fn a_delivery_read_from_the_buffer_is_no_round_trip() {
+        let mut pipeline = Pipeline::new(1, 2, 128);
+        pipeline.consuming(1, 3);
+        for _ in 0..3 {
+            pipeline.delivered(1, false);
+        }
+        pipeline.ran(Duration::from_micros(10));
+        pipeline.acked(1);
+        std::thread::sleep(Duration::from_millis(5));
+        pipeline.delivered(1, false);
+        assert_eq!(pipeline.round_trip, None);
+        assert_eq!(pipeline.wanted(), 2, "unmeasured: unchanged");
+    }
+
+    #[test]
+    fn an_earlier_consumer_does_not_count() {
+        let mut pipeline = Pipeline::new(1, 2, 128);
+        pipeline.consuming(2, 3);
+        pipeline.delivered(1, true);
+        pipeline.acked(1);
+        assert_eq!(pipeline.held, 0);
+        assert!(pipeline.freed.is_empty());
+    }
+
+    #[test]
+    fn a_change_waits_for_the_last_to_settle() {
+        let mut pipeline = measured(1, Duration::from_micros(50), Duration::from_millis(2), 8);
+        pipeline.changed_at = Some(Instant::now());
+        assert_eq!(pipeline.change(), None, "not settled");
+        pipeline.changed_at = Some(Instant::now() - SETTLE);
+        let wanted = pipeline.change().expect("grows");
+        assert!(wanted >= 40);
+        assert_eq!(pipeline.change(), None, "under way");
+        pipeline.consuming(2, 1 + wanted);
+        assert_eq!(pipeline.current(), wanted);
+    }
+}
