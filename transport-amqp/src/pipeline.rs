@@ -12,8 +12,7 @@
 //!
 //! Both times are measured: the run time of each request (from its dispatch to its result)
 //! and the round trip from an ack sent while the consumer was full (its prefetch all used) to
-//! the next delivery, taken only when the consumer had nothing buffered and so waited for it
-//! (a delivery read late from the buffer says nothing of the broker). Both are moving averages.
+//! the next delivery's arrival. Both are moving averages.
 //! The pipeline changes only when the wanted size is at least twice or at most half the
 //! current one, and not more often than every [`SETTLE`], because each change is a new
 //! consumer (`basic.qos` then `basic.consume`; a per-consumer prefetch is fixed when the
@@ -102,16 +101,15 @@ impl Pipeline {
         self.changed_at = Some(Instant::now());
     }
 
-    /// A delivery of consumer `generation` was read; `waited` when the consumer had none
-    /// buffered and waited for it.
-    pub(crate) fn delivered(&mut self, generation: u64, waited: bool) {
+    /// A delivery of consumer `generation` arrived just now.
+    pub(crate) fn delivered(&mut self, generation: u64) {
         if generation != self.generation {
             return;
         }
         self.held += 1;
         if let Some(freed) = self.freed.pop_front() {
             let round_trip = freed.elapsed();
-            if waited && round_trip < LONGEST_ROUND_TRIP {
+            if round_trip < LONGEST_ROUND_TRIP {
                 average(&mut self.round_trip, round_trip);
             }
         }
@@ -182,13 +180,13 @@ mod tests {
         let mut pipeline = Pipeline::new(places, 2, 128);
         pipeline.consuming(1, pipeline.prefetch());
         for _ in 0..pipeline.prefetch() {
-            pipeline.delivered(1, false);
+            pipeline.delivered(1);
         }
         for _ in 0..rounds {
             pipeline.ran(run_time);
             pipeline.acked(1);
             std::thread::sleep(round_trip);
-            pipeline.delivered(1, true);
+            pipeline.delivered(1);
         }
         pipeline
     }
@@ -213,16 +211,16 @@ mod tests {
     }
 
     #[test]
-    fn a_delivery_read_from_the_buffer_is_no_round_trip() {
+    fn an_idle_queue_is_no_round_trip() {
         let mut pipeline = Pipeline::new(1, 2, 128);
         pipeline.consuming(1, 3);
         for _ in 0..3 {
-            pipeline.delivered(1, false);
+            pipeline.delivered(1);
         }
         pipeline.ran(Duration::from_micros(10));
         pipeline.acked(1);
-        std::thread::sleep(Duration::from_millis(5));
-        pipeline.delivered(1, false);
+        std::thread::sleep(LONGEST_ROUND_TRIP);
+        pipeline.delivered(1);
         assert_eq!(pipeline.round_trip, None);
         assert_eq!(pipeline.wanted(), 2, "unmeasured: unchanged");
     }
@@ -231,7 +229,7 @@ mod tests {
     fn an_earlier_consumer_does_not_count() {
         let mut pipeline = Pipeline::new(1, 2, 128);
         pipeline.consuming(2, 3);
-        pipeline.delivered(1, true);
+        pipeline.delivered(1);
         pipeline.acked(1);
         assert_eq!(pipeline.held, 0);
         assert!(pipeline.freed.is_empty());

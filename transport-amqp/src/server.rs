@@ -7,9 +7,9 @@
 //!   here instead of waiting a broker round trip, and the rest stay in the queue for other
 //!   consumers, or expire there and go back to their callers. Never channel-wide: quorum
 //!   queues do not support it and RabbitMQ 4.3 denies it by default.
-//! - A request is read from the broker's deliveries only when a worker can start it (one
-//!   permit per worker place): the pipeline's requests wait unread, and a consumer that stops
-//!   gives them back to the queue (closing its channel requeues them) rather than run them.
+//! - A request starts only when a worker can run it (one permit per worker place): the
+//!   pipeline's requests wait unstarted and unacked, and a consumer that stops gives them back
+//!   to the queue (closing its channel requeues them) rather than run them.
 //! - A request is acked only after its reply is published: a consumer that dies mid-task
 //!   leaves it unacked, and the broker redelivers it to another consumer.
 //! - A malformed request (no `reply_to`, a content type we do not speak, a body that does not
@@ -30,6 +30,7 @@
 //!   against the delivery limit). Procedures that may run longer need the broker's
 //!   `consumer_timeout` raised (see the README).
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,7 +38,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use futures::stream::{SelectAll, Stream, StreamExt};
-use futures::FutureExt;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
@@ -299,41 +299,50 @@ async fn run(
     let tracker = TaskTracker::new();
     let places = Arc::new(Semaphore::new(worker_places(&registry)));
     loop {
+        // Requests read from the broker, not started yet: a request starts only when a worker
+        // can run it, and those waiting here are unacked, so they go back to the queue if this
+        // consumer stops (closing its channel). Read at once, so that the pipeline sees when
+        // each arrives.
+        let mut ready: VecDeque<(Arc<Queue>, u64, Delivery)> = VecDeque::new();
+        let mut place = None;
         let lost = loop {
-            // Read the next request only when a worker can start it: the pipeline's requests
-            // wait unread, and go back to the queue if this consumer stops.
-            let place = tokio::select! {
-                _ = shutdown.cancelled() => break None,
-                place = places.clone().acquire_owned() => place,
-            };
-            let Ok(place) = place else { break None }; // never closed
-                                                       // Whether a delivery was already here: a round trip is measured only on one that
-                                                       // was waited for.
-            let (next, waited) = match session.deliveries.next().now_or_never() {
-                Some(next) => (next, false),
-                None => loop {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break (None, false),
-                        Some(consumer) = session.consumers.recv() => session.deliveries.push(consumer),
-                        next = session.deliveries.next() => break (next, true),
-                    }
-                },
-            };
-            if shutdown.is_cancelled() {
-                break None;
+            while !ready.is_empty() {
+                let permit = match place.take() {
+                    Some(permit) => permit,
+                    None => match places.clone().try_acquire_owned() {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                };
+                let Some((queue, generation, delivery)) = ready.pop_front() else {
+                    break;
+                };
+                let request = Request {
+                    registry: registry.clone(),
+                    channel: session.channel.clone(),
+                    changes: session.changes.clone(),
+                    queue,
+                    generation,
+                    max_body: config.max_body,
+                };
+                tracker.spawn(request.handle(delivery, permit));
             }
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => break None,
+                permit = places.clone().acquire_owned(), if !ready.is_empty() => {
+                    place = permit.ok();
+                    continue;
+                }
+                Some(consumer) = session.consumers.recv() => {
+                    session.deliveries.push(consumer);
+                    continue;
+                }
+                next = session.deliveries.next() => next,
+            };
             match next {
                 Some((queue, generation, Some(Ok(delivery)))) => {
-                    queue.pipeline().delivered(generation, waited);
-                    let request = Request {
-                        registry: registry.clone(),
-                        channel: session.channel.clone(),
-                        changes: session.changes.clone(),
-                        queue,
-                        generation,
-                        max_body: config.max_body,
-                    };
-                    tracker.spawn(request.handle(delivery, place));
+                    queue.pipeline().delivered(generation);
+                    ready.push_back((queue, generation, delivery));
                 }
                 Some((_, _, Some(Err(e)))) => {
                     break Some(Error::broker("connection to the broker lost")(e))
@@ -342,7 +351,7 @@ async fn run(
                     if generation == queue.pipeline().generation() {
                         break Some(Error::ConsumerCancelled(queue.procedure.to_string()));
                     }
-                    // A consumer replaced by one with another pipeline: its requests are read.
+                    // A consumer replaced by one with another pipeline: all its requests came.
                 }
                 None => break Some(Error::ConsumerCancelled("every queue".into())),
             }
