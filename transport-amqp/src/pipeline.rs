@@ -10,15 +10,13 @@
 //! queue for other consumers. Holding about a round trip's worth of work is not hoarding:
 //! another consumer would need that round trip too to be sent it.
 //!
-//! Both times are measured: the run time of a request, as the time between two completions
-//! while more requests were waiting (the worker went from one to the next, so the interval is
-//! what a request costs it, hand-offs included; a call's own dispatch-to-result time would
-//! grow with the load a deep pipeline brings, and shrink the pipeline that caused it), and the
-//! round trip from an ack sent while the consumer was full (its prefetch all used) to
+//! Both times are measured: the run time of each request (from its dispatch to its result)
+//! and the round trip from an ack sent while the consumer was full (its prefetch all used) to
 //! the next delivery's arrival. Both are moving averages.
-//! The pipeline changes only when the wanted size is at least twice or at most half the
-//! current one, and not more often than every [`SETTLE`], because each change is a new
-//! consumer (`basic.qos` then `basic.consume`; a per-consumer prefetch is fixed when the
+//! The pipeline grows when the wanted size is at least twice the current one, and shrinks
+//! when it is at most a quarter (a deep pipeline loads the consumer, which lengthens each
+//! call's dispatch-to-result time a little: it must not shrink the pipeline back at once),
+//! not more often than every [`SETTLE`], because each change is a new consumer (`basic.qos` then `basic.consume`; a per-consumer prefetch is fixed when the
 //! consumer starts).
 
 use std::collections::VecDeque;
@@ -51,8 +49,6 @@ pub(crate) struct Pipeline {
     /// When each ack sent while the current consumer was full went out: each is answered by
     /// the next delivery, whose arrival gives a round trip.
     freed: VecDeque<Instant>,
-    /// When the last request of this queue completed, and whether others were waiting then.
-    completed_at: Option<(Instant, bool)>,
     /// Moving averages, in seconds.
     run_time: Option<f64>,
     round_trip: Option<f64>,
@@ -71,7 +67,6 @@ impl Pipeline {
             generation: 0,
             held: 0,
             freed: VecDeque::new(),
-            completed_at: None,
             run_time: None,
             round_trip: None,
             changed_at: Some(Instant::now()),
@@ -91,11 +86,6 @@ impl Pipeline {
     /// The current pipeline (beyond the worker places).
     pub(crate) fn current(&self) -> u16 {
         self.current
-    }
-
-    /// Whether the pipeline grew past its minimum: calls far shorter than a round trip.
-    pub(crate) fn grown(&self) -> bool {
-        self.current > self.min
     }
 
     /// A new consumer of `generation` started with `prefetch`: it holds nothing yet.
@@ -142,15 +132,9 @@ impl Pipeline {
         }
     }
 
-    /// A request of consumer `generation` completed just now (before its ack): the time since
-    /// the last completion is a run time when requests were waiting then.
-    pub(crate) fn completed(&mut self, generation: u64) {
-        let now = Instant::now();
-        if let Some((last, true)) = self.completed_at {
-            average(&mut self.run_time, now - last);
-        }
-        let waiting = generation == self.generation && self.held > u32::from(self.places);
-        self.completed_at = Some((now, waiting));
+    /// A request took `elapsed` from its dispatch to its result.
+    pub(crate) fn ran(&mut self, elapsed: Duration) {
+        average(&mut self.run_time, elapsed);
     }
 
     /// The pipeline Little's law asks for now: `places x round trip / run time`, within
@@ -164,13 +148,13 @@ impl Pipeline {
         (wanted.ceil() as u16).clamp(self.min, self.max)
     }
 
-    /// The new pipeline when it should change now (twice or half the current one, settled
-    /// since the last change); marks a change under way.
+    /// The new pipeline when it should change now (twice or a quarter of the current one,
+    /// settled since the last change); marks a change under way.
     pub(crate) fn change(&mut self) -> Option<u16> {
         let settled = self.changed_at?.elapsed() >= SETTLE;
         let wanted = self.wanted();
         let current = self.current.max(1);
-        let worth = wanted >= current.saturating_mul(2) || wanted <= current / 2;
+        let worth = wanted >= current.saturating_mul(2) || wanted <= current / 4;
         if !settled || !worth || wanted == self.current {
             return None;
         }
@@ -191,9 +175,8 @@ fn average(mean: &mut Option<f64>, sample: Duration) {
 mod tests {
     use super::*;
 
-    /// A pipeline whose consumer is full, then `rounds` times acks once and has the next
-    /// delivery `round_trip` later, its worker completing a waiting request every `run_time`
-    /// meanwhile.
+    /// A pipeline whose consumer is full, then acks once and waits `round_trip` for the next
+    /// delivery, `rounds` times, each request running `run_time`.
     fn measured(places: u16, run_time: Duration, round_trip: Duration, rounds: usize) -> Pipeline {
         let mut pipeline = Pipeline::new(places, 2, 128);
         pipeline.consuming(1, pipeline.prefetch());
@@ -201,15 +184,9 @@ mod tests {
             pipeline.delivered(1);
         }
         for _ in 0..rounds {
+            pipeline.ran(run_time);
             pipeline.acked(1);
-            let freed = Instant::now();
-            loop {
-                std::thread::sleep(run_time);
-                pipeline.completed(1);
-                if freed.elapsed() >= round_trip {
-                    break;
-                }
-            }
+            std::thread::sleep(round_trip);
             pipeline.delivered(1);
         }
         pipeline
@@ -217,9 +194,9 @@ mod tests {
 
     #[test]
     fn cheap_calls_pipeline_deeply() {
-        let pipeline = measured(1, Duration::from_micros(100), Duration::from_millis(10), 8);
-        // About 10 ms / 100 µs = 100, less with the sleeps' overshoot.
-        assert!(pipeline.wanted() >= 20, "{}", pipeline.wanted());
+        let pipeline = measured(1, Duration::from_micros(50), Duration::from_millis(2), 8);
+        // About 2 ms / 50 µs = 40, more with the sleeps' overshoot.
+        assert!(pipeline.wanted() >= 40, "{}", pipeline.wanted());
     }
 
     #[test]
@@ -230,7 +207,7 @@ mod tests {
 
     #[test]
     fn the_pipeline_is_bounded() {
-        let pipeline = measured(4, Duration::ZERO, Duration::from_millis(2), 4);
+        let pipeline = measured(4, Duration::from_nanos(10), Duration::from_millis(2), 4);
         assert_eq!(pipeline.wanted(), 128);
     }
 
@@ -241,7 +218,7 @@ mod tests {
         for _ in 0..3 {
             pipeline.delivered(1);
         }
-        pipeline.completed(1);
+        pipeline.ran(Duration::from_micros(10));
         pipeline.acked(1);
         std::thread::sleep(LONGEST_ROUND_TRIP);
         pipeline.delivered(1);
@@ -250,18 +227,15 @@ mod tests {
     }
 
     #[test]
-    fn a_completion_with_nothing_waiting_is_no_run_time() {
+    fn a_pipeline_shrinks_only_to_a_quarter() {
         let mut pipeline = Pipeline::new(1, 2, 128);
-        pipeline.consuming(1, 3);
-        pipeline.delivered(1);
-        pipeline.completed(1);
-        pipeline.acked(1);
-        pipeline.delivered(1);
-        pipeline.completed(1);
-        assert_eq!(
-            pipeline.run_time, None,
-            "the worker may have idled in between"
-        );
+        pipeline.consuming(1, 1 + 64);
+        pipeline.round_trip = Some(0.001);
+        pipeline.run_time = Some(0.001 / 20.0);
+        pipeline.changed_at = Some(Instant::now() - SETTLE);
+        assert_eq!(pipeline.change(), None, "20 of 64: kept");
+        pipeline.run_time = Some(0.001 / 16.0);
+        assert_eq!(pipeline.change(), Some(16));
     }
 
     #[test]
@@ -276,12 +250,12 @@ mod tests {
 
     #[test]
     fn a_change_waits_for_the_last_to_settle() {
-        let mut pipeline = measured(1, Duration::from_micros(100), Duration::from_millis(10), 8);
+        let mut pipeline = measured(1, Duration::from_micros(50), Duration::from_millis(2), 8);
         pipeline.changed_at = Some(Instant::now());
         assert_eq!(pipeline.change(), None, "not settled");
         pipeline.changed_at = Some(Instant::now() - SETTLE);
         let wanted = pipeline.change().expect("grows");
-        assert!(wanted >= 20);
+        assert!(wanted >= 40);
         assert_eq!(pipeline.change(), None, "under way");
         pipeline.consuming(2, 1 + wanted);
         assert_eq!(pipeline.current(), wanted);

@@ -35,6 +35,7 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use futures::stream::{SelectAll, Stream, StreamExt};
 use lapin::message::Delivery;
@@ -297,11 +298,6 @@ async fn run(
 ) {
     let tracker = TaskTracker::new();
     let places = Arc::new(Semaphore::new(worker_places(&registry)));
-    // For a queue whose pipeline grew (calls far shorter than a broker round trip), one more
-    // request per worker may wait in the registry's own queue, so that a worker goes from one
-    // to the next at once instead of waiting for this loop to hand it over (two thread
-    // wake-ups per call). A stopping consumer runs and answers these too: microseconds each.
-    let ahead = Arc::new(Semaphore::new(registry.workers().max(1)));
     loop {
         // Requests read from the broker, not started yet: a request starts only when a worker
         // can run it, and those waiting here are unacked, so they go back to the queue if this
@@ -310,17 +306,11 @@ async fn run(
         let mut ready: VecDeque<(Arc<Queue>, u64, Delivery)> = VecDeque::new();
         let mut place = None;
         let lost = loop {
-            while let Some((front, _, _)) = ready.front() {
+            while !ready.is_empty() {
                 let permit = match place.take() {
                     Some(permit) => permit,
                     None => match places.clone().try_acquire_owned() {
                         Ok(permit) => permit,
-                        Err(_) if front.pipeline().grown() => {
-                            match ahead.clone().try_acquire_owned() {
-                                Ok(permit) => permit,
-                                Err(_) => break,
-                            }
-                        }
                         Err(_) => break,
                     },
                 };
@@ -421,7 +411,7 @@ struct Request {
 impl Request {
     /// Runs one request, frees its worker `place`, publishes its reply, then acks it. A body
     /// over `max_body` bytes is answered with a protocol error, not decoded. Tells the queue's
-    /// pipeline when the request completed and when it was acked, and asks for the pipeline to
+    /// pipeline how long the request ran and when it was acked, and asks for the pipeline to
     /// change when Little's law says so.
     async fn handle(self, delivery: Delivery, place: OwnedSemaphorePermit) {
         let Request {
@@ -451,6 +441,7 @@ impl Request {
             .map(|r| r.as_str().to_string())
             .filter(|r| !r.is_empty());
         let encoding = request_encoding(&properties).unwrap_or(Encoding::Json);
+        let started = Instant::now();
         let result = if data.len() > max_body {
             let len = data.len();
             drop(data);
@@ -469,7 +460,7 @@ impl Request {
         };
         // The next request may start while this one's reply is published and acked.
         drop(place);
-        queue.pipeline().completed(generation);
+        queue.pipeline().ran(started.elapsed());
         let settled = async {
             let Some(reply_to) = reply_to else {
                 tracing::warn!(%id, %procedure, "request without reply_to: its result is dropped");
