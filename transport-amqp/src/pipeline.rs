@@ -10,8 +10,11 @@
 //! queue for other consumers. Holding about a round trip's worth of work is not hoarding:
 //! another consumer would need that round trip too to be sent it.
 //!
-//! Both times are measured: the run time of each request (from its dispatch to its result)
-//! and the round trip from an ack sent while the consumer was full (its prefetch all used) to
+//! Both times are measured: the run time of a request (from its dispatch to its result), as
+//! the least of the last [`WINDOW`] to 2 x [`WINDOW`] (what a call itself costs; the mean
+//! grows with the load a deep pipeline brings, waits on a busy runtime included, and would
+//! shrink the pipeline that caused it, as BBR takes the least round trip for the same
+//! reason), and the round trip from an ack sent while the consumer was full (its prefetch all used) to
 //! the next delivery's arrival. Both are moving averages.
 //! The pipeline grows when the wanted size is at least twice the current one, and shrinks
 //! when it is at most a quarter (a deep pipeline loads the consumer, which lengthens each
@@ -26,7 +29,10 @@ use std::time::{Duration, Instant};
 /// trips measured at the new size must replace those of the old one.
 pub(crate) const SETTLE: Duration = Duration::from_millis(200);
 
-/// The weight of a new sample in the moving averages.
+/// How many run times make a window; the run time is the least of the last one or two.
+pub(crate) const WINDOW: u32 = 32;
+
+/// The weight of a new sample in the moving average.
 const ALPHA: f64 = 0.125;
 
 /// A round trip measured above this is an idle queue, not the broker: not a sample.
@@ -49,8 +55,12 @@ pub(crate) struct Pipeline {
     /// When each ack sent while the current consumer was full went out: each is answered by
     /// the next delivery, whose arrival gives a round trip.
     freed: VecDeque<Instant>,
-    /// Moving averages, in seconds.
+    /// The least run time of the current window and of the last one, in seconds; how many
+    /// run times the current window holds.
     run_time: Option<f64>,
+    last_window: Option<f64>,
+    window: u32,
+    /// The moving average of the round trip, in seconds.
     round_trip: Option<f64>,
     /// When the pipeline last changed; `None` while a change is under way.
     changed_at: Option<Instant>,
@@ -68,6 +78,8 @@ impl Pipeline {
             held: 0,
             freed: VecDeque::new(),
             run_time: None,
+            last_window: None,
+            window: 0,
             round_trip: None,
             changed_at: Some(Instant::now()),
         }
@@ -134,13 +146,27 @@ impl Pipeline {
 
     /// A request took `elapsed` from its dispatch to its result.
     pub(crate) fn ran(&mut self, elapsed: Duration) {
-        average(&mut self.run_time, elapsed);
+        let elapsed = elapsed.as_secs_f64();
+        self.run_time = Some(self.run_time.map_or(elapsed, |least| least.min(elapsed)));
+        self.window += 1;
+        if self.window >= WINDOW {
+            self.last_window = self.run_time.take();
+            self.window = 0;
+        }
+    }
+
+    /// The least run time of the last one or two windows.
+    fn least_run_time(&self) -> Option<f64> {
+        match (self.run_time, self.last_window) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The pipeline Little's law asks for now: `places x round trip / run time`, within
     /// `min..=max`; the current one while either time is unmeasured.
     pub(crate) fn wanted(&self) -> u16 {
-        let (Some(run_time), Some(round_trip)) = (self.run_time, self.round_trip) else {
+        let (Some(run_time), Some(round_trip)) = (self.least_run_time(), self.round_trip) else {
             return self.current;
         };
         let wanted = f64::from(self.places) * round_trip / run_time.max(1e-7);
@@ -231,11 +257,28 @@ mod tests {
         let mut pipeline = Pipeline::new(1, 2, 128);
         pipeline.consuming(1, 1 + 64);
         pipeline.round_trip = Some(0.001);
-        pipeline.run_time = Some(0.001 / 20.0);
+        pipeline.last_window = Some(0.001 / 20.0);
         pipeline.changed_at = Some(Instant::now() - SETTLE);
         assert_eq!(pipeline.change(), None, "20 of 64: kept");
-        pipeline.run_time = Some(0.001 / 16.0);
+        pipeline.last_window = Some(0.001 / 16.0);
         assert_eq!(pipeline.change(), Some(16));
+    }
+
+    #[test]
+    fn the_run_time_is_the_least_of_a_window_or_two() {
+        let mut pipeline = Pipeline::new(1, 2, 128);
+        pipeline.ran(Duration::from_millis(5));
+        pipeline.ran(Duration::from_millis(1));
+        pipeline.ran(Duration::from_millis(9));
+        assert_eq!(pipeline.least_run_time(), Some(0.001));
+        for _ in 0..2 * WINDOW {
+            pipeline.ran(Duration::from_millis(100));
+        }
+        assert_eq!(
+            pipeline.least_run_time(),
+            Some(0.1),
+            "heavy since two windows"
+        );
     }
 
     #[test]
