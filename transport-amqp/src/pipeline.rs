@@ -136,6 +136,10 @@ impl Pipeline {
         let full = self.held >= u32::from(self.prefetch());
         self.held = self.held.saturating_sub(1);
         if full {
+            // Bounded: no more acks than the prefetch can be waiting for their delivery.
+            if self.freed.len() >= usize::from(self.prefetch()) {
+                self.freed.pop_front();
+            }
             self.freed.push_back(Instant::now());
         }
         if self.held == 0 {

@@ -1,12 +1,15 @@
 //! The server half: consumes the request queue of every procedure in a [`Registry`], runs each
 //! request and publishes its reply.
 //!
-//! - Prefetch = the registry's workers (times a batch procedure's batch size) plus a small
-//!   pipeline ([`AmqpConfig::prefetch_pipeline`]), per consumer (`basic.qos` with `global`
-//!   false), i.e. per procedure queue: a worker that finishes finds its next request already
-//!   here instead of waiting a broker round trip, and the rest stay in the queue for other
-//!   consumers, or expire there and go back to their callers. Never channel-wide: quorum
-//!   queues do not support it and RabbitMQ 4.3 denies it by default.
+//! - Prefetch = the registry's workers (times a batch procedure's batch size) plus a pipeline,
+//!   per consumer (`basic.qos` with `global` false), i.e. per procedure queue: a worker that
+//!   finishes finds its next request already here instead of waiting a broker round trip, and
+//!   the rest stay in the queue for other consumers, or expire there and go back to their
+//!   callers. The pipeline is sized by Little's law (`pipeline.rs`): deep for calls much
+//!   shorter than a round trip, [`AmqpConfig::prefetch_pipeline`] for heavy ones; a change
+//!   is a new consumer with the new prefetch, then the old one cancelled (its requests still
+//!   arrive and are served). Never channel-wide: quorum queues do not support it and RabbitMQ
+//!   4.3 denies it by default.
 //! - A request starts only when a worker can run it (one permit per worker place): the
 //!   pipeline's requests wait unstarted and unacked, and a consumer that stops gives them back
 //!   to the queue (closing its channel requeues them) rather than run them.
