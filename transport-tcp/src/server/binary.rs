@@ -121,7 +121,7 @@ struct Session<'a, S> {
     /// False once the client closed its side, the socket failed or the server stops.
     reading: bool,
     /// Replies fed to the write buffer since the last flush.
-    unflushed: bool,
+    unflushed: usize,
     /// A flush failed: the connection is dropped at once.
     broken: bool,
     idle: Idle,
@@ -141,7 +141,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
             in_flight: HashMap::new(),
             limit: config.max_in_flight.max(1),
             reading: true,
-            unflushed: false,
+            unflushed: 0,
             broken: false,
             idle: Idle::new(config.idle_timeout),
         }
@@ -160,17 +160,22 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
         if let Some(event) = self.ready_event(calls).now_or_never() {
             return event;
         }
-        if self.unflushed {
-            self.unflushed = false;
-            let write_timeout = self.context.config.write_timeout;
-            let flush = SinkExt::<ServerMessage>::flush(&mut self.framed);
-            if let Step::Abandon = settle(timeout(write_timeout, flush).await) {
+        if self.unflushed > 0 {
+            if let Step::Abandon = self.flush().await {
                 self.reading = false;
                 self.broken = true;
                 return None;
             }
         }
         self.ready_event(calls).await
+    }
+
+    /// Writes the replies fed so far.
+    async fn flush(&mut self) -> Step {
+        self.unflushed = 0;
+        let write_timeout = self.context.config.write_timeout;
+        let flush = SinkExt::<ServerMessage>::flush(&mut self.framed);
+        settle(timeout(write_timeout, flush).await)
     }
 
     /// Waits for a frame, a finished call, shutdown or the idle timer.
@@ -307,11 +312,14 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
         if self.in_flight.remove(&reply.id).is_none() {
             return Step::Continue;
         }
-        self.unflushed = true;
+        self.unflushed += 1;
         let write_timeout = self.context.config.write_timeout;
         // Waits only when the buffer is past its limit and the socket is full.
         let feed = self.framed.feed(ServerMessage::Reply(reply));
-        settle(timeout(write_timeout, feed).await)
+        if let Step::Abandon = settle(timeout(write_timeout, feed).await) {
+            return Step::Abandon;
+        }
+        Step::Continue
     }
 
     /// The idle timer fired: closes a connection quiet for the idle timeout, or one not
