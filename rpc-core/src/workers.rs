@@ -61,6 +61,9 @@ impl Job {
 struct Queue {
     jobs: VecDeque<Job>,
     closed: bool,
+    /// Workers waiting for a job: a job queued while none waits needs no wake-up (a
+    /// `notify_one` is a system call even with nobody to wake).
+    waiting: usize,
 }
 
 struct Shared {
@@ -117,14 +120,17 @@ impl Workers {
             span: tracing::Span::current(),
             queued_at: Instant::now(),
         };
-        {
+        let wake = {
             let mut queue = shared.lock();
             if queue.closed {
                 return Err(RpcError::Shutdown);
             }
             queue.jobs.push_back(job);
+            queue.waiting > 0
+        };
+        if wake {
+            shared.ready.notify_one();
         }
-        shared.ready.notify_one();
         answer.await.unwrap_or(Err(RpcError::Shutdown))
     }
 
@@ -210,7 +216,9 @@ fn next_job(shared: &Shared) -> Option<Job> {
             }
             None if queue.closed => return None,
             None => {
+                queue.waiting += 1;
                 queue = shared.ready.wait(queue).unwrap_or_else(|e| e.into_inner());
+                queue.waiting -= 1;
             }
         }
     }
@@ -247,7 +255,7 @@ fn take_batch(
 /// Runs `batch` as one invocation and answers each caller with its own result; a panic
 /// answers every one of them with [`RpcError::Panicked`].
 fn run_batch(
-    procedure: &str,
+    procedure: &Arc<str>,
     run: &BatchFn,
     batch: Vec<(oneshot::Sender<CallResult>, BatchInput)>,
 ) {
