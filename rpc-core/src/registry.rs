@@ -187,8 +187,8 @@ impl Registry {
         cancel: CancellationToken,
     ) -> CallResult {
         let span = tracing::info_span!("request", %id, procedure = %call.procedure);
-        // Fires when this future is dropped, or has finished (harmless: the call is over).
-        let _cancel_on_drop = cancel.clone().drop_guard();
+        // Fires when this future is dropped before the call finished.
+        let cancel_on_drop = cancel.drop_guard_ref();
         let cancellation = Cancellation::new(cancel.clone(), call.deadline);
         let procedure: Arc<str> = Arc::from(call.procedure.as_str());
         let result = tokio::select! {
@@ -199,6 +199,8 @@ impl Registry {
                 Err(RpcError::Cancelled)
             }
         };
+        // Finished: nothing left to stop (a cancel now would only lock the token again).
+        cancel_on_drop.disarm();
         metrics::called(&procedure, &result);
         result
     }
