@@ -22,7 +22,7 @@
 //! `cargo bench -p transport-tcp --bench echo`; `ECHO_SECS` (default 0.6) sets the time per
 //! case and round, `ECHO_ROUNDS` (default 5) the rounds, `ECHO_ONLY=current` or
 //! `ECHO_ONLY=multi` one flavour, `ECHO_ONLY=tls` the TLS comparison alone,
-//! `ECHO_CASE=<part of a label>` some cases.
+//! `ECHO_CASE=<label>|<label>...` some cases (for profiling).
 
 use std::time::Duration;
 
@@ -202,7 +202,7 @@ fn measure_flavor(flavor: Flavor, secs: Duration, rounds: usize, only_case: &str
     let mut cases: Vec<Case> = LABELS.iter().map(|l| Case::new(l)).collect();
     for _ in 0..rounds {
         for (index, case) in cases.iter_mut().enumerate() {
-            if !case.label.contains(only_case) {
+            if !only_case.is_empty() && !only_case.split('|').any(|c| c == case.label) {
                 continue;
             }
             let tasks = if index < 5 { IN_FLIGHT } else { 1 };
