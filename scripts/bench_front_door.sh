@@ -19,6 +19,17 @@ source "$(dirname "$0")/common.sh"
 
 seconds=${1:-10}
 heavy_n=${HEAVY_N:-100000}
+# LAYOUT=split (the default) gives the consumers core 1 and everything in front of them (the
+# producers, the floors and hey) core 0, as a deployment gives consumers machines of their
+# own: the load generator and the refusals then take no CPU from the consumers' work.
+# LAYOUT=shared lets every process use both cores (the figures before 2026-12-02 12:00 UTC).
+layout=${LAYOUT:-split}
+back=()
+front=()
+if [[ $layout == split ]]; then
+    back=(taskset -c 1)
+    front=(taskset -c 0)
+fi
 "$repo_root/scripts/install_debian.sh" hey hey
 build_apps
 (cd "$repo_root" && cargo build --release --quiet -p rpc-apps --examples)
@@ -34,24 +45,24 @@ trap cleanup EXIT
 ports=()
 for _ in 1 2; do
     port=$(free_port)
-    RUST_LOG=warn "$bin_dir/consumer" --transport tcp --port "$port" --no-model 2>/dev/null &
+    RUST_LOG=warn "${back[@]}" "$bin_dir/consumer" --transport tcp --port "$port" --no-model 2>/dev/null &
     pids+=($!)
     ports+=("$port")
 done
 for port in "${ports[@]}"; do wait_for_port "$port" 60; done
 door=$(free_port)
 # shellcheck disable=SC2086
-RUST_LOG=warn "$bin_dir/producer" --transport tcp "${ports[@]}" --listen "127.0.0.1:$door" \
+RUST_LOG=warn "${front[@]}" "$bin_dir/producer" --transport tcp "${ports[@]}" --listen "127.0.0.1:$door" \
     ${DOOR_FLAGS:-} > /dev/null 2>&1 &
 pids+=($!)
 tuned=$(free_port)
 tuned_flags=${TUNED_FLAGS:---max-queue-time 0.005}
 # shellcheck disable=SC2086
-RUST_LOG=warn "$bin_dir/producer" --transport tcp "${ports[@]}" --listen "127.0.0.1:$tuned" \
+RUST_LOG=warn "${front[@]}" "$bin_dir/producer" --transport tcp "${ports[@]}" --listen "127.0.0.1:$tuned" \
     $tuned_flags > /dev/null 2>&1 &
 pids+=($!)
 floor=$(free_port)
-"$examples/http_floor" "127.0.0.1:$floor" 2>/dev/null &
+"${front[@]}" "$examples/http_floor" "127.0.0.1:$floor" 2>/dev/null &
 pids+=($!)
 wait_for_port "$door" 30
 wait_for_port "$floor" 30
@@ -77,7 +88,7 @@ PY
 load() {
     local name=$1 port=$2 body=$3
     shift 3
-    hey -z "${seconds}s" "$@" -m POST -T application/json -d "$body" -o csv \
+    "${front[@]}" hey -z "${seconds}s" "$@" -m POST -T application/json -d "$body" -o csv \
         "http://127.0.0.1:$port/v1/call/fibonacci_generator.calculate" > "$csv"
     table "$name" "$seconds" "$csv"
 }
@@ -90,7 +101,7 @@ overload() {
     tick=$(python3 -c "print(1 / $per_connection / $spread)")
     local hey_pids=()
     for i in $(seq 1 "$spread"); do
-        hey -z "${seconds}s" -c $((512 / spread)) -q "$per_connection" -m POST \
+        "${front[@]}" hey -z "${seconds}s" -c $((512 / spread)) -q "$per_connection" -m POST \
             -T application/json -d "$body" -o csv \
             "http://127.0.0.1:$port/v1/call/fibonacci_generator.calculate" \
             > "$spread_dir/$i.csv" &
@@ -101,7 +112,7 @@ overload() {
     table "$name" "$seconds" "$spread_dir"/*.csv
 }
 
-echo "## Front door, $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "## Front door, $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg), layout $layout"
 echo
 echo "| run | requests/s | 200/s (goodput) | 503 | other errors | p50 of 200s (ms) | p99 of 200s (ms) |"
 echo "|---|---|---|---|---|---|---|"
@@ -114,9 +125,9 @@ echo
 echo "RPC floor (direct Pool calls, JSON, same consumers):"
 echo
 echo '```'
-"$examples/rpc_floor" "$seconds" 64 90 "${ports[@]}"
-"$examples/rpc_floor" "$seconds" 1 90 "${ports[@]}"
-capacity_line=$("$examples/rpc_floor" "$seconds" 8 "$heavy_n" "${ports[@]}")
+"${front[@]}" "$examples/rpc_floor" "$seconds" 64 90 "${ports[@]}"
+"${front[@]}" "$examples/rpc_floor" "$seconds" 1 90 "${ports[@]}"
+capacity_line=$("${front[@]}" "$examples/rpc_floor" "$seconds" 8 "$heavy_n" "${ports[@]}")
 echo "$capacity_line   (heavy calls, F($heavy_n), 8 callers: the consumers' capacity)"
 echo '```'
 capacity=$(echo "$capacity_line" | sed -E 's/.*= ([0-9]+) calls\/s.*/\1/')
