@@ -39,20 +39,23 @@ struct Job {
 impl Job {
     /// Whether it should still run; answers it when not (a caller that stopped waiting gets
     /// nothing, a cancelled or expired call its error).
-    fn wanted(&mut self) -> Option<()> {
+    fn wanted(&mut self, now: Instant) -> Option<()> {
         if self.reply.is_closed() {
             let _entered = self.span.enter();
             tracing::debug!("the caller stopped waiting before the call started: not run");
             return None;
         }
-        if let Err(err) = self.cancel.check() {
+        if let Err(err) = self.cancel.check_at(now.into()) {
             let _entered = self.span.enter();
             tracing::debug!(%err, "not run");
             let reply = std::mem::replace(&mut self.reply, oneshot::channel().0);
             let _ = reply.send(Err(err));
             return None;
         }
-        metrics::waited(&self.procedure, self.queued_at.elapsed());
+        metrics::waited(
+            &self.procedure,
+            now.saturating_duration_since(self.queued_at),
+        );
         Some(())
     }
 }
@@ -171,7 +174,7 @@ impl Drop for Workers {
 
 /// One worker: takes jobs until the registry is dropped and the queue is empty.
 fn work_loop(shared: &Shared) {
-    while let Some(job) = next_job(shared) {
+    while let Some((job, started)) = next_job(shared) {
         let Job {
             procedure,
             work,
@@ -184,7 +187,6 @@ fn work_loop(shared: &Shared) {
         tracing::info!("running");
         match work {
             Work::Single(work) => {
-                let started = Instant::now();
                 metrics::busy(1.0);
                 let result =
                     std::panic::catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|payload| {
@@ -203,15 +205,17 @@ fn work_loop(shared: &Shared) {
     }
 }
 
-/// The next job that is still wanted, waiting for one; `None` once the queue is closed and
+/// The next job that is still wanted, and when it was taken (one clock read for its
+/// deadline, its wait and its run time), waiting for one; `None` once the queue is closed and
 /// empty.
-fn next_job(shared: &Shared) -> Option<Job> {
+fn next_job(shared: &Shared) -> Option<(Job, Instant)> {
     let mut queue = shared.lock();
     loop {
         match queue.jobs.pop_front() {
             Some(mut job) => {
-                if job.wanted().is_some() {
-                    return Some(job);
+                let now = Instant::now();
+                if job.wanted(now).is_some() {
+                    return Some((job, now));
                 }
             }
             None if queue.closed => return None,
@@ -243,7 +247,7 @@ fn take_batch(
         let Some(mut job) = queue.jobs.remove(index) else {
             break;
         };
-        if job.wanted().is_none() {
+        if job.wanted(Instant::now()).is_none() {
             continue;
         }
         if let Work::Batch(call) = job.work {
