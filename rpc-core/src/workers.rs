@@ -67,6 +67,18 @@ struct Queue {
     /// Workers waiting for a job: a job queued while none waits needs no wake-up (a
     /// `notify_one` is a system call even with nobody to wake).
     waiting: usize,
+    /// A worker was woken and has not taken the lock back yet: the jobs queued meanwhile
+    /// need no wake-up of their own (that worker wakes the next one if jobs are left).
+    waking: bool,
+}
+
+impl Queue {
+    /// Whether a waiting worker should be woken for the jobs queued; marks it being woken.
+    fn wake_one(&mut self) -> bool {
+        let wake = self.waiting > 0 && !self.waking && !self.jobs.is_empty();
+        self.waking |= wake;
+        wake
+    }
 }
 
 struct Shared {
@@ -129,7 +141,7 @@ impl Workers {
                 return Err(RpcError::Shutdown);
             }
             queue.jobs.push_back(job);
-            queue.waiting > 0
+            queue.wake_one()
         };
         if wake {
             shared.ready.notify_one();
@@ -207,24 +219,39 @@ fn work_loop(shared: &Shared) {
 
 /// The next job that is still wanted, and when it was taken (one clock read for its
 /// deadline, its wait and its run time), waiting for one; `None` once the queue is closed and
-/// empty.
+/// empty. The queue's lock is held only to take the job: the runtime's thread queues the next
+/// ones meanwhile without waiting for it.
 fn next_job(shared: &Shared) -> Option<(Job, Instant)> {
+    loop {
+        let mut job = take_job(shared)?;
+        let now = Instant::now();
+        if job.wanted(now).is_some() {
+            return Some((job, now));
+        }
+    }
+}
+
+/// The job at the head of the queue, waiting for one; `None` once the queue is closed and
+/// empty.
+fn take_job(shared: &Shared) -> Option<Job> {
     let mut queue = shared.lock();
     loop {
-        match queue.jobs.pop_front() {
-            Some(mut job) => {
-                let now = Instant::now();
-                if job.wanted(now).is_some() {
-                    return Some((job, now));
-                }
+        if let Some(job) = queue.jobs.pop_front() {
+            // Jobs left behind this one and a worker waiting: pass the wake-up on.
+            let wake = queue.wake_one();
+            drop(queue);
+            if wake {
+                shared.ready.notify_one();
             }
-            None if queue.closed => return None,
-            None => {
-                queue.waiting += 1;
-                queue = shared.ready.wait(queue).unwrap_or_else(|e| e.into_inner());
-                queue.waiting -= 1;
-            }
+            return Some(job);
         }
+        if queue.closed {
+            return None;
+        }
+        queue.waiting += 1;
+        queue = shared.ready.wait(queue).unwrap_or_else(|e| e.into_inner());
+        queue.waiting -= 1;
+        queue.waking = false;
     }
 }
 
