@@ -15,7 +15,9 @@
 //! Both runtime flavours, the same on both ends: current-thread, and the default
 //! multi-thread runtime `#[tokio::main]` gives. 64 calls in flight on one connection
 //! (calls/s), and one at a time (p50, p99), in interleaved rounds so that noise from the
-//! shared machine hits every peer alike; each case keeps its best round. Then the resident
+//! shared machine hits every peer alike; each case keeps its best round, with the CPU time
+//! each end spent per call in it (from `/proc`: less sensitive to a loaded machine than the
+//! rates, though a disturbed round batches less and costs more per call). Then the resident
 //! memory of a consumer process and the cost of TLS (two consumer processes, one plain, one
 //! with TLS, called at 64 in flight and one at a time).
 //!
@@ -101,16 +103,27 @@ impl Flavor {
 struct Case {
     label: &'static str,
     best: Option<Sample>,
+    /// CPU time per call in the best round, µs: the calling process's and the server's.
+    cpu: (f64, f64),
 }
 
 impl Case {
     fn new(label: &'static str) -> Self {
-        Self { label, best: None }
+        Self {
+            label,
+            best: None,
+            cpu: (f64::NAN, f64::NAN),
+        }
     }
 
     fn keep(&mut self, sample: Sample) {
+        self.keep_with_cpu(sample, (f64::NAN, f64::NAN));
+    }
+
+    fn keep_with_cpu(&mut self, sample: Sample, cpu: (f64, f64)) {
         if self.best.as_ref().is_none_or(|b| sample.rate() > b.rate()) {
             self.best = Some(sample);
+            self.cpu = cpu;
         }
     }
 
@@ -206,6 +219,12 @@ fn measure_flavor(flavor: Flavor, secs: Duration, rounds: usize, only_case: &str
                 continue;
             }
             let tasks = if index < 5 { IN_FLIGHT } else { 1 };
+            let server = match index {
+                0 | 5 => &floor,
+                1 | 6 => &tarpc,
+                _ => &rpc,
+            };
+            let cpu_before = (own_cpu(), server.cpu());
             let sample = runtime.block_on(async {
                 match index {
                     0 => caller::floor_pipelined(floor_addr, IN_FLIGHT, secs).await,
@@ -216,7 +235,15 @@ fn measure_flavor(flavor: Flavor, secs: Duration, rounds: usize, only_case: &str
                     _ => caller::rpc(rpc_default.clone(), "echo.echo_async", tasks, secs).await,
                 }
             });
-            case.keep(sample);
+            let calls = sample.latencies.count().max(1) as f64;
+            let per_call = |before: Duration, after: Duration| {
+                after.saturating_sub(before).as_secs_f64() * 1e6 / calls
+            };
+            let cpu = (
+                per_call(cpu_before.0, own_cpu()),
+                per_call(cpu_before.1, server.cpu()),
+            );
+            case.keep_with_cpu(sample, cpu);
         }
     }
     print_table(flavor, &cases);
@@ -235,17 +262,21 @@ fn print_table(flavor: Flavor, cases: &[Case]) {
     let (floor, tarpc) = (&cases[0], &cases[1]);
     let (floor1, tarpc1) = (&cases[5], &cases[6]);
     println!("{}, both ends:\n", flavor.name());
-    println!("| 64 in flight | calls/s | vs tarpc | vs floor | p50 µs | p99 µs |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| 64 in flight | calls/s | vs tarpc | vs floor | p50 µs | p99 µs | CPU µs/call, caller | CPU µs/call, server |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for case in &cases[..5] {
         println!(
-            "| {} | {:.0} | {:.2}x | {:.0}% | {:.0} | {:.0} |",
+            "| {} | {:.0} | {:.2}x | {:.0}% | {:.0} | {:.0} | {:.2} | {:.2} |",
             case.label,
             case.rate(),
             case.rate() / tarpc.rate(),
             100.0 * case.rate() / floor.rate(),
             case.p50_us(),
-            case.p99_us()
+            case.p99_us(),
+            case.cpu.0,
+            case.cpu.1
         );
     }
     println!();
@@ -377,6 +408,11 @@ fn measure_consumer_memory() {
         );
         process.stop();
     }
+}
+
+/// The CPU time this process (the calling ends) has used so far.
+fn own_cpu() -> Duration {
+    procfs::process_cpu(std::process::id()).unwrap_or_default()
 }
 
 fn vm_rss_mib(pid: u32) -> f64 {

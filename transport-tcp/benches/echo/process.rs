@@ -38,6 +38,11 @@ impl ServerProcess {
         Self { child, addr }
     }
 
+    /// The CPU time it has used so far.
+    pub fn cpu(&self) -> std::time::Duration {
+        test_support::procfs::process_cpu(self.child.id()).unwrap_or_default()
+    }
+
     /// Closes its standard input and waits for it to exit.
     pub fn stop(mut self) {
         if let Some(mut stdin) = self.child.stdin.take() {
