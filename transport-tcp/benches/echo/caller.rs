@@ -76,9 +76,10 @@ pub fn rpc_client(addr: SocketAddr, config: TcpTransportConfig) -> Client {
     Client::new(TcpTransport::new([addr.to_string()], config).expect("pool"))
 }
 
-/// The pool configuration of the 64-in-flight rows: the default, with room for 64 calls on
-/// the one connection (by default a consumer holds its workers + 2).
-pub fn pool_config(in_flight: usize) -> TcpTransportConfig {
+/// The pool configuration of the row labelled *tuned*: the default with its pipeline's floor
+/// at `in_flight`, so that the pool lets that many calls onto the one connection from the
+/// first call on, instead of learning it.
+pub fn tuned_pool_config(in_flight: usize) -> TcpTransportConfig {
     let mut config = TcpTransportConfig::default();
     config.queued_per_consumer = in_flight;
     config

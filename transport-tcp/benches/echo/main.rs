@@ -5,8 +5,9 @@
 //! - **this project**: `transport_tcp::serve` with the default `TcpServerConfig` and the
 //!   registry of the apps' consumer by default (one worker); an `async fn` echo and a sync
 //!   one of a 30-byte string; the caller is `rpc_core::Client` over a `TcpTransport` with its
-//!   default configuration, allowed 64 calls on the wire (`queued_per_consumer = 64`; by
-//!   default a consumer holds its workers + 2, measured in a row of its own, labelled).
+//!   default configuration (its per-procedure pipeline lets up to workers + 64 cheap calls
+//!   onto the connection); a row labelled *tuned* sets `queued_per_consumer = 64`, the
+//!   pipeline at its ceiling from the first call.
 //! - **tarpc 0.38**: its serde transport with bincode over TCP, a task per request, as its
 //!   examples do (Nagle off on both ends, as ours).
 //! - **floor**: tokio-util's `LengthDelimitedCodec`, no RPC logic; both ends feed every frame
@@ -185,7 +186,7 @@ const LABELS: [&str; 9] = [
     "tarpc",
     "rpc, async echo",
     "rpc, sync echo",
-    "rpc, async echo, default pool (workers + 2 on the wire)",
+    "rpc, async echo, tuned pool (queued_per_consumer = 64)",
     "floor, 1 at a time",
     "tarpc, 1 at a time",
     "rpc, async echo, 1 at a time",
@@ -200,17 +201,18 @@ fn measure_flavor(flavor: Flavor, secs: Duration, rounds: usize, only_case: &str
     let rpc = ServerProcess::start(Peer::Rpc, flavor, &[]);
     let runtime = flavor.runtime();
     let (floor_addr, rpc_addr) = (floor.addr, rpc.addr);
-    let (tarpc_client, rpc_client, rpc_default) = runtime.block_on(async {
+    let (tarpc_client, rpc_client, rpc_tuned) = runtime.block_on(async {
         let tarpc_client = caller::tarpc_client(tarpc.addr).await;
-        let rpc_client = caller::rpc_client(rpc_addr, caller::pool_config(IN_FLIGHT));
-        let rpc_default = caller::rpc_client(rpc_addr, TcpTransportConfig::default());
+        let rpc_client = caller::rpc_client(rpc_addr, TcpTransportConfig::default());
+        let rpc_tuned = caller::rpc_client(rpc_addr, caller::tuned_pool_config(IN_FLIGHT));
         // Warm up: connect and fill the buffers.
         let warm = Duration::from_millis(200);
         caller::tarpc(tarpc_client.clone(), IN_FLIGHT, warm).await;
         caller::rpc(rpc_client.clone(), "echo.echo", IN_FLIGHT, warm).await;
-        caller::rpc(rpc_default.clone(), "echo.echo", IN_FLIGHT, warm).await;
+        caller::rpc(rpc_client.clone(), "echo.echo_async", IN_FLIGHT, warm).await;
+        caller::rpc(rpc_tuned.clone(), "echo.echo", IN_FLIGHT, warm).await;
         caller::floor_pipelined(floor_addr, IN_FLIGHT, warm).await;
-        (tarpc_client, rpc_client, rpc_default)
+        (tarpc_client, rpc_client, rpc_tuned)
     });
     let mut cases: Vec<Case> = LABELS.iter().map(|l| Case::new(l)).collect();
     for _ in 0..rounds {
@@ -232,7 +234,7 @@ fn measure_flavor(flavor: Flavor, secs: Duration, rounds: usize, only_case: &str
                     1 | 6 => caller::tarpc(tarpc_client.clone(), tasks, secs).await,
                     2 | 7 => caller::rpc(rpc_client.clone(), "echo.echo_async", tasks, secs).await,
                     3 | 8 => caller::rpc(rpc_client.clone(), "echo.echo", tasks, secs).await,
-                    _ => caller::rpc(rpc_default.clone(), "echo.echo_async", tasks, secs).await,
+                    _ => caller::rpc(rpc_tuned.clone(), "echo.echo_async", tasks, secs).await,
                 }
             });
             let calls = sample.latencies.count().max(1) as f64;
@@ -249,7 +251,7 @@ fn measure_flavor(flavor: Flavor, secs: Duration, rounds: usize, only_case: &str
     print_table(flavor, &cases);
     // Let the clients' tasks see their handles dropped before the runtime goes.
     runtime.block_on(async move {
-        drop((tarpc_client, rpc_client, rpc_default));
+        drop((tarpc_client, rpc_client, rpc_tuned));
         tokio::time::sleep(Duration::from_millis(50)).await;
     });
     drop(runtime);
@@ -316,11 +318,11 @@ fn measure_tls(secs: Duration, rounds: usize) {
         &[("ECHO_TLS_CERT", &cert_file), ("ECHO_TLS_KEY", &key_file)],
     );
     let runtime = Flavor::Current.runtime();
-    let mut tls_config = caller::pool_config(IN_FLIGHT);
+    let mut tls_config = TcpTransportConfig::default();
     tls_config.tls = Some(ClientTls::from_ca_file(&ca_file).expect("the CA"));
     let (plain_client, tls_client) = runtime.block_on(async {
         (
-            caller::rpc_client(plain.addr, caller::pool_config(IN_FLIGHT)),
+            caller::rpc_client(plain.addr, TcpTransportConfig::default()),
             caller::rpc_client(tls.addr, tls_config),
         )
     });
@@ -387,7 +389,7 @@ fn measure_consumer_memory() {
         let addr = process.addr;
         let runtime = Flavor::Current.runtime();
         runtime.block_on(async {
-            let client = caller::rpc_client(addr, caller::pool_config(IN_FLIGHT));
+            let client = caller::rpc_client(addr, TcpTransportConfig::default());
             let calls = (0..IN_FLIGHT).map(|_| {
                 let client: Client = client.clone();
                 tokio::spawn(async move {
