@@ -169,9 +169,11 @@ mod tests {
 
     #[test]
     fn a_ceiling_below_the_floor_is_the_floor() {
-        let mut config = TcpTransportConfig::default();
-        config.queued_per_consumer = 8;
-        config.max_queued_per_consumer = 4;
+        let config = TcpTransportConfig {
+            queued_per_consumer: 8,
+            max_queued_per_consumer: 4,
+            ..TcpTransportConfig::default()
+        };
         let mut windows = Windows::new(&config);
         windows.answered("echo", FAST);
         assert_eq!(windows.extra("echo"), 8);
