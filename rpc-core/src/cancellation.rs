@@ -62,7 +62,12 @@ impl Cancellation {
     /// [`RpcError::DeadlineExceeded`] once the deadline passed, [`RpcError::Cancelled`] once
     /// the caller cancelled: return it from the procedure (`cancel.check()?`).
     pub fn check(&self) -> Result<(), RpcError> {
-        if self.deadline.has_passed() {
+        self.check_at(tokio::time::Instant::now())
+    }
+
+    /// [`Cancellation::check`] with the time already read by the caller.
+    pub(crate) fn check_at(&self, now: tokio::time::Instant) -> Result<(), RpcError> {
+        if now >= self.deadline.instant() {
             Err(RpcError::DeadlineExceeded)
         } else if self.token.is_cancelled() {
             Err(RpcError::Cancelled)

@@ -3,12 +3,10 @@
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use tokio::task::JoinHandle;
+use futures::FutureExt;
 use tokio::time::timeout_at;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -170,7 +168,7 @@ impl Registry {
     /// The call's [`crate::Deadline`] is enforced here, on the consumer's side. Arguments are
     /// decoded first; a synchronous procedure then waits for one of the registry's `workers`
     /// threads; a call whose deadline passes before it starts is not run. An `async`
-    /// procedure runs as a task of its own, aborted when its deadline passes. A panic becomes
+    /// procedure is polled inside the returned future, and dropped when its deadline passes. A panic becomes
     /// [`RpcError::Panicked`] and the registry keeps serving.
     ///
     /// **Cancellation**: when `cancel` fires (the transport learnt that the caller gave up)
@@ -189,8 +187,8 @@ impl Registry {
         cancel: CancellationToken,
     ) -> CallResult {
         let span = tracing::info_span!("request", %id, procedure = %call.procedure);
-        // Fires when this future is dropped, or has finished (harmless: the call is over).
-        let _cancel_on_drop = cancel.clone().drop_guard();
+        // Fires when this future is dropped before the call finished.
+        let cancel_on_drop = cancel.drop_guard_ref();
         let cancellation = Cancellation::new(cancel.clone(), call.deadline);
         let procedure: Arc<str> = Arc::from(call.procedure.as_str());
         let result = tokio::select! {
@@ -201,6 +199,8 @@ impl Registry {
                 Err(RpcError::Cancelled)
             }
         };
+        // Finished: nothing left to stop (a cancel now would only lock the token again).
+        cancel_on_drop.disarm();
         metrics::called(&procedure, &result);
         result
     }
@@ -208,10 +208,13 @@ impl Registry {
     async fn run(&self, call: Call, procedure: Arc<str>, cancel: &Cancellation) -> CallResult {
         let deadline = call.deadline;
         let invocation = self.invoke(&call, cancel)?;
-        if deadline.has_passed() {
+        // One clock read for the deadline check and the run time (they are not free on
+        // every machine: a tenth of the consumer's time went to reading the clock).
+        let started = tokio::time::Instant::now();
+        if started >= deadline.instant() {
             return Err(skipped());
         }
-        let started = std::time::Instant::now();
+        let asynchronous = matches!(invocation, Invocation::Async(_));
         let result = match invocation {
             Invocation::Blocking(job) => {
                 let work = Work::Single(job);
@@ -228,19 +231,22 @@ impl Registry {
             }
             Invocation::Async(future) => {
                 tracing::info!("running");
-                // A task of its own: measured faster than polling the procedure inline
-                // (replies then come back in batches; docs/benchmarks.md). Aborted at the
-                // deadline, and when this future is dropped.
-                let task = AbortOnDrop(tokio::spawn(future));
-                let result = match timeout_at(deadline.instant(), task).await {
-                    Ok(result) => result,
+                // Polled inline, in the transport's own task: no task to spawn, and on a
+                // multi-threaded runtime no hop to another thread and back (docs/benchmarks.md).
+                // Dropped (so stopped) at the deadline and when this future is dropped.
+                let guarded = AssertUnwindSafe(future).catch_unwind();
+                match timeout_at(deadline.instant(), guarded).await {
+                    Ok(Ok(result)) => result,
+                    Ok(Err(payload)) => Err(RpcError::Panicked(panic_message(payload.as_ref()))),
                     Err(_) => Err(RpcError::DeadlineExceeded),
-                };
-                metrics::ran(&procedure, started.elapsed());
-                result
+                }
             }
         };
-        let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+        let elapsed = started.elapsed();
+        if asynchronous {
+            metrics::ran(&procedure, elapsed);
+        }
+        let elapsed_ms = elapsed.as_secs_f64() * 1e3;
         match &result {
             Ok(_) => tracing::info!(elapsed_ms, "done"),
             Err(err) => tracing::info!(elapsed_ms, %err, "failed"),
@@ -261,35 +267,9 @@ impl Registry {
     }
 }
 
-/// An `async` procedure's task, aborted when the call is dropped.
-struct AbortOnDrop(JoinHandle<CallResult>);
-
-impl Future for AbortOnDrop {
-    type Output = CallResult;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CallResult> {
-        Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|joined| joined.unwrap_or_else(|e| Err(join_error(e))))
-    }
-}
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 fn skipped() -> RpcError {
     tracing::debug!("deadline passed before the call started: not run");
     RpcError::DeadlineExceeded
-}
-
-fn join_error(err: tokio::task::JoinError) -> RpcError {
-    match err.try_into_panic() {
-        Ok(payload) => RpcError::Panicked(panic_message(payload.as_ref())),
-        Err(_) => RpcError::Shutdown,
-    }
 }
 
 /// The text of a panic payload (`panic!("...")` gives a `&str` or a `String`).

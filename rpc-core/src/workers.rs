@@ -39,20 +39,23 @@ struct Job {
 impl Job {
     /// Whether it should still run; answers it when not (a caller that stopped waiting gets
     /// nothing, a cancelled or expired call its error).
-    fn wanted(&mut self) -> Option<()> {
+    fn wanted(&mut self, now: Instant) -> Option<()> {
         if self.reply.is_closed() {
             let _entered = self.span.enter();
             tracing::debug!("the caller stopped waiting before the call started: not run");
             return None;
         }
-        if let Err(err) = self.cancel.check() {
+        if let Err(err) = self.cancel.check_at(now.into()) {
             let _entered = self.span.enter();
             tracing::debug!(%err, "not run");
             let reply = std::mem::replace(&mut self.reply, oneshot::channel().0);
             let _ = reply.send(Err(err));
             return None;
         }
-        metrics::waited(&self.procedure, self.queued_at.elapsed());
+        metrics::waited(
+            &self.procedure,
+            now.saturating_duration_since(self.queued_at),
+        );
         Some(())
     }
 }
@@ -61,6 +64,21 @@ impl Job {
 struct Queue {
     jobs: VecDeque<Job>,
     closed: bool,
+    /// Workers waiting for a job: a job queued while none waits needs no wake-up (a
+    /// `notify_one` is a system call even with nobody to wake).
+    waiting: usize,
+    /// A worker was woken and has not taken the lock back yet: the jobs queued meanwhile
+    /// need no wake-up of their own (that worker wakes the next one if jobs are left).
+    waking: bool,
+}
+
+impl Queue {
+    /// Whether a waiting worker should be woken for the jobs queued; marks it being woken.
+    fn wake_one(&mut self) -> bool {
+        let wake = self.waiting > 0 && !self.waking && !self.jobs.is_empty();
+        self.waking |= wake;
+        wake
+    }
 }
 
 struct Shared {
@@ -117,14 +135,17 @@ impl Workers {
             span: tracing::Span::current(),
             queued_at: Instant::now(),
         };
-        {
+        let wake = {
             let mut queue = shared.lock();
             if queue.closed {
                 return Err(RpcError::Shutdown);
             }
             queue.jobs.push_back(job);
+            queue.wake_one()
+        };
+        if wake {
+            shared.ready.notify_one();
         }
-        shared.ready.notify_one();
         answer.await.unwrap_or(Err(RpcError::Shutdown))
     }
 
@@ -165,7 +186,7 @@ impl Drop for Workers {
 
 /// One worker: takes jobs until the registry is dropped and the queue is empty.
 fn work_loop(shared: &Shared) {
-    while let Some(job) = next_job(shared) {
+    while let Some((job, started)) = next_job(shared) {
         let Job {
             procedure,
             work,
@@ -178,7 +199,6 @@ fn work_loop(shared: &Shared) {
         tracing::info!("running");
         match work {
             Work::Single(work) => {
-                let started = Instant::now();
                 metrics::busy(1.0);
                 let result =
                     std::panic::catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|payload| {
@@ -197,22 +217,41 @@ fn work_loop(shared: &Shared) {
     }
 }
 
-/// The next job that is still wanted, waiting for one; `None` once the queue is closed and
+/// The next job that is still wanted, and when it was taken (one clock read for its
+/// deadline, its wait and its run time), waiting for one; `None` once the queue is closed and
+/// empty. The queue's lock is held only to take the job: the runtime's thread queues the next
+/// ones meanwhile without waiting for it.
+fn next_job(shared: &Shared) -> Option<(Job, Instant)> {
+    loop {
+        let mut job = take_job(shared)?;
+        let now = Instant::now();
+        if job.wanted(now).is_some() {
+            return Some((job, now));
+        }
+    }
+}
+
+/// The job at the head of the queue, waiting for one; `None` once the queue is closed and
 /// empty.
-fn next_job(shared: &Shared) -> Option<Job> {
+fn take_job(shared: &Shared) -> Option<Job> {
     let mut queue = shared.lock();
     loop {
-        match queue.jobs.pop_front() {
-            Some(mut job) => {
-                if job.wanted().is_some() {
-                    return Some(job);
-                }
+        if let Some(job) = queue.jobs.pop_front() {
+            // Jobs left behind this one and a worker waiting: pass the wake-up on.
+            let wake = queue.wake_one();
+            drop(queue);
+            if wake {
+                shared.ready.notify_one();
             }
-            None if queue.closed => return None,
-            None => {
-                queue = shared.ready.wait(queue).unwrap_or_else(|e| e.into_inner());
-            }
+            return Some(job);
         }
+        if queue.closed {
+            return None;
+        }
+        queue.waiting += 1;
+        queue = shared.ready.wait(queue).unwrap_or_else(|e| e.into_inner());
+        queue.waiting -= 1;
+        queue.waking = false;
     }
 }
 
@@ -235,7 +274,7 @@ fn take_batch(
         let Some(mut job) = queue.jobs.remove(index) else {
             break;
         };
-        if job.wanted().is_none() {
+        if job.wanted(Instant::now()).is_none() {
             continue;
         }
         if let Work::Batch(call) = job.work {
@@ -247,7 +286,7 @@ fn take_batch(
 /// Runs `batch` as one invocation and answers each caller with its own result; a panic
 /// answers every one of them with [`RpcError::Panicked`].
 fn run_batch(
-    procedure: &str,
+    procedure: &Arc<str>,
     run: &BatchFn,
     batch: Vec<(oneshot::Sender<CallResult>, BatchInput)>,
 ) {

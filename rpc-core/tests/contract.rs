@@ -146,3 +146,77 @@ async fn a_running_procedure_sees_its_deadline() {
     );
     assert_eq!(record.stopped_early.load(Ordering::SeqCst), 1);
 }
+
+/// Sets its flag when dropped: shows that an `async` procedure's future was stopped.
+struct SetOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// `async` procedures that misbehave: they run inside the registry's dispatch, not in a task
+/// of their own, so the registry itself must catch the panic and stop the hang.
+struct Unruly {
+    dropped: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[rpc_core::handler]
+impl Unruly {
+    /// Panics with `message`.
+    pub async fn blow(message: String) -> String {
+        panic!("{message}")
+    }
+
+    /// Never answers; notes when its future is dropped.
+    pub async fn hang(&self) -> String {
+        let _dropped = SetOnDrop(self.dropped.clone());
+        std::future::pending::<()>().await;
+        String::new()
+    }
+}
+
+#[tokio::test]
+async fn an_async_procedure_that_panics_or_hangs_is_answered_and_stopped() {
+    let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut registry = Registry::new();
+    registry.register(Unruly {
+        dropped: dropped.clone(),
+    });
+    let registry = Arc::new(registry);
+    let call = |procedure: &str, args: Vec<u8>, timeout: Duration| {
+        rpc_core::Call::new(procedure, rpc_core::Encoding::Bincode, args).with_timeout(timeout)
+    };
+    let never = tokio_util::sync::CancellationToken::new;
+    let args = bincode::serialize(&("boom in async".to_string(),)).expect("args");
+    let blown = registry
+        .dispatch(
+            1,
+            call("unruly.blow", args, Duration::from_secs(5)),
+            never(),
+        )
+        .await;
+    match blown {
+        Err(RpcError::Panicked(message)) => assert!(message.contains("boom in async"), "{message}"),
+        other => panic!("expected a panic error, got {other:?}"),
+    }
+    let asked = Instant::now();
+    let hung = registry
+        .dispatch(
+            2,
+            call("unruly.hang", Vec::new(), Duration::from_millis(100)),
+            never(),
+        )
+        .await;
+    assert_eq!(hung, Err(RpcError::DeadlineExceeded));
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the hanging future was not dropped"
+    );
+}

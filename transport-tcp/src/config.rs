@@ -84,10 +84,22 @@ impl Default for TcpServerConfig {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TcpTransportConfig {
-    /// Calls sent to a consumer beyond its capacity (its `workers`), queued there so that it
-    /// never waits for the network between tasks; further calls wait in the producer.
-    /// Default: 2.
+    /// The floor of the pipeline: calls of one procedure always sent to a consumer beyond its
+    /// capacity (its `workers`), queued there so that it never waits for the network between
+    /// tasks; further calls wait in the producer. The pipeline of a procedure whose calls come
+    /// back fast grows beyond it (see `pipeline_budget`). Default: 2.
     pub queued_per_consumer: usize,
+    /// The ceiling of the pipeline: the most calls of one procedure sent to a consumer beyond
+    /// its capacity, however fast they come back. Default: 64.
+    pub max_queued_per_consumer: usize,
+    /// The queueing budget: a consumer is sent more calls than its workers (plus
+    /// `queued_per_consumer`) only while calls come back within this time, so it never holds
+    /// much more than this much queued work. Per procedure: each call answered within it
+    /// (from taking its place to its reply) lets one more of that procedure's calls onto a
+    /// consumer, up to `max_queued_per_consumer`; each slower one halves that pipeline, down
+    /// to `queued_per_consumer`. Heavy procedures thus keep the floor and spread over the
+    /// consumers; cheap ones get dozens on the wire. Default: 5 ms.
+    pub pipeline_budget: Duration,
     /// The largest reply frame body accepted. Default: [`DEFAULT_MAX_FRAME`], 16 MiB.
     pub max_frame: usize,
     /// How long connecting to a consumer and its handshake may take. Default: 5 s.
@@ -122,6 +134,8 @@ impl Default for TcpTransportConfig {
     fn default() -> Self {
         Self {
             queued_per_consumer: 2,
+            max_queued_per_consumer: 64,
+            pipeline_budget: Duration::from_millis(5),
             max_frame: DEFAULT_MAX_FRAME,
             connect_timeout: Duration::from_secs(5),
             backoff_min: Duration::from_millis(100),

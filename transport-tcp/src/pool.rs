@@ -18,6 +18,7 @@ mod balance;
 mod connection;
 mod status;
 mod supervisor;
+mod window;
 mod writer;
 
 /// A [`Transport`] that is a pool over several consumers, each reached on one multiplexed
@@ -26,11 +27,16 @@ mod writer;
 /// - **Capacity**: each consumer says how many calls it runs at once (its `workers`) and which
 ///   of its procedures take batches (`#[batch(max = N)]`) when the pool connects. A call goes
 ///   to the consumer with the fewest outstanding calls for its capacity; each consumer holds
-///   at most `capacity + queued_per_consumer` calls (for a call to a batch procedure,
-///   `2 x capacity x max + queued_per_consumer`: a batch running on each worker and the next
-///   one waiting, so that batches fill), and calls beyond that wait here, so that a slow task on one consumer never holds up work that
-///   another could do. They wait in line: a freed place goes to the call that has waited
-///   longest, never to one made after it.
+///   at most `capacity + window` calls when one of a procedure is sent (for a call to a
+///   batch procedure, `2 x capacity x max + window`: a batch running on each worker and the
+///   next one waiting, so that batches fill), and calls beyond that wait here, so that a slow
+///   task on one consumer never holds up work that another could do. They wait in line: a
+///   freed place goes to the call that has waited longest, never to one made after it.
+/// - **Pipeline**: the window is per procedure and learned: `queued_per_consumer` to start
+///   with, one more for each call answered within `pipeline_budget`, up to
+///   `max_queued_per_consumer`, halved by each slower one. Cheap calls thus get dozens on
+///   the wire (a consumer never waits a round trip between them) while heavy ones keep the
+///   floor and spread over the consumers.
 /// - **Faults**: a consumer that refuses connections, breaks one, or stops answering pings
 ///   (`heartbeat_interval`) is out of rotation and probed back with jittered exponential
 ///   backoff (`backoff_min` to `backoff_max`); it rejoins as soon as a probe succeeds. With no

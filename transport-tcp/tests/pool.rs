@@ -452,3 +452,77 @@ async fn batches_of_the_full_size_form_on_a_consumer_fed_by_one_pool() {
         common::BATCH
     );
 }
+
+/// The most calls each consumer of `pool` held at once while `work` ran, sampled every
+/// millisecond.
+async fn most_outstanding<F: std::future::Future>(pool: &TcpTransport, work: F) -> Vec<usize> {
+    let mut most = vec![0; pool.consumers().len()];
+    tokio::pin!(work);
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    loop {
+        tokio::select! {
+            _ = &mut work => return most,
+            _ = tick.tick() => {
+                for (most, c) in most.iter_mut().zip(pool.consumers()) {
+                    *most = (*most).max(c.outstanding);
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cheap_calls_widen_the_pipeline_and_heavy_ones_still_spread() {
+    // One worker each: by default a consumer holds its worker + 2 calls of a procedure not
+    // yet known to be fast.
+    let a = Consumer::start("127.0.0.1:0", 1, TcpServerConfig::default());
+    let b = Consumer::start("127.0.0.1:0", 1, TcpServerConfig::default());
+    let pool = common::pool(&[&a, &b]);
+    all_up(&pool).await;
+    let client = client(&pool, Duration::from_secs(30));
+
+    // Many cheap calls at once: they come back well within the budget, so the window of
+    // `work.echo` grows and more than worker + 2 are on the wire to a consumer.
+    let cheap = join_all((0..64).map(|caller| {
+        let client = client.clone();
+        async move {
+            let until = Instant::now() + Duration::from_millis(500);
+            let mut i = 0;
+            while Instant::now() < until {
+                let tag = format!("{caller}.{i}");
+                let echo: Result<String, RpcError> = client.call("work.echo", &(&tag,)).await;
+                assert_eq!(echo.as_deref(), Ok(tag.as_str()));
+                i += 1;
+            }
+        }
+    }));
+    let most = most_outstanding(&pool, cheap).await;
+    assert!(
+        most.iter().any(|&n| n > 3),
+        "cheap calls never had more than worker + 2 on a consumer: {most:?}"
+    );
+
+    // Then a heavy procedure: it keeps the floor, so each consumer holds at most its worker +
+    // 2 of it and the rest wait in the producer, for whichever consumer frees a place.
+    let heavy = join_all((0..10).map(|i| {
+        let client = client.clone();
+        async move {
+            let tag = format!("heavy{i}");
+            assert_eq!(slow(&client, &tag, 150).await.as_deref(), Ok(tag.as_str()));
+        }
+    }));
+    let most = most_outstanding(&pool, heavy).await;
+    assert_eq!(most, [3, 3], "heavy calls: worker + 2 on each consumer");
+    let ran = |consumer: &Consumer| {
+        (0..10)
+            .filter(|i| consumer.runs.of(&format!("heavy{i}")) > 0)
+            .count()
+    };
+    assert_eq!(ran(&a) + ran(&b), 10);
+    assert!(
+        ran(&a) >= 3 && ran(&b) >= 3,
+        "a ran {}, b ran {}",
+        ran(&a),
+        ran(&b)
+    );
+}

@@ -1,8 +1,10 @@
-//! Balancing: which consumer takes a call. Each has room for its capacity plus a few queued
-//! calls (for a call to one of its batch procedures, room for two batches per worker: one
-//! running, the next one waiting); a call takes the least loaded one with room, or waits for a place in a first come,
-//! first served line: a freed place goes to the call that has waited longest, never to one
-//! that just arrived, so no call waits behind calls made after it.
+//! Balancing: which consumer takes a call. Each has room for its capacity plus the call's
+//! procedure's pipeline window (`window.rs`: a few calls, more for a procedure whose calls
+//! come back fast; for a call to one of its batch procedures, room for two batches per
+//! worker too: one running, the next one waiting); a call takes the least loaded one with
+//! room, or waits for a place in a first come, first served line: a freed place goes to the
+//! call that has waited longest, never to one that just arrived, so no call waits behind calls
+//! made after it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::connection::Connection;
 use super::status::ConsumerStatus;
+use super::window::Windows;
 use crate::config::TcpTransportConfig;
 
 /// What the pool and its supervisors share.
@@ -37,6 +40,8 @@ struct State {
     line: VecDeque<u64>,
     /// The next ticket given out.
     tickets: u64,
+    /// Each procedure's pipeline window.
+    windows: Windows,
 }
 
 #[derive(Default)]
@@ -60,6 +65,7 @@ impl Shared {
         stop: CancellationToken,
     ) -> Self {
         let consumers = addrs.iter().map(|_| Consumer::default()).collect();
+        let windows = Windows::new(&config);
         Self {
             addrs,
             config,
@@ -69,6 +75,7 @@ impl Shared {
                 next: 0,
                 line: VecDeque::new(),
                 tickets: 0,
+                windows,
             }),
             changed: Notify::new(),
             waiting: AtomicUsize::new(0),
@@ -102,16 +109,15 @@ impl Shared {
     ///
     /// # Errors
     /// [`RpcError::NoConsumer`] when no consumer has been up for `no_consumer_wait`.
-    pub(crate) async fn acquire(
-        &self,
-        procedure: &str,
-    ) -> Result<(Place<'_>, Arc<Connection>), RpcError> {
-        let queued = self.config.queued_per_consumer;
+    pub(crate) async fn acquire<'a>(
+        &'a self,
+        procedure: &'a str,
+    ) -> Result<(Place<'a>, Arc<Connection>), RpcError> {
         let ticket = {
             let mut state = self.lock();
             if state.line.is_empty() {
-                if let Pick::Chosen(index, connection) = state.pick(queued, procedure) {
-                    return Ok((Place::new(self, index), connection));
+                if let Pick::Chosen(index, connection) = state.pick(procedure) {
+                    return Ok((Place::new(self, index, procedure), connection));
                 }
             }
             Ticket::new(self, &mut state)
@@ -124,7 +130,7 @@ impl Shared {
             let give_up = {
                 let mut state = self.lock();
                 let pick = match state.line.front() == Some(&ticket.id) {
-                    true => state.pick(queued, procedure),
+                    true => state.pick(procedure),
                     false => state.waiting_pick(),
                 };
                 match pick {
@@ -132,7 +138,7 @@ impl Shared {
                         state.line.pop_front();
                         drop(state);
                         ticket.served();
-                        return Ok((Place::new(self, index), connection));
+                        return Ok((Place::new(self, index, procedure), connection));
                     }
                     Pick::Full => {
                         down_since = None;
@@ -169,7 +175,8 @@ enum Pick {
 impl State {
     /// The consumer with the lowest load (outstanding calls for its capacity) that has room
     /// for a call to `procedure`, its place taken.
-    fn pick(&mut self, queued: usize, procedure: &str) -> Pick {
+    fn pick(&mut self, procedure: &str) -> Pick {
+        let queued = self.windows.extra(procedure);
         let count = self.consumers.len();
         let mut best: Option<usize> = None;
         let mut any_up = false;
@@ -237,10 +244,11 @@ impl State {
 
 impl Consumer {
     /// The most calls it may hold when one more to `procedure` is to be sent: its capacity
-    /// plus `queued`; for a batch procedure, two batches per worker plus `queued`, so that a
+    /// plus `queued` (the procedure's window); for a batch procedure, two batches per worker plus `queued`, so that a
     /// whole batch is already waiting when a worker finishes the one it runs (with only
     /// `queued` waiting, the batches after the first would hold `queued` calls). Heavy calls
-    /// of other procedures still find at most `capacity + queued` calls ahead of them.
+    /// of other procedures still find at most `capacity + their own window` (the floor, for
+    /// a heavy procedure) calls ahead of them.
     fn room(&self, procedure: &str, queued: usize) -> usize {
         match self.batches.get(procedure) {
             Some(&max) if max > 1 => 2 * self.capacity * max + queued,
@@ -328,6 +336,10 @@ pub(crate) struct Place<'a> {
     shared: &'a Shared,
     /// The consumer's index, in the order the pool was given them.
     pub(crate) index: usize,
+    /// The call's procedure, whose window its time teaches.
+    procedure: &'a str,
+    /// When the place was taken.
+    taken: Instant,
     outcome: Option<Counter>,
 }
 
@@ -337,15 +349,18 @@ enum Counter {
 }
 
 impl<'a> Place<'a> {
-    fn new(shared: &'a Shared, index: usize) -> Self {
+    fn new(shared: &'a Shared, index: usize, procedure: &'a str) -> Self {
         Self {
             shared,
             index,
+            procedure,
+            taken: Instant::now(),
             outcome: None,
         }
     }
 
-    /// Gives the place back, counting an answer.
+    /// Gives the place back, counting an answer and teaching the procedure's window how long
+    /// it took.
     pub(crate) fn answered(mut self) {
         self.outcome = Some(Counter::Completed);
     }
@@ -358,14 +373,18 @@ impl<'a> Place<'a> {
 
 impl Drop for Place<'_> {
     fn drop(&mut self) {
+        let held = self.taken.elapsed();
         {
             let mut state = self.shared.lock();
             let consumer = &mut state.consumers[self.index];
             consumer.outstanding = consumer.outstanding.saturating_sub(1);
             match self.outcome {
-                Some(Counter::Completed) => consumer.completed += 1,
+                Some(Counter::Completed) => {
+                    consumer.completed += 1;
+                    state.windows.answered(self.procedure, held);
+                }
                 Some(Counter::Retried) => consumer.retried += 1,
-                None => {}
+                None => state.windows.abandoned(self.procedure, held),
             }
         }
         if self.shared.waiting.load(Ordering::SeqCst) > 0 {

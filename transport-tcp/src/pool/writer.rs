@@ -142,6 +142,10 @@ async fn write_batches(writer: Arc<Writer>, closed: CancellationToken) {
             _ = closed.cancelled() => return,
             _ = writer.wake.notified() => {}
         }
+        // Let the calls already woken (say by a burst of replies) queue their frames first:
+        // on a multi-threaded runtime this task otherwise runs beside them on another thread
+        // and writes one or two frames per system call.
+        tokio::task::yield_now().await;
         loop {
             let drained = {
                 let mut state = writer.lock();

@@ -1,9 +1,11 @@
 //! A consumer's binary connection, served by one task: it reads requests, keeps their calls
-//! in flight side by side, and writes each reply as soon as its call finishes.
+//! in flight side by side, and feeds each reply to the write buffer as soon as its call
+//! finishes, flushing once nothing else is ready (a burst of requests read at once is
+//! answered with one write).
 //!
 //! One task rather than a reader, a task per call and a writer: each hop between tasks is a
 //! wake-up, often on another thread, and the calls themselves already run elsewhere (on
-//! blocking threads or in tasks the registry spawns). Here a call costs no hop of our own.
+//! blocking threads) or inline here (`async` procedures). Here a call costs no hop of our own.
 //!
 //! [`serve`] is the loop; a [`Session`] holds the connection's state and has one method per
 //! job: waiting for the next event, the handshake, a frame, a finished call, the idle check,
@@ -66,11 +68,14 @@ where
     let mut calls = FuturesUnordered::new();
     let violated = loop {
         let Some(event) = session.next_event(&mut calls).await else {
+            if session.broken {
+                return;
+            }
             break false;
         };
         let step = match event {
             Event::Frame(frame) => session.on_frame(frame).await,
-            Event::Reply(reply) => session.on_reply(reply, &mut calls).await,
+            Event::Reply(reply) => session.on_reply(reply).await,
             Event::Stop => session.stop_reading(),
             Event::Idle => session.check_idle(calls.is_empty()),
         };
@@ -115,6 +120,10 @@ struct Session<'a, S> {
     limit: usize,
     /// False once the client closed its side, the socket failed or the server stops.
     reading: bool,
+    /// Replies fed to the write buffer since the last flush.
+    unflushed: usize,
+    /// A flush failed: the connection is dropped at once.
+    broken: bool,
     idle: Idle,
 }
 
@@ -132,13 +141,45 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
             in_flight: HashMap::new(),
             limit: config.max_in_flight.max(1),
             reading: true,
+            unflushed: 0,
+            broken: false,
             idle: Idle::new(config.idle_timeout),
         }
     }
 
-    /// Waits for a frame, a finished call, shutdown or the idle timer; `None` when the
-    /// client stopped sending and every call is answered.
+    /// The next frame, finished call, shutdown or idle check; `None` when the client stopped
+    /// sending and every call is answered.
+    ///
+    /// Replies are only fed to the write buffer as calls finish; they are flushed here, once
+    /// nothing else is ready: every reply of a burst goes out in one write, as the requests
+    /// that caused them came in one read.
     async fn next_event<F>(&mut self, calls: &mut FuturesUnordered<F>) -> Option<Event>
+    where
+        F: Future<Output = Reply>,
+    {
+        if let Some(event) = self.ready_event(calls).now_or_never() {
+            return event;
+        }
+        if self.unflushed > 0 {
+            if let Step::Abandon = self.flush().await {
+                self.reading = false;
+                self.broken = true;
+                return None;
+            }
+        }
+        self.ready_event(calls).await
+    }
+
+    /// Writes the replies fed so far.
+    async fn flush(&mut self) -> Step {
+        self.unflushed = 0;
+        let write_timeout = self.context.config.write_timeout;
+        let flush = SinkExt::<ServerMessage>::flush(&mut self.framed);
+        settle(timeout(write_timeout, flush).await)
+    }
+
+    /// Waits for a frame, a finished call, shutdown or the idle timer.
+    async fn ready_event<F>(&mut self, calls: &mut FuturesUnordered<F>) -> Option<Event>
     where
         F: Future<Output = Reply>,
     {
@@ -263,31 +304,22 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
         self.send(ServerMessage::Welcome(welcome)).await
     }
 
-    /// Writes `first` and every other reply already finished, with one flush. A call no
-    /// longer in flight was cancelled: its caller forgot it, so it gets no reply.
-    async fn on_reply<F>(&mut self, first: Reply, calls: &mut FuturesUnordered<F>) -> Step
-    where
-        F: Future<Output = Reply>,
-    {
+    /// Feeds `reply` to the write buffer (flushed by [`Session::next_event`] once nothing else
+    /// is ready). A call no longer in flight was cancelled: its caller forgot it, so it gets
+    /// no reply.
+    async fn on_reply(&mut self, reply: Reply) -> Step {
         self.idle.active = true;
+        if self.in_flight.remove(&reply.id).is_none() {
+            return Step::Continue;
+        }
+        self.unflushed += 1;
         let write_timeout = self.context.config.write_timeout;
-        let Self {
-            framed: sink,
-            in_flight,
-            ..
-        } = &mut *self;
-        let batch = async {
-            if in_flight.remove(&first.id).is_some() {
-                sink.feed(ServerMessage::Reply(first)).await?;
-            }
-            while let Some(Some(reply)) = calls.next().now_or_never() {
-                if in_flight.remove(&reply.id).is_some() {
-                    sink.feed(ServerMessage::Reply(reply)).await?;
-                }
-            }
-            SinkExt::<ServerMessage>::flush(sink).await
-        };
-        settle(timeout(write_timeout, batch).await)
+        // Waits only when the buffer is past its limit and the socket is full.
+        let feed = self.framed.feed(ServerMessage::Reply(reply));
+        if let Step::Abandon = settle(timeout(write_timeout, feed).await) {
+            return Step::Abandon;
+        }
+        Step::Continue
     }
 
     /// The idle timer fired: closes a connection quiet for the idle timeout, or one not
