@@ -25,6 +25,8 @@
 // the same queue type.
 #[path = "../tests/support/peer_queue.rs"]
 mod peer_queue;
+#[path = "../tests/support/python_venv.rs"]
+mod python_venv;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,28 +51,6 @@ const CONSUMER_ENV: &str = "AMQP_BENCH_CONSUMER";
 const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
 const IN_FLIGHT: usize = 64;
-
-/// The venv's python, made by `scripts/python_venv.sh` if needed; fails loudly without it.
-fn python() -> std::path::PathBuf {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace");
-    let output = std::process::Command::new(repo.join("scripts/python_venv.sh"))
-        .output()
-        .expect("scripts/python_venv.sh runs");
-    assert!(
-        output.status.success(),
-        "scripts/python_venv.sh failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    stdout
-        .lines()
-        .last()
-        .expect("the python path")
-        .trim()
-        .into()
-}
 
 fn aio_pika_script() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/aio_pika_peer.py")
@@ -574,7 +554,7 @@ fn main() {
         .max(IN_FLIGHT);
     let only = std::env::var("BENCH_TOPOLOGY").ok();
     let runtime = test_support::runtime(2);
-    let python = python();
+    let python = python_venv::python();
     let config = AmqpConfig::new(AmqpUrl::resolve(None));
     println!(
         "AMQP transport vs. lapin floor: {calls} calls per measurement, median of {ROUNDS} rounds, broker {}, each end in its own process",

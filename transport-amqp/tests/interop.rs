@@ -10,7 +10,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rpc_core::{Call, Client, Encoding, Registry, RpcError};
@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use transport_amqp::{AmqpServer, AmqpTransport, Topology};
 
+use support::python_venv::python;
 use support::{config, declare_request_queue, delete_queues, raw_channel, unique};
 
 /// The procedures the Python client calls.
@@ -39,33 +40,6 @@ impl Suite {
     pub fn fail(message: String) -> Result<(), String> {
         Err(message)
     }
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace")
-        .to_path_buf()
-}
-
-/// The venv's python, made by `scripts/python_venv.sh` if needed (once per process: the
-/// tests run in parallel).
-fn python() -> PathBuf {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(make_venv).clone()
-}
-
-fn make_venv() -> PathBuf {
-    let output = std::process::Command::new(repo().join("scripts/python_venv.sh"))
-        .output()
-        .expect("scripts/python_venv.sh runs");
-    assert!(
-        output.status.success(),
-        "scripts/python_venv.sh failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    PathBuf::from(stdout.lines().last().expect("the python path").trim())
 }
 
 fn script(name: &str) -> PathBuf {

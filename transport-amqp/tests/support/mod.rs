@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 mod peer_queue;
+pub mod python_venv;
 
 use peer_queue::long_string;
 // Each test target uses some of these.
