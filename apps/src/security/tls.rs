@@ -63,15 +63,7 @@ impl TransportSecurity {
     /// # Errors
     /// A message naming the file or variable that cannot be used.
     pub fn consumer(tls: &ConsumerTls) -> Result<Self, String> {
-        let cert_and_key = match (&tls.tls_cert, &tls.tls_key) {
-            (Some(cert), Some(key)) => {
-                readable("--tls-cert", cert)?;
-                readable("--tls-key", key)?;
-                Some((cert.clone(), key.clone()))
-            }
-            (None, None) => None,
-            _ => return Err("--tls-cert and --tls-key go together".into()),
-        };
+        let cert_and_key = cert_and_key(&tls.tls_cert, &tls.tls_key)?;
         if let Some(ca) = &tls.tls_client_ca {
             readable("--tls-client-ca", ca)?;
         }
@@ -91,15 +83,7 @@ impl TransportSecurity {
         if let Some(ca) = &tls.tls_ca {
             readable("--tls-ca", ca)?;
         }
-        let cert_and_key = match (&tls.tls_cert, &tls.tls_key) {
-            (Some(cert), Some(key)) => {
-                readable("--tls-cert", cert)?;
-                readable("--tls-key", key)?;
-                Some((cert.clone(), key.clone()))
-            }
-            (None, None) => None,
-            _ => return Err("--tls-cert and --tls-key go together".into()),
-        };
+        let cert_and_key = cert_and_key(&tls.tls_cert, &tls.tls_key)?;
         Ok(Self {
             cert_and_key,
             ca: tls.tls_ca.clone(),
@@ -182,6 +166,22 @@ impl TransportSecurity {
                     .map_err(|e| format!("the secret from {}: {e}", secret.source()))
             })
             .transpose()
+    }
+}
+
+/// `--tls-cert` and `--tls-key`, both readable, or neither.
+fn cert_and_key(
+    cert: &Option<PathBuf>,
+    key: &Option<PathBuf>,
+) -> Result<Option<(PathBuf, PathBuf)>, String> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => {
+            readable("--tls-cert", cert)?;
+            readable("--tls-key", key)?;
+            Ok(Some((cert.clone(), key.clone())))
+        }
+        (None, None) => Ok(None),
+        _ => Err("--tls-cert and --tls-key go together".into()),
     }
 }
 
