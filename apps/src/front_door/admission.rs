@@ -302,21 +302,21 @@ impl Drop for Place {
 mod tests {
     use super::*;
 
+    /// A place taken at once (one is free).
+    async fn a_place(admission: &Arc<Admission>) -> Place {
+        admission
+            .enter()
+            .expect("room")
+            .run()
+            .await
+            .expect("a place")
+    }
+
     #[tokio::test]
     async fn a_free_place_is_given_at_once_and_freed_on_drop() {
         let admission = Admission::new(2, Duration::from_millis(50), 10);
-        let a = admission
-            .enter()
-            .expect("room")
-            .run()
-            .await
-            .expect("a place");
-        let _b = admission
-            .enter()
-            .expect("room")
-            .run()
-            .await
-            .expect("a place");
+        let a = a_place(&admission).await;
+        let _b = a_place(&admission).await;
         assert_eq!((admission.in_flight(), admission.waiting()), (2, 0));
         let c = admission.enter().expect("in line");
         assert_eq!(admission.waiting(), 1);
@@ -328,12 +328,7 @@ mod tests {
     #[tokio::test]
     async fn a_waiter_that_gets_no_place_in_time_is_refused() {
         let admission = Admission::new(1, Duration::from_millis(30), 10);
-        let _running = admission
-            .enter()
-            .expect("room")
-            .run()
-            .await
-            .expect("a place");
+        let _running = a_place(&admission).await;
         let started = Instant::now();
         let refused = admission.enter().expect("in line").run().await;
         assert!(matches!(refused, Err(Refusal::Waited(_))), "{refused:?}");
@@ -347,12 +342,7 @@ mod tests {
         // Calls hold their place 5 ms: four waiting would wait 20 ms, a fifth 25 ms, over
         // the target's twice (the margin).
         admission.lock().hold = 0.005;
-        let _running = admission
-            .enter()
-            .expect("room")
-            .run()
-            .await
-            .expect("a place");
+        let _running = a_place(&admission).await;
         let admitted: Vec<_> = (0..4)
             .map(|_| admission.enter().expect("in line"))
             .collect();
@@ -365,12 +355,7 @@ mod tests {
     #[tokio::test]
     async fn the_line_is_capped_and_a_dropped_waiter_passes_its_place_on() {
         let admission = Admission::new(1, Duration::from_secs(10), 2);
-        let running = admission
-            .enter()
-            .expect("room")
-            .run()
-            .await
-            .expect("a place");
+        let running = a_place(&admission).await;
         let gone = admission.enter().expect("in line");
         let next = admission.enter().expect("in line");
         assert!(matches!(admission.enter(), Err(Refusal::LineFull(2))));
@@ -387,12 +372,7 @@ mod tests {
     #[tokio::test]
     async fn more_places_go_to_the_waiters() {
         let admission = Admission::new(1, Duration::from_secs(10), 10);
-        let _running = admission
-            .enter()
-            .expect("room")
-            .run()
-            .await
-            .expect("a place");
+        let _running = a_place(&admission).await;
         let waiter = admission.enter().expect("in line");
         admission.set_limit(2);
         let _place = waiter.run().await.expect("the new place");

@@ -121,11 +121,7 @@ impl Consumer {
 
     /// Sends `signal` (e.g. "INT", "KILL") to the process.
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{signal} failed");
+        self::signal(self.child.id(), signal);
     }
 
     /// Waits for the process to exit, at most `timeout`.
@@ -153,6 +149,15 @@ impl Drop for Consumer {
 }
 
 use test_support::procfs::memory;
+
+/// Sends `signal` (e.g. "INT", "KILL", "HUP") to process `pid`.
+pub fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} failed");
+}
 
 /// Runs a binary of this package to completion and returns its output (stderr echoed).
 pub fn run(binary: &str, args: &[String]) -> Output {

@@ -89,11 +89,7 @@ impl WebProducer {
 
     /// Sends `signal` (e.g. "HUP", "INT") to the process.
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{signal} failed");
+        super::signal(self.child.id(), signal);
     }
 
     /// `url` + `path`.
