@@ -120,11 +120,17 @@ impl Pipeline {
             return;
         }
         self.held += 1;
+        // Acks older than any round trip were not answered (the queue had run empty): they
+        // are no sample and must not pair with later deliveries.
+        while self
+            .freed
+            .front()
+            .is_some_and(|freed| freed.elapsed() >= LONGEST_ROUND_TRIP)
+        {
+            self.freed.pop_front();
+        }
         if let Some(freed) = self.freed.pop_front() {
-            let round_trip = freed.elapsed();
-            if round_trip < LONGEST_ROUND_TRIP {
-                average(&mut self.round_trip, round_trip);
-            }
+            average(&mut self.round_trip, freed.elapsed());
         }
     }
 
@@ -142,10 +148,10 @@ impl Pipeline {
             }
             self.freed.push_back(Instant::now());
         }
-        if self.held == 0 {
-            // Nothing held: the queue is empty, no delivery answers the acks before this.
-            self.freed.clear();
-        }
+        // Not cleared when nothing is held any more: cheap requests are all run and acked
+        // before the broker's answer to the first ack arrives, and the deliveries that follow
+        // answer those acks. An ack no delivery answers (the queue was empty) is dropped when
+        // it has waited longer than a round trip can take (see `delivered`).
     }
 
     /// A request took `elapsed` from its dispatch to its result.
@@ -254,6 +260,26 @@ mod tests {
         pipeline.delivered(1);
         assert_eq!(pipeline.round_trip, None);
         assert_eq!(pipeline.wanted(), 2, "unmeasured: unchanged");
+    }
+
+    #[test]
+    fn acks_answered_after_the_consumer_emptied_are_round_trips() {
+        // Cheap requests: all three run and are acked before the broker's answer to the
+        // first ack arrives; the next deliveries answer those acks.
+        let mut pipeline = Pipeline::new(1, 2, 128);
+        pipeline.consuming(1, 3);
+        for _ in 0..3 {
+            pipeline.delivered(1);
+        }
+        for _ in 0..3 {
+            pipeline.ran(Duration::from_micros(10));
+            pipeline.acked(1);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+        pipeline.delivered(1);
+        let round_trip = pipeline.round_trip.expect("a round trip");
+        assert!((0.002..0.05).contains(&round_trip), "{round_trip}");
+        assert!(pipeline.wanted() >= 100, "{}", pipeline.wanted());
     }
 
     #[test]
