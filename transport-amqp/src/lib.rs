@@ -94,6 +94,7 @@
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
+mod acks;
 mod client;
 mod config;
 mod error;

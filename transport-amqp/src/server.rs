@@ -43,8 +43,7 @@ use std::time::Instant;
 use futures::stream::{SelectAll, Stream, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    BasicRejectOptions,
+    BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
@@ -53,6 +52,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
+use crate::acks::Acks;
 use crate::error::Error;
 use crate::message::{parse_request, request_encoding, ReplyBody};
 use crate::pipeline::Pipeline;
@@ -94,6 +94,8 @@ static GENERATIONS: AtomicU64 = AtomicU64::new(1);
 struct Session {
     connection: Connection,
     channel: Channel,
+    /// The channel's acks, batched.
+    acks: Arc<Acks>,
     deliveries: Deliveries,
     /// Asks for a queue's pipeline to change; the new consumers come back on `consumers`.
     changes: mpsc::UnboundedSender<(Arc<Queue>, u16)>,
@@ -189,6 +191,7 @@ async fn open(
             let changer = tokio::spawn(change_pipelines(channel.clone(), requests, added));
             Ok(Session {
                 connection,
+                acks: Acks::new(channel.clone()),
                 channel,
                 deliveries,
                 changes,
@@ -323,6 +326,7 @@ async fn run(
                 let request = Request {
                     registry: registry.clone(),
                     channel: session.channel.clone(),
+                    acks: session.acks.clone(),
                     changes: session.changes.clone(),
                     queue,
                     generation,
@@ -344,6 +348,7 @@ async fn run(
             };
             match next {
                 Some((queue, generation, Some(Ok(delivery)))) => {
+                    session.acks.delivered(delivery.delivery_tag);
                     queue.pipeline().delivered(generation);
                     ready.push_back((queue, generation, delivery));
                 }
@@ -404,6 +409,7 @@ fn worker_places(registry: &Registry) -> usize {
 struct Request {
     registry: Arc<Registry>,
     channel: Channel,
+    acks: Arc<Acks>,
     changes: mpsc::UnboundedSender<(Arc<Queue>, u16)>,
     queue: Arc<Queue>,
     /// The consumer it came from.
@@ -420,6 +426,7 @@ impl Request {
         let Request {
             registry,
             channel,
+            acks,
             changes,
             queue,
             generation,
@@ -428,7 +435,6 @@ impl Request {
         let Delivery {
             properties,
             data,
-            acker,
             delivery_tag,
             ..
         } = delivery;
@@ -467,7 +473,7 @@ impl Request {
         let settled = async {
             let Some(reply_to) = reply_to else {
                 tracing::warn!(%id, %procedure, "request without reply_to: its result is dropped");
-                let _ = acker.ack(BasicAckOptions::default()).await;
+                acks.answered(delivery_tag).await;
                 return;
             };
             if let Err(err) = &result {
@@ -477,12 +483,12 @@ impl Request {
             }
             answer(
                 &channel,
+                &acks,
                 &id,
                 &reply_to,
                 encoding,
                 result,
                 correlation_id,
-                acker,
             )
             .await;
         };
@@ -503,16 +509,16 @@ impl Request {
     }
 }
 
-/// Publishes the reply to `reply_to`, then acks the request; a reply that cannot be published
-/// dead-letters its request.
+/// Publishes the reply to `reply_to`, then acks the request (in a batch, see `acks.rs`); a
+/// reply that cannot be published dead-letters its request.
 async fn answer(
     channel: &Channel,
+    acks: &Acks,
     id: &Label,
     reply_to: &str,
     encoding: Encoding,
     result: Result<Vec<u8>, RpcError>,
     correlation_id: Option<lapin::types::ShortString>,
-    acker: lapin::Acker,
 ) {
     let reply = ReplyBody::encode(encoding, result);
     let published = channel
@@ -525,17 +531,13 @@ async fn answer(
         )
         .await;
     match published {
-        Ok(_) => {
-            if let Err(e) = acker.ack(BasicAckOptions::default()).await {
-                tracing::warn!(%id, error = %e, "could not ack; the broker will redeliver");
-            }
-        }
+        Ok(_) => acks.answered(id.1).await,
         Err(e) => {
             // As aio-pika: a reply that cannot be sent dead-letters its request (back to the
             // caller's reply queue, through rpc.dlx) rather than requeueing it forever. On a
             // dead channel this fails too, and the broker redelivers the request.
             tracing::warn!(%id, error = %e, "could not publish the reply");
-            let _ = acker.reject(BasicRejectOptions { requeue: false }).await;
+            acks.reject(id.1).await;
         }
     }
 }
