@@ -247,13 +247,19 @@ mod tests {
         assert_eq!(pipeline.wanted(), 128);
     }
 
-    #[test]
-    fn an_idle_queue_is_no_round_trip() {
+    /// A pipeline of 2 for one worker place whose consumer holds its whole prefetch (3).
+    fn full() -> Pipeline {
         let mut pipeline = Pipeline::new(1, 2, 128);
         pipeline.consuming(1, 3);
         for _ in 0..3 {
             pipeline.delivered(1);
         }
+        pipeline
+    }
+
+    #[test]
+    fn an_idle_queue_is_no_round_trip() {
+        let mut pipeline = full();
         pipeline.ran(Duration::from_micros(10));
         pipeline.acked(1);
         std::thread::sleep(LONGEST_ROUND_TRIP);
@@ -266,11 +272,7 @@ mod tests {
     fn acks_answered_after_the_consumer_emptied_are_round_trips() {
         // Cheap requests: all three run and are acked before the broker's answer to the
         // first ack arrives; the next deliveries answer those acks.
-        let mut pipeline = Pipeline::new(1, 2, 128);
-        pipeline.consuming(1, 3);
-        for _ in 0..3 {
-            pipeline.delivered(1);
-        }
+        let mut pipeline = full();
         for _ in 0..3 {
             pipeline.ran(Duration::from_micros(10));
             pipeline.acked(1);
