@@ -13,11 +13,13 @@
 //! - an answered tag after such a gap is acked alone, at once: a slow request never holds up
 //!   the acks of the others (which would hold their consumers' prefetch).
 //!
-//! Batches form by themselves under load: while one task writes an ack, the requests
-//! answered in the meantime wait for it and go in its next one. One request at a time is one
-//! ack each, as before. Acks of one channel are written by one task at a time, in order: a
-//! `multiple` ack that overtook an earlier one would leave that one's tag unknown to the
-//! broker, an error that closes the channel.
+//! The acks are written by one task per channel ([`Acks::run`]), woken by each answer:
+//! batches form by themselves under load (the answers that come while it writes go in its
+//! next batch), and one request at a time is one ack each, as before. One writer at a time
+//! (the task, or [`Acks::write`] when the consumer stops), in order: a `multiple` ack that
+//! overtook an earlier one would leave that one's tag unknown to the broker, an error that
+//! closes the channel. A request's own task only marks it answered, so that none is held up
+//! writing others' acks.
 //!
 //! A tag that never arrives (none should: every delivery of the channel comes through its
 //! consumers' streams) would stop every later run; past [`MAX_TRACKED`] tags waiting behind
@@ -28,6 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use lapin::Channel;
+use tokio::sync::Notify;
 
 /// The most tags tracked behind a gap before acks go one by one (far above any prefetch).
 pub(crate) const MAX_TRACKED: usize = 1 << 14;
@@ -37,6 +40,10 @@ pub(crate) const MAX_TRACKED: usize = 1 << 14;
 pub(crate) struct Acks {
     channel: Channel,
     state: Mutex<State>,
+    /// Wakes the writing task: something was answered.
+    answered: Notify,
+    /// Held while a batch is taken and written: one writer at a time, in order.
+    writing: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -45,8 +52,6 @@ struct State {
     settled_below: u64,
     /// The tags seen at or above `settled_below`, and where each stands.
     tags: BTreeMap<u64, Tag>,
-    /// Whether a task is writing acks now (the others leave theirs to it).
-    writing: bool,
     /// False once a gap held [`MAX_TRACKED`] tags: then `tags` stays empty and `alone` holds
     /// the answered tags, each acked alone.
     batching: bool,
@@ -76,6 +81,8 @@ impl Acks {
         Arc::new(Self {
             channel,
             state: Mutex::new(State::new()),
+            answered: Notify::new(),
+            writing: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -101,32 +108,32 @@ impl Acks {
         self.lock().set(tag, Tag::Settled);
     }
 
-    /// The reply to `tag` was published: acks it, with the others answered meanwhile, or
-    /// leaves it to the task already writing acks (which takes it in its next batch).
-    pub(crate) async fn answered(&self, tag: u64) {
-        {
-            let mut state = self.lock();
-            state.set(tag, Tag::Answered);
-            if state.writing {
+    /// The reply to `tag` was published: its ack goes in the writing task's next batch.
+    pub(crate) fn answered(&self, tag: u64) {
+        self.lock().set(tag, Tag::Answered);
+        self.answered.notify_one();
+    }
+
+    /// The channel's writing task: writes the acks of what was answered, as answers come.
+    /// Runs until dropped (with its consumer's session).
+    pub(crate) async fn run(self: Arc<Self>) {
+        loop {
+            self.answered.notified().await;
+            self.write().await;
+        }
+    }
+
+    /// Writes the acks of everything answered so far (when the consumer stops, after its
+    /// last requests are answered).
+    pub(crate) async fn write(&self) {
+        let _writing = self.writing.lock().await;
+        loop {
+            let batch = self.lock().take_batch();
+            if batch == Batch::default() {
                 return;
             }
-            state.writing = true;
-        }
-        // Given up (the answer's timeout) in the middle of writing: another task may write.
-        let writing = Writing(self);
-        loop {
-            let batch = {
-                let mut state = self.lock();
-                let batch = state.take_batch();
-                if batch == Batch::default() {
-                    state.writing = false;
-                    break;
-                }
-                batch
-            };
             self.send(batch).await;
         }
-        std::mem::forget(writing);
     }
 
     async fn send(&self, batch: Batch) {
@@ -153,21 +160,11 @@ impl Acks {
     }
 }
 
-/// Clears `writing` when a writing task is dropped before it finished.
-struct Writing<'a>(&'a Acks);
-
-impl Drop for Writing<'_> {
-    fn drop(&mut self) {
-        self.0.lock().writing = false;
-    }
-}
-
 impl State {
     fn new() -> Self {
         Self {
             settled_below: 1,
             tags: BTreeMap::new(),
-            writing: false,
             batching: true,
             alone: Vec::new(),
         }

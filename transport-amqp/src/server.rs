@@ -101,6 +101,7 @@ struct Session {
     changes: mpsc::UnboundedSender<(Arc<Queue>, u16)>,
     consumers: mpsc::UnboundedReceiver<Pin<Box<dyn Stream<Item = Item> + Send>>>,
     _changer: AbortOnDropHandle<()>,
+    _acker: AbortOnDropHandle<()>,
 }
 
 /// Serves `registry` on the broker until `shutdown` fires, then finishes and answers the
@@ -189,14 +190,17 @@ async fn open(
             let (changes, requests) = mpsc::unbounded_channel();
             let (added, consumers) = mpsc::unbounded_channel();
             let changer = tokio::spawn(change_pipelines(channel.clone(), requests, added));
+            let acks = Acks::new(channel.clone());
+            let acker = tokio::spawn(acks.clone().run());
             Ok(Session {
                 connection,
-                acks: Acks::new(channel.clone()),
+                acks,
                 channel,
                 deliveries,
                 changes,
                 consumers,
                 _changer: AbortOnDropHandle::new(changer),
+                _acker: AbortOnDropHandle::new(acker),
             })
         }
         Err(e) => {
@@ -389,6 +393,9 @@ async fn run(
     }
     tracker.close();
     tracker.wait().await;
+    // The last answers' acks, before the channel closes (which would requeue them). Bounded:
+    // a dead connection may never take them, and the broker then redelivers.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), session.acks.write()).await;
     crate::reconnect::close(&session.connection, "consumer stopped").await;
     tracing::info!("AMQP consumer stopped");
 }
@@ -473,7 +480,7 @@ impl Request {
         let settled = async {
             let Some(reply_to) = reply_to else {
                 tracing::warn!(%id, %procedure, "request without reply_to: its result is dropped");
-                acks.answered(delivery_tag).await;
+                acks.answered(delivery_tag);
                 return;
             };
             if let Err(err) = &result {
@@ -531,7 +538,7 @@ async fn answer(
         )
         .await;
     match published {
-        Ok(_) => acks.answered(id.1).await,
+        Ok(_) => acks.answered(id.1),
         Err(e) => {
             // As aio-pika: a reply that cannot be sent dead-letters its request (back to the
             // caller's reply queue, through rpc.dlx) rather than requeueing it forever. On a

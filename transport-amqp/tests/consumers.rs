@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use rpc_core::Registry;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use support::{client, delete_queues, eventually, runtime, serve, unique, Counter, First, Second};
+use support::{
+    client, delete_queues, eventually, queue_counts, raw_channel, runtime, serve, unique, Counter,
+    First, Second,
+};
 
 #[test]
 fn two_consumers_share_the_load() {
@@ -178,6 +181,10 @@ fn shutdown_answers_what_it_holds_and_leaves_the_rest_queued() {
             !waiting.is_finished(),
             "the queued call was not taken by a stopping consumer"
         );
+        // The answered request was acked before the channel closed (its ack not left in a
+        // batch to be requeued): only the waiting one is back in the queue.
+        let (_connection, channel) = raw_channel().await;
+        assert_eq!(queue_counts(&channel, &procedure).await, (1, 0));
 
         let mut registry = Registry::new();
         registry.register_as(name.clone(), Second);
