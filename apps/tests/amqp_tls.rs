@@ -15,16 +15,7 @@ use support::Consumer;
 
 fn script(arg: &str) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/rabbitmq_tls.sh");
-    let output = Command::new(&script)
-        .arg(arg)
-        .output()
-        .unwrap_or_else(|e| panic!("{} {arg}: {e}", script.display()));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "scripts/rabbitmq_tls.sh {arg} failed: {stderr}"
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
+    test_support::stdout_of(Command::new(&script).arg(arg))
 }
 
 /// Runs `call` with `args` and `env`: whether it succeeded, its stdout and its stderr.

@@ -28,17 +28,20 @@
 //! - [`runtime`] (`runtime.rs`): the multi-threaded tokio runtime tests and benches run on.
 //! - [`Latencies`] (`latency.rs`): an HDR histogram of latencies, its p50, p99 and max.
 //! - [`pki`] (`pki.rs`): a CA and the certificates it signs, made at test time (rcgen).
+//! - [`stdout_of`] (`command.rs`): a script's or a peer's output, failing loudly.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
+mod command;
 mod latency;
 pub mod pki;
 pub mod procfs;
 pub mod rabbitmq;
 mod runtime;
 
+pub use command::stdout_of;
 pub use latency::Latencies;
 pub use rabbitmq::BrokerStopped;
 pub use runtime::runtime;

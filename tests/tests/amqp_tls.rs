@@ -37,17 +37,7 @@ fn script() -> PathBuf {
 }
 
 fn run_script(arg: &str) -> String {
-    let output = Command::new(script())
-        .arg(arg)
-        .output()
-        .unwrap_or_else(|e| panic!("scripts/rabbitmq_tls.sh {arg}: {e}"));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    eprint!("{stderr}");
-    assert!(
-        output.status.success(),
-        "scripts/rabbitmq_tls.sh {arg} failed: {stderr}"
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
+    test_support::stdout_of(Command::new(script()).arg(arg))
 }
 
 fn broker() -> &'static Broker {
@@ -213,30 +203,16 @@ fn refusals_are_clear_errors_and_nothing_runs() {
 
 /// `rabbitmqctl -n rpc-tls@<host> list_connections user auth_mechanism ssl` as JSON rows.
 fn tls_connections() -> Vec<serde_json::Value> {
-    let host = Command::new("hostname")
-        .arg("-s")
-        .output()
-        .expect("hostname");
-    let node = format!("rpc-tls@{}", String::from_utf8_lossy(&host.stdout).trim());
-    let output = Command::new("rabbitmqctl")
-        .args([
-            "-q",
-            "-n",
-            &node,
-            "list_connections",
-            "user",
-            "auth_mechanism",
-            "ssl",
-        ])
-        .args(["--formatter", "json"])
-        .output()
-        .expect("rabbitmqctl (run as root beside the broker)");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("JSON rows")
+    let host = test_support::stdout_of(Command::new("hostname").arg("-s"));
+    let node = format!("rpc-tls@{host}");
+    test_support::rabbitmq::rabbitmqctl_json(&[
+        "-n",
+        &node,
+        "list_connections",
+        "user",
+        "auth_mechanism",
+        "ssl",
+    ])
 }
 
 /// SASL `EXTERNAL`: no user nor password in the URL; the broker takes the user from the

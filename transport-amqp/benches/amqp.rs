@@ -90,23 +90,17 @@ fn measure_aio_pika(
 ) -> Figures {
     let cpu = |pid: Option<u32>| pid.and_then(procfs::process_cpu).unwrap_or_default();
     let before = [cpu(Some(consumer)), cpu(broker)];
-    let output = std::process::Command::new(python)
-        .arg(aio_pika_script())
-        .args([
-            "call",
-            procedure,
-            &calls.to_string(),
-            &in_flight.to_string(),
-        ])
-        .output()
-        .expect("the aio-pika caller");
-    assert!(
-        output.status.success(),
-        "the aio-pika caller failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+    let text = test_support::stdout_of(
+        std::process::Command::new(python)
+            .arg(aio_pika_script())
+            .args([
+                "call",
+                procedure,
+                &calls.to_string(),
+                &in_flight.to_string(),
+            ]),
     );
     let after = [cpu(Some(consumer)), cpu(broker)];
-    let text = String::from_utf8_lossy(&output.stdout);
     let numbers: Vec<f64> = text
         .split_whitespace()
         .map(|n| n.parse().expect("a number from the aio-pika caller"))

@@ -30,17 +30,7 @@ fn script() -> PathBuf {
 
 /// Runs the cluster script with `args`; its standard output.
 fn run_script(args: &[&str]) -> String {
-    let output = Command::new(script())
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("scripts/rabbitmq_cluster.sh {args:?}: {e}"));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    eprint!("{stderr}");
-    assert!(
-        output.status.success(),
-        "scripts/rabbitmq_cluster.sh {args:?} failed: {stderr}"
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
+    test_support::stdout_of(Command::new(script()).args(args))
 }
 
 /// The cluster, stopped and removed however the test ends.

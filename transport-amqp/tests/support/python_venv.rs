@@ -15,14 +15,8 @@ fn make_venv() -> PathBuf {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("the workspace");
-    let output = std::process::Command::new(repo.join("scripts/python_venv.sh"))
-        .output()
-        .expect("scripts/python_venv.sh runs");
-    assert!(
-        output.status.success(),
-        "scripts/python_venv.sh failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = test_support::stdout_of(&mut std::process::Command::new(
+        repo.join("scripts/python_venv.sh"),
+    ));
     PathBuf::from(stdout.lines().last().expect("the python path").trim())
 }
