@@ -6,12 +6,18 @@
 #   - the RPC floor: direct Pool calls, no HTTP (examples/rpc_floor.rs).
 # Cheap calls (F(90)) at 64 connections and at 1; then overload: heavy calls (F($HEAVY_N)) at
 # twice the consumers' measured capacity, goodput and the p99 of admitted calls against the
-# peak and the unloaded p99. The overload is offered by $SPREAD hey processes (32) started a
-# fraction of hey's tick apart, each with 512/$SPREAD connections: one hey's `-q` starts all
-# its connections' requests on the same tick, in bursts no admission with a short wait line
-# can take; spread over 32 phases the arrivals come close to a steady rate.
-# $DOOR_FLAGS (empty) are passed to the producer; the overload is also offered to a second
-# producer with $TUNED_FLAGS (`--max-queue-time 0.005`, a shorter queue-time target).
+# peak and the unloaded p99. The overload is offered at a steady rate by `oha` (installed here
+# with cargo, version $OHA_VERSION, into target/tools) from 512 connections, its latencies
+# corrected for coordinated omission (measured from when each request was due): `hey -q` starts
+# all its connections' requests on the same tick, bursts that queue behind one another
+# whatever the admission does (at half the capacity, hey's bursts of 16 already gave a p50 of
+# 13 ms against 2 ms unloaded; oha's steady rate gave 2.2 ms).
+# The overload is measured twice: on the two consumers sharing core 1, and on one consumer
+# alone on core 1 (the same capacity: one worker fills the core; a call then takes its own
+# time at load, as on a machine of its own, instead of sharing the core with the other's).
+# $DOOR_FLAGS (empty) are passed to every producer; the overload is also offered to a producer
+# whose places are the consumers' workers, so that no call waits at a consumer behind another
+# ($TUNED_FLAGS_TWO, `--max-in-flight 2`; $TUNED_FLAGS_ONE, `--max-in-flight 1`).
 #
 #   ./scripts/bench_front_door.sh [SECONDS]      (each measurement; default 10)
 set -euo pipefail
@@ -31,6 +37,13 @@ if [[ $layout == split ]]; then
     front=(taskset -c 0)
 fi
 "$repo_root/scripts/install_debian.sh" hey hey
+oha_version=${OHA_VERSION:-1.16.0}
+tools="${CARGO_TARGET_DIR:-$repo_root/target}/tools"
+if ! "$tools/bin/oha" --version 2>/dev/null | grep -q "$oha_version"; then
+    echo "installing oha $oha_version (cargo install, a few minutes once)..." >&2
+    cargo install --quiet --locked oha --version "$oha_version" --root "$tools"
+fi
+oha="$tools/bin/oha"
 build_apps
 (cd "$repo_root" && cargo build --release --quiet -p rpc-apps --examples)
 examples="$bin_dir/examples"
@@ -42,74 +55,109 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# consumer: starts a consumer on the back's core; its port in $started.
+consumer() {
+    started=$(free_port)
+    RUST_LOG=warn "${back[@]}" "$bin_dir/consumer" --transport tcp --port "$started" --no-model \
+        > /dev/null 2>&1 &
+    pids+=($!)
+}
+# producer FLAGS PORT...: starts a producer with the front door (FLAGS, one word list) on
+# the front's core, calling the consumers on PORT...; its HTTP port in $started.
+producer() {
+    local flags=$1
+    shift
+    started=$(free_port)
+    # shellcheck disable=SC2086
+    RUST_LOG=warn "${front[@]}" "$bin_dir/producer" --transport tcp "$@" --listen "127.0.0.1:$started" \
+        $flags > /dev/null 2>&1 &
+    pids+=($!)
+}
+
 ports=()
 for _ in 1 2; do
-    port=$(free_port)
-    RUST_LOG=warn "${back[@]}" "$bin_dir/consumer" --transport tcp --port "$port" --no-model 2>/dev/null &
-    pids+=($!)
-    ports+=("$port")
+    consumer
+    ports+=("$started")
 done
-for port in "${ports[@]}"; do wait_for_port "$port" 60; done
-door=$(free_port)
-# shellcheck disable=SC2086
-RUST_LOG=warn "${front[@]}" "$bin_dir/producer" --transport tcp "${ports[@]}" --listen "127.0.0.1:$door" \
-    ${DOOR_FLAGS:-} > /dev/null 2>&1 &
-pids+=($!)
-tuned=$(free_port)
-tuned_flags=${TUNED_FLAGS:---max-queue-time 0.005}
-# shellcheck disable=SC2086
-RUST_LOG=warn "${front[@]}" "$bin_dir/producer" --transport tcp "${ports[@]}" --listen "127.0.0.1:$tuned" \
-    $tuned_flags > /dev/null 2>&1 &
-pids+=($!)
+consumer
+solo=$started
+for port in "${ports[@]}" "$solo"; do wait_for_port "$port" 60; done
+door_flags=${DOOR_FLAGS:-}
+producer "$door_flags" "${ports[@]}"
+door=$started
 floor=$(free_port)
 "${front[@]}" "$examples/http_floor" "127.0.0.1:$floor" 2>/dev/null &
 pids+=($!)
 wait_for_port "$door" 30
 wait_for_port "$floor" 30
-wait_for_port "$tuned" 30
 
 csv=$(mktemp)
-spread_dir=$(mktemp -d)
-# table NAME SECONDS CSV...: prints a table row from hey's CSV files: requests/s, 200s, 503s,
-# other answers, p50 and p99 of the 200s (ms).
+# table NAME SECONDS FORMAT CSV: prints a table row from a CSV file of hey's (FORMAT hey) or
+# oha's (FORMAT oha): requests/s, 200s, 503s, other answers, p50 and p99 of the 200s (ms).
 table() {
     python3 - "$@" <<'PY'
 import csv, sys
-name, seconds, paths = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
-rows = [r for path in paths for r in csv.DictReader(open(path))]
-ok = sorted(float(r["response-time"]) for r in rows if r["status-code"] == "200")
-busy = sum(1 for r in rows if r["status-code"] == "503")
+name, seconds, form, path = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
+status, took = ("status-code", "response-time") if form == "hey" else ("status", "request-duration")
+rows = list(csv.DictReader(open(path)))
+ok = sorted(float(r[took]) for r in rows if r[status] == "200")
+busy = sum(1 for r in rows if r[status] == "503")
 other = len(rows) - len(ok) - busy
 q = lambda p: ok[min(len(ok) - 1, int(p * len(ok)))] * 1e3 if ok else float("nan")
 print(f"| {name} | {len(rows) / seconds:,.0f} | {len(ok) / seconds:,.0f} | {busy:,} | {other:,} | {q(0.5):.3f} | {q(0.99):.3f} |")
 PY
 }
-# load NAME PORT BODY HEY_ARGS...: one hey, one table row.
+# load NAME PORT BODY HEY_ARGS...: one hey (closed loop), one table row.
 load() {
     local name=$1 port=$2 body=$3
     shift 3
     "${front[@]}" hey -z "${seconds}s" "$@" -m POST -T application/json -d "$body" -o csv \
         "http://127.0.0.1:$port/v1/call/fibonacci_generator.calculate" > "$csv"
-    table "$name" "$seconds" "$csv"
+    table "$name" "$seconds" hey "$csv"
 }
-# overload NAME PORT BODY RATE: RATE requests/s from 512 connections in $SPREAD hey processes
-# started 1/$SPREAD of a tick apart; one table row.
+# overload NAME PORT BODY RATE: RATE requests/s at a steady rate from 512 connections (oha,
+# latencies from when each request was due); one table row.
 overload() {
-    local name=$1 port=$2 body=$3 rate=$4 spread=${SPREAD:-32}
-    local per_connection tick
-    per_connection=$(python3 -c "print(round($rate / 512, 3))")
-    tick=$(python3 -c "print(1 / $per_connection / $spread)")
-    local hey_pids=()
-    for i in $(seq 1 "$spread"); do
-        "${front[@]}" hey -z "${seconds}s" -c $((512 / spread)) -q "$per_connection" -m POST \
-            -T application/json -d "$body" -o csv \
-            "http://127.0.0.1:$port/v1/call/fibonacci_generator.calculate" \
-            > "$spread_dir/$i.csv" &
-        hey_pids+=($!)
-        sleep "$tick"
+    local name=$1 port=$2 body=$3 rate=$4
+    "${front[@]}" "$oha" --no-tui -z "${seconds}s" -c 512 -q "$rate" --latency-correction \
+        -m POST -T application/json -d "$body" --output-format csv -o "$csv" \
+        "http://127.0.0.1:$port/v1/call/fibonacci_generator.calculate"
+    table "$name" "$seconds" oha "$csv"
+}
+# overload_section TITLE TUNED_FLAGS PORT...: the consumers' capacity (direct calls), then
+# unloaded, peak and twice the capacity against a producer in its default configuration and
+# one with TUNED_FLAGS, both calling the consumers on PORT...
+overload_section() {
+    local title=$1 tuned_flags=$2
+    shift 2
+    local default tuned capacity_line capacity offered
+    producer "$door_flags" "$@"
+    default=$started
+    producer "$tuned_flags" "$@"
+    tuned=$started
+    wait_for_port "$default" 30
+    wait_for_port "$tuned" 30
+    capacity_line=$("${front[@]}" "$examples/rpc_floor" "$seconds" 8 "$heavy_n" "$@")
+    capacity=$(echo "$capacity_line" | sed -E 's/.*= ([0-9]+) calls\/s.*/\1/')
+    offered=$((2 * capacity))
+    echo
+    echo "Overload, $title: F($heavy_n); the consumers' capacity is $capacity calls/s"
+    echo "(\`$capacity_line\`, 8 direct callers)."
+    echo
+    echo "| run | requests/s | 200/s (goodput) | 503 | other errors | p50 of 200s (ms) | p99 of 200s (ms) |"
+    echo "|---|---|---|---|---|---|---|"
+    local flags port
+    for flags in default tuned; do
+        port=$default
+        label=""
+        if [[ $flags == tuned ]]; then
+            port=$tuned
+            label=", $tuned_flags"
+        fi
+        load "unloaded (1 connection)$label" "$port" "$heavy" -c 1
+        load "peak (8 connections, no pause)$label" "$port" "$heavy" -c 8
+        overload "2x capacity ($offered requests/s offered, 512 connections)$label" "$port" "$heavy" "$offered"
     done
-    wait "${hey_pids[@]}"
-    table "$name" "$seconds" "$spread_dir"/*.csv
 }
 
 echo "## Front door, $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg), layout $layout"
@@ -127,22 +175,8 @@ echo
 echo '```'
 "${front[@]}" "$examples/rpc_floor" "$seconds" 64 90 "${ports[@]}"
 "${front[@]}" "$examples/rpc_floor" "$seconds" 1 90 "${ports[@]}"
-capacity_line=$("${front[@]}" "$examples/rpc_floor" "$seconds" 8 "$heavy_n" "${ports[@]}")
-echo "$capacity_line   (heavy calls, F($heavy_n), 8 callers: the consumers' capacity)"
 echo '```'
-capacity=$(echo "$capacity_line" | sed -E 's/.*= ([0-9]+) calls\/s.*/\1/')
-echo
-echo "Overload: F($heavy_n); the consumers' capacity is $capacity calls/s."
-echo
-echo "| run | requests/s | 200/s (goodput) | 503 | other errors | p50 of 200s (ms) | p99 of 200s (ms) |"
-echo "|---|---|---|---|---|---|---|"
 heavy="{\"n\": $heavy_n}"
-load "unloaded (1 connection)" "$door" "$heavy" -c 1
-load "peak (8 connections, no pause)" "$door" "$heavy" -c 8
-# Twice the capacity, offered at a steady rate from 512 connections.
-offered=$((2 * capacity))
-overload "2x capacity ($offered requests/s offered, 512 connections)" "$door" "$heavy" "$offered"
-load "unloaded (1 connection), $tuned_flags" "$tuned" "$heavy" -c 1
-load "peak (8 connections, no pause), $tuned_flags" "$tuned" "$heavy" -c 8
-overload "2x capacity, $tuned_flags" "$tuned" "$heavy" "$offered"
-rm -rf "$csv" "$spread_dir"
+overload_section "the two consumers (sharing the back's core)" "${TUNED_FLAGS_TWO:---max-in-flight 2}" "${ports[@]}"
+overload_section "one consumer alone on the back's core" "${TUNED_FLAGS_ONE:---max-in-flight 1}" "$solo"
+rm -f "$csv"

@@ -59,7 +59,8 @@ use crate::security::ApiKeys;
 pub struct FrontDoorConfig {
     /// Calls running at once; 0 means what the consumers can run: over TCP each consumer's
     /// capacity (its workers) plus [`PIPELINE`], summed over the consumers up (followed as they
-    /// come and go), over AMQP [`AMQP_IN_FLIGHT`]. Default 0.
+    /// come and go), and only their workers while the wait line stands; over AMQP
+    /// [`AMQP_IN_FLIGHT`]. Default 0.
     pub max_in_flight: usize,
     /// The queue-time target: a request that would wait longer than this for a place to run
     /// gets 503 `Overloaded` at once, and one that has waited this long gets it then.
@@ -133,7 +134,8 @@ impl FrontDoor {
         };
         let admission = Admission::new(limit, config.max_queue_time, config.max_waiting);
         if automatic {
-            if let Consumers::Pool(_) = consumers {
+            if let Some(places) = places(&consumers) {
+                admission.set_limit(places.0, places.1);
                 follow_capacity(consumers.clone(), Arc::downgrade(&admission));
             }
         }
@@ -168,6 +170,13 @@ impl FrontDoor {
     }
 }
 
+/// The automatic places over TCP: what the consumers up can run plus their [`PIPELINE`], and
+/// while the line stands (an overload that lasts) only what they can run, so that an admitted
+/// call does not wait at a consumer behind another run. `None` over AMQP.
+fn places(consumers: &Consumers) -> Option<(usize, usize)> {
+    Some((consumers.capacity(PIPELINE)?, consumers.capacity(0)?))
+}
+
 /// Keeps the admission's limit at what the TCP consumers up can run, as long as it exists.
 fn follow_capacity(consumers: Consumers, admission: std::sync::Weak<Admission>) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -181,13 +190,14 @@ fn follow_capacity(consumers: Consumers, admission: std::sync::Weak<Admission>) 
             let Some(admission) = admission.upgrade() else {
                 return;
             };
-            if let Some(capacity) = consumers.capacity(PIPELINE) {
-                if capacity != admission.limit() {
+            if let Some((limit, while_standing)) = places(&consumers) {
+                if (limit, while_standing) != admission.limit() {
                     tracing::info!(
-                        places = capacity,
+                        places = limit,
+                        while_standing,
                         "calls running at once follow the consumers' capacity"
                     );
-                    admission.set_limit(capacity);
+                    admission.set_limit(limit, while_standing);
                 }
             }
         }

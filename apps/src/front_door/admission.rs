@@ -1,8 +1,20 @@
 //! [`Admission`]: time-based admission control. At most `limit` calls run at once (by default
 //! what the consumers can run, see [`FrontDoorConfig`](super::FrontDoorConfig)); the others wait
-//! in one first-come-first-served line, but never longer than the queue-time target
-//! (`max_queue_time`): a request that would wait longer is refused at once, and one that has
-//! waited that long is refused then.
+//! in one line, but never longer than the queue-time target (`max_queue_time`): a request that
+//! would wait longer is refused at once, and one that has waited that long is refused then.
+//!
+//! The line is first come first served, and turns last come first served while it stands: when
+//! its oldest waiter has been over half the target old at every place given out for
+//! [`STANDING_FOR`]. Under a steady overload a first-come line fills to the target, so every
+//! call it admits has waited the whole target; served newest first, the calls it admits wait
+//! about one run time, and the ones left at the back are refused when their target passes, as
+//! they would have been anyway. A standing line also gives out fewer places if told to (see
+//! [`Admission::set_limit`]): the front door then leaves out the places that keep a consumer's
+//! pipeline full, whose calls would wait there behind another run. A closed loop of clients that merely keeps a short line (each
+//! waits a few milliseconds behind the others) never stands that long, and stays first come
+//! first served. This is the adaptive LIFO of Facebook's servers ("Fail at Scale", ACM Queue
+//! 13(8), 2015), with CoDel's target and interval (Nichols and Jacobson, RFC 8289) telling a
+//! standing line from a passing one.
 //!
 //! Counting waiting calls, as a fixed wait line does, lets the time a call waits grow with the
 //! size of the work (256 waiting F(90)s are 10 ms, 256 waiting F(100,000)s are 250 ms). Serving
@@ -22,6 +34,12 @@ use tokio::sync::oneshot;
 /// The weight of the newest call in the moving average of the time a call holds a place.
 const SMOOTHING: f64 = 0.1;
 
+/// A line whose oldest waiter has waited over this fraction of the target...
+const STANDING_FRACTION: u32 = 2;
+
+/// ... whenever a place was given out for this long stands, and is served newest first.
+const STANDING_FOR: Duration = Duration::from_millis(20);
+
 /// How far over the target a newcomer's estimated wait must be for it to be refused at once.
 const ESTIMATE_MARGIN: f64 = 2.0;
 
@@ -40,12 +58,19 @@ struct Line {
     running: usize,
     /// Places.
     limit: usize,
+    /// Places while the line stands (at most `limit`): without the places that only keep a
+    /// consumer's pipeline full, whose calls wait there behind another run.
+    standing_limit: usize,
     /// Calls waiting (their tickets not yet dropped nor given a place).
     waiting: usize,
-    /// Their channels, first come first; a channel whose ticket was dropped is skipped.
-    waiters: VecDeque<oneshot::Sender<Place>>,
+    /// Their channels and when they came, first come first; a channel whose ticket was
+    /// dropped is skipped.
+    waiters: VecDeque<(Instant, oneshot::Sender<Place>)>,
     /// The moving average of the time a call held its place, in seconds (0 before the first).
     hold: f64,
+    /// Since when the oldest waiter has been over the standing fraction of the target old at
+    /// every place given out (`None`: it was not at the last one).
+    old_since: Option<Instant>,
 }
 
 /// Why a request was refused.
@@ -105,9 +130,11 @@ impl Admission {
             line: Mutex::new(Line {
                 running: 0,
                 limit: limit.max(1),
+                standing_limit: limit.max(1),
                 waiting: 0,
                 waiters: VecDeque::new(),
                 hold: 0.0,
+                old_since: None,
             }),
             max_queue_time,
             max_waiting,
@@ -149,10 +176,10 @@ impl Admission {
         // Channels of tickets dropped while waiting are skipped when a place frees; a line
         // that frees none for long is swept here so that they do not pile up.
         if line.waiters.len() > 2 * line.waiting + 16 {
-            line.waiters.retain(|w| !w.is_closed());
+            line.waiters.retain(|(_, w)| !w.is_closed());
         }
         let (tx, rx) = oneshot::channel();
-        line.waiters.push_back(tx);
+        line.waiters.push_back((entered, tx));
         line.waiting += 1;
         Ok(Ticket {
             admission: self.clone(),
@@ -162,16 +189,19 @@ impl Admission {
         })
     }
 
-    /// Sets the number of places (at least 1); waiting calls get the new ones at once.
-    pub fn set_limit(self: &Arc<Self>, limit: usize) {
+    /// Sets the number of places (at least 1), and how many of them are given out while the
+    /// line stands (at least 1, at most `limit`); waiting calls get the new ones at once.
+    pub fn set_limit(self: &Arc<Self>, limit: usize, while_standing: usize) {
         let mut line = self.lock();
         line.limit = limit.max(1);
+        line.standing_limit = while_standing.clamp(1, line.limit);
         self.hand_over(&mut line);
     }
 
-    /// The number of places.
-    pub fn limit(&self) -> usize {
-        self.lock().limit
+    /// The number of places, and how many of them are given out while the line stands.
+    pub fn limit(&self) -> (usize, usize) {
+        let line = self.lock();
+        (line.limit, line.standing_limit)
     }
 
     /// Calls running now.
@@ -202,10 +232,35 @@ impl Admission {
         }
     }
 
-    /// Gives free places to the first live waiters.
+    /// Gives free places to live waiters: the first while the line drains, the last while it
+    /// stands (see the module's documentation).
     fn hand_over(self: &Arc<Self>, line: &mut Line) {
+        let old = self.max_queue_time / STANDING_FRACTION;
         while line.running < line.limit {
-            let Some(waiter) = line.waiters.pop_front() else {
+            while line.waiters.front().is_some_and(|(_, w)| w.is_closed()) {
+                line.waiters.pop_front();
+            }
+            let Some((entered, _)) = line.waiters.front() else {
+                line.old_since = None;
+                return;
+            };
+            let now = Instant::now();
+            let standing = if now.duration_since(*entered) > old {
+                let since = *line.old_since.get_or_insert(now);
+                now.duration_since(since) >= STANDING_FOR
+            } else {
+                line.old_since = None;
+                false
+            };
+            if standing && line.running >= line.standing_limit {
+                return;
+            }
+            let waiter = if standing {
+                line.waiters.pop_back()
+            } else {
+                line.waiters.pop_front()
+            };
+            let Some((_, waiter)) = waiter else {
                 return;
             };
             match waiter.send(self.place(Instant::now())) {
@@ -370,11 +425,83 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_draining_line_serves_the_first_come() {
+        let admission = Admission::new(1, Duration::from_secs(10), 10);
+        let running = a_place(&admission).await;
+        let first = admission.enter().expect("in line");
+        let second = admission.enter().expect("in line");
+        drop(running);
+        let _first = first
+            .run()
+            .await
+            .expect("the first in line is served first");
+        assert_eq!(admission.waiting(), 1);
+        drop(second);
+    }
+
+    #[tokio::test]
+    async fn a_line_old_for_a_moment_still_serves_the_first_come() {
+        let admission = Admission::new(1, Duration::from_millis(400), 10);
+        let running = a_place(&admission).await;
+        let oldest = admission.enter().expect("in line");
+        tokio::time::sleep(Duration::from_millis(210)).await;
+        let newest = admission.enter().expect("in line");
+        // The oldest is over half the target old (210 > 200 ms), but has not been
+        // so at places given out for STANDING_FOR: this is the first.
+        drop(running);
+        let _oldest = oldest.run().await.expect("the first come is served first");
+        drop(newest);
+    }
+
+    #[tokio::test]
+    async fn a_standing_line_serves_the_newest() {
+        // A 400 ms target: the oldest is old at 200 ms.
+        let admission = Admission::new(1, Duration::from_millis(400), 10);
+        let running = a_place(&admission).await;
+        let oldest = admission.enter().expect("in line");
+        let second = admission.enter().expect("in line");
+        tokio::time::sleep(Duration::from_millis(210)).await;
+        // A place given out with the oldest old: the line may be standing from now on. The
+        // oldest is served (not yet standing), the second is old from now too.
+        drop(running);
+        let first_served = oldest.run().await.expect("first come first served");
+        let newest = admission.enter().expect("in line");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(first_served);
+        let _newest = newest.run().await.expect("the newest is served first");
+        let started = Instant::now();
+        let refused = second.run().await;
+        assert!(matches!(refused, Err(Refusal::Waited(_))), "{refused:?}");
+        assert!(started.elapsed() < Duration::from_millis(200));
+    }
+
+    #[tokio::test]
+    async fn a_standing_line_gives_out_only_its_standing_places() {
+        let admission = Admission::new(2, Duration::from_millis(400), 10);
+        admission.set_limit(2, 1);
+        let first = a_place(&admission).await;
+        let second = a_place(&admission).await;
+        let oldest = admission.enter().expect("in line");
+        let next = admission.enter().expect("in line");
+        tokio::time::sleep(Duration::from_millis(210)).await;
+        // Old, but not yet for STANDING_FOR: both places are given out.
+        drop(first);
+        let oldest = oldest.run().await.expect("first come first served");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        // Standing: one place only, and one is taken.
+        drop(second);
+        assert_eq!((admission.in_flight(), admission.waiting()), (1, 1));
+        drop(oldest);
+        let _next = next.run().await.expect("the standing place");
+        assert_eq!((admission.in_flight(), admission.waiting()), (1, 0));
+    }
+
+    #[tokio::test]
     async fn more_places_go_to_the_waiters() {
         let admission = Admission::new(1, Duration::from_secs(10), 10);
         let _running = a_place(&admission).await;
         let waiter = admission.enter().expect("in line");
-        admission.set_limit(2);
+        admission.set_limit(2, 2);
         let _place = waiter.run().await.expect("the new place");
         assert_eq!(admission.in_flight(), 2);
     }
