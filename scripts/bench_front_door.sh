@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The front door's benchmark (docs/benchmarks.md): `hey` (Debian's package, installed here)
-# against, in the same run and on the same two TCP consumers (workers=1, --no-model):
+# against, in the same run and on the same TCP consumers (workers=1, --no-model):
 #   - the HTTP floor: the same server stack answering a constant (examples/http_floor.rs);
 #   - the front door: `producer --listen` in its default configuration;
 #   - the RPC floor: direct Pool calls, no HTTP (examples/rpc_floor.rs).
