@@ -16,8 +16,8 @@
 //!         latencies.record(started.elapsed());
 //!     }
 //! });
-//! assert_eq!(latencies.count(), 3);
-//! assert!(latencies.max() >= Duration::from_millis(3));
+//! assert_eq!(latencies.len(), 3);
+//! assert!(latencies.max() >= Some(Duration::from_millis(3)));
 //! assert!(procfs::resident_memory(std::process::id()).is_some());
 //! ```
 //!
@@ -26,7 +26,7 @@
 //!   guard that stops the broker's application and starts it again however the test ends.
 //! - [`procfs`] (`procfs.rs`): CPU time of a process or of one of its threads, resident memory.
 //! - [`runtime`] (`runtime.rs`): the multi-threaded tokio runtime tests and benches run on.
-//! - [`Latencies`] (`latency.rs`): an HDR histogram of latencies, its p50, p99 and max.
+//! - [`Latencies`]: the `latencies` crate's, re-exported: an HDR histogram of latencies.
 //! - [`pki`] (`pki.rs`): a CA and the certificates it signs, made at test time (rcgen).
 //! - [`stdout_of`] (`command.rs`): a script's or a peer's output, failing loudly.
 
@@ -35,13 +35,12 @@
 #![warn(unreachable_pub)]
 
 mod command;
-mod latency;
 pub mod pki;
 pub mod procfs;
 pub mod rabbitmq;
 mod runtime;
 
 pub use command::stdout_of;
-pub use latency::Latencies;
+pub use latencies::Latencies;
 pub use rabbitmq::BrokerStopped;
 pub use runtime::runtime;

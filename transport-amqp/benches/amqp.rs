@@ -358,7 +358,7 @@ async fn measure<C: Caller>(
     }
     let elapsed = started.elapsed();
     let after = processes.cpu();
-    let calls = latencies.count() as f64;
+    let calls = latencies.len() as f64;
     let per_call = |i: usize| after[i].saturating_sub(before[i]).as_secs_f64() * 1e6 / calls;
     Figures {
         per_second: calls / elapsed.as_secs_f64(),

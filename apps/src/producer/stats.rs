@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
+pub use latencies::{quantile, Latencies};
 use rpc_core::RpcError;
 
 /// Outcomes of a set of calls.
@@ -32,73 +32,6 @@ impl Tally {
     pub fn quantile(&self, q: f64) -> Option<Duration> {
         self.latencies.quantile(q)
     }
-}
-
-/// Latencies in bounded memory: an HDR histogram of microseconds, three significant digits,
-/// from 1 us to 10 min (longer ones count as 10 min), about 160 KiB however many calls it
-/// holds. It replaces keeping every latency and sorting them all for each percentile.
-#[derive(Debug, Clone)]
-pub struct Latencies {
-    histogram: Histogram<u64>,
-}
-
-/// The longest latency a [`Latencies`] tells apart, in microseconds (10 minutes).
-const LONGEST_MICROS: u64 = 600_000_000;
-
-impl Default for Latencies {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Latencies {
-    /// An empty histogram.
-    pub fn new() -> Self {
-        let histogram = Histogram::new_with_bounds(1, LONGEST_MICROS, 3)
-            .expect("1 us to 10 min at 3 significant digits are valid bounds");
-        Self { histogram }
-    }
-
-    /// Counts one latency.
-    pub fn record(&mut self, latency: Duration) {
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        self.histogram.saturating_record(micros.max(1));
-    }
-
-    /// How many latencies were counted.
-    pub fn len(&self) -> u64 {
-        self.histogram.len()
-    }
-
-    /// Whether none was counted.
-    pub fn is_empty(&self) -> bool {
-        self.histogram.is_empty()
-    }
-
-    /// The `q`-quantile (0..=1), within 0.1 %; `None` when empty.
-    pub fn quantile(&self, q: f64) -> Option<Duration> {
-        (!self.is_empty())
-            .then(|| Duration::from_micros(self.histogram.value_at_quantile(q.clamp(0.0, 1.0))))
-    }
-
-    /// The largest latency counted; `None` when empty.
-    pub fn max(&self) -> Option<Duration> {
-        (!self.is_empty()).then(|| Duration::from_micros(self.histogram.max()))
-    }
-
-    /// Forgets every latency (the memory stays allocated for the next ones).
-    pub fn clear(&mut self) {
-        self.histogram.reset();
-    }
-}
-
-/// The `q`-quantile of `samples` (within 0.1 %), through a [`Latencies`] histogram.
-pub fn quantile(samples: &[Duration], q: f64) -> Option<Duration> {
-    let mut latencies = Latencies::new();
-    for sample in samples {
-        latencies.record(*sample);
-    }
-    latencies.quantile(q)
 }
 
 /// Everything the producer has seen so far.
@@ -262,20 +195,6 @@ mod tests {
         near(quantile(&samples, 0.5), 50);
         near(quantile(&samples, 0.99), 99);
         assert_eq!(quantile(&[], 0.5), None);
-    }
-
-    #[test]
-    fn latencies_stay_the_same_size_however_many() {
-        let mut latencies = Latencies::new();
-        for i in 0..1_000_000u64 {
-            latencies.record(Duration::from_micros(i % 50_000));
-        }
-        latencies.record(Duration::from_secs(3600));
-        assert_eq!(latencies.len(), 1_000_001);
-        let max = latencies.max().unwrap().as_secs_f64();
-        assert!((600.0..600.6).contains(&max), "capped at 10 min: {max} s");
-        let p50 = latencies.quantile(0.5).unwrap().as_micros();
-        assert!((24_900..=25_100).contains(&p50), "p50 {p50} us");
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub struct Sample {
 impl Sample {
     /// Calls per second.
     pub fn rate(&self) -> f64 {
-        self.latencies.count() as f64 / self.elapsed.as_secs_f64()
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
     }
 }
 

@@ -237,7 +237,7 @@ fn measure_flavor(flavor: Flavor, secs: Duration, rounds: usize, only_case: &str
                     _ => caller::rpc(rpc_tuned.clone(), "echo.echo_async", tasks, secs).await,
                 }
             });
-            let calls = sample.latencies.count().max(1) as f64;
+            let calls = sample.latencies.len().max(1) as f64;
             let per_call = |before: Duration, after: Duration| {
                 after.saturating_sub(before).as_secs_f64() * 1e6 / calls
             };

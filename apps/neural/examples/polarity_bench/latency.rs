@@ -66,8 +66,8 @@ fn report(what: &str, times: &[Duration]) {
         ms(mean),
         ms(latencies.p50()),
         ms(latencies.p99()),
-        ms(latencies.quantile(0.0)),
-        ms(latencies.max())
+        ms(latencies.quantile(0.0).unwrap_or_default()),
+        ms(latencies.max().unwrap_or_default())
     );
 }
 
