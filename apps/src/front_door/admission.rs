@@ -9,12 +9,12 @@
 //! call it admits has waited the whole target; served newest first, the calls it admits wait
 //! about one run time, and the ones left at the back are refused when their target passes, as
 //! they would have been anyway. A standing line also gives out fewer places if told to (see
-//! [`Admission::set_limit`]): the front door then leaves out the places that keep a consumer's
-//! pipeline full, whose calls would wait there behind another run. A closed loop of clients that merely keeps a short line (each
-//! waits a few milliseconds behind the others) never stands that long, and stays first come
-//! first served. This is the adaptive LIFO of Facebook's servers ("Fail at Scale", ACM Queue
-//! 13(8), 2015), with CoDel's target and interval (Nichols and Jacobson, RFC 8289) telling a
-//! standing line from a passing one.
+//! [`Admission::set_limit`]): the front door then leaves out the places that keep a
+//! consumer's pipeline full, whose calls would wait there behind another run. A closed loop of
+//! clients that merely keeps a short line (each waits a few milliseconds behind the others)
+//! never stands that long, and stays first come first served. This is the adaptive LIFO of
+//! Facebook's servers ("Fail at Scale", ACM Queue 13(8), 2015), with CoDel's target and
+//! interval (Nichols and Jacobson, RFC 8289) telling a standing line from a passing one.
 //!
 //! Counting waiting calls, as a fixed wait line does, lets the time a call waits grow with the
 //! size of the work (256 waiting F(90)s are 10 ms, 256 waiting F(100,000)s are 250 ms). Serving
