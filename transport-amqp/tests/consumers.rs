@@ -6,12 +6,11 @@ mod support;
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rpc_core::Registry;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
+use support::child::{serve_as_child, ChildConsumer};
 use support::{
     client, delete_queues, eventually, queue_counts, raw_channel, runtime, serve, unique, Counter,
     First, Second,
@@ -72,17 +71,8 @@ const CHILD_VARIABLE: &str = "TRANSPORT_AMQP_CHILD_HANDLER";
 /// binary, with the handler name in the environment) and kills. Does nothing otherwise.
 #[test]
 fn child_consumer() {
-    let Ok(name) = std::env::var(CHILD_VARIABLE) else {
-        return;
-    };
-    runtime().block_on(async {
-        let mut registry = Registry::new();
+    serve_as_child(CHILD_VARIABLE, |registry, name| {
         registry.register_as(name, Doomed);
-        let _server = serve(registry).await;
-        println!("CONSUMING");
-        let _ = std::io::stdout().flush();
-        // Killed long before this; never linger if the parent died.
-        tokio::time::sleep(Duration::from_secs(60)).await;
     });
 }
 
@@ -90,48 +80,25 @@ fn child_consumer() {
 fn killed_consumer_leaves_its_request_to_another() {
     runtime().block_on(async {
         let name = unique("doomed");
-        let mut child = tokio::process::Command::new(std::env::current_exe().expect("this test"))
-            .args([
-                "child_consumer",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_VARIABLE, &name)
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the child consumer");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let mut wait_for = async |wanted: &str| {
-            let found = tokio::time::timeout(Duration::from_secs(20), async {
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if line.contains(wanted) {
-                        return true;
-                    }
-                }
-                false
-            });
-            assert!(
-                found.await.unwrap_or(false),
-                "the child never said {wanted}"
-            );
-        };
-        wait_for("CONSUMING").await;
+        let mut child = ChildConsumer::start(CHILD_VARIABLE, &name);
+        assert!(child.said("CONSUMING").await, "the child never consumed");
 
         let client = client().await.with_timeout(Duration::from_secs(30));
         let procedure = format!("{name}.work");
         let call =
             tokio::spawn(async move { client.call::<_, String>(&procedure, &(3_000u64,)).await });
-        wait_for("STARTED").await;
+        assert!(
+            child.said("STARTED").await,
+            "the child never started the call"
+        );
 
         // The survivor subscribes while the child holds the request, then the child dies.
         let mut registry = Registry::new();
         registry.register_as(name.clone(), Second);
         let survivor = serve(registry).await;
         let killed = Instant::now();
-        child.start_kill().expect("SIGKILL the child");
-        let _ = child.wait().await;
+        child.process.start_kill().expect("SIGKILL the child");
+        let _ = child.process.wait().await;
 
         let result = tokio::time::timeout(Duration::from_secs(15), call)
             .await

@@ -6,14 +6,13 @@
 mod support;
 
 use std::io::Write;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use rpc_core::{Client, Registry, RpcError};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use rpc_core::{Client, RpcError};
 use transport_amqp::{AmqpTransport, Topology, DEFAULT_DELIVERY_LIMIT};
 
-use support::{config, delete_queues, runtime, serve, unique};
+use support::child::{serve_as_child, ChildConsumer};
+use support::{config, delete_queues, runtime, unique};
 
 /// The procedures of the consumer processes.
 struct Poison;
@@ -39,49 +38,15 @@ const CHILD_VARIABLE: &str = "TRANSPORT_AMQP_POISON_HANDLER";
 /// the handler name in the environment), again and again. Does nothing otherwise.
 #[test]
 fn child_consumer() {
-    let Ok(name) = std::env::var(CHILD_VARIABLE) else {
-        return;
-    };
-    runtime().block_on(async {
-        let mut registry = Registry::new();
+    serve_as_child(CHILD_VARIABLE, |registry, name| {
         registry.register_as(name, Poison);
-        let _server = serve(registry).await;
-        println!("CONSUMING");
-        let _ = std::io::stdout().flush();
-        // Aborted long before this; never linger if the parent died.
-        tokio::time::sleep(Duration::from_secs(60)).await;
     });
 }
 
 /// A child consumer process serving `name`, once it consumes; `None` if it died first.
 async fn start_child(name: &str) -> Option<tokio::process::Child> {
-    let mut child = tokio::process::Command::new(std::env::current_exe().expect("this test"))
-        .args([
-            "child_consumer",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_VARIABLE, name)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("a child consumer");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let consuming = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains("CONSUMING") {
-                return true;
-            }
-        }
-        false
-    })
-    .await
-    .unwrap_or(false);
-    // Keep reading (STARTED) so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    consuming.then_some(child)
+    let mut child = ChildConsumer::start(CHILD_VARIABLE, name);
+    child.said("CONSUMING").await.then(|| child.into_process())
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod child;
 mod peer_queue;
 pub mod python_venv;
 
