@@ -2,18 +2,20 @@
 
 #![allow(dead_code)]
 
+mod process;
 pub mod web;
 
 use std::io::{BufRead, BufReader};
+use std::ops::{Deref, DerefMut};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A consumer process and the lines it has logged so far.
+pub use process::Logged;
+
+/// A consumer process and the lines it has logged so far (the [`Logged`] it derefs to).
 pub struct Consumer {
-    pub child: Child,
+    process: Logged,
     pub port: u16,
-    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Consumer {
@@ -48,24 +50,10 @@ impl Consumer {
         if tcp {
             command.args(["--port", &port.to_string()]);
         }
-        let mut child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the consumer binary");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().expect("consumer stderr");
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[consumer] {line}");
-                lines.lock().unwrap().push(line);
-            }
-        });
+        command.stdout(Stdio::null());
         let mut consumer = Consumer {
-            child,
+            process: Logged::spawn(&mut command, "consumer", |_| false),
             port: 0,
-            log,
         };
         let ready = if tcp {
             "consumer listening"
@@ -84,71 +72,21 @@ impl Consumer {
         }
         consumer
     }
+}
 
-    /// Waits for a log line containing `needle` and returns it; panics with the log on timeout
-    /// or if the process exits first.
-    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
-                return line.clone();
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "consumer exited ({status}) before logging {needle:?}: {:#?}",
-                    self.log()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {needle:?} in the consumer log: {:#?}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+impl Deref for Consumer {
+    type Target = Logged;
 
-    /// Every line logged so far.
-    pub fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// The process's memory `field` from /proc (`VmRSS` now, `VmHWM` the peak so far), in
-    /// bytes; `None` once it has exited.
-    pub fn memory(&self, field: &str) -> Option<u64> {
-        memory(self.child.id(), field)
-    }
-
-    /// Sends `signal` (e.g. "INT", "KILL") to the process.
-    pub fn signal(&self, signal: &str) {
-        self::signal(self.child.id(), signal);
-    }
-
-    /// Waits for the process to exit, at most `timeout`.
-    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for the consumer") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "consumer did not exit: {:#?}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    fn deref(&self) -> &Logged {
+        &self.process
     }
 }
 
-impl Drop for Consumer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl DerefMut for Consumer {
+    fn deref_mut(&mut self) -> &mut Logged {
+        &mut self.process
     }
 }
-
-use test_support::procfs::memory;
 
 /// Sends `signal` (e.g. "INT", "KILL", "HUP") to process `pid`.
 pub fn signal(pid: u32, signal: &str) {
@@ -274,11 +212,7 @@ impl Producer {
 
     /// Sends SIGINT (Ctrl-C) to the producer.
     pub fn interrupt(&self) {
-        let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -INT failed");
+        signal(self.child.id(), "INT");
     }
 
     /// Waits for the producer to exit and returns what it logged and printed.

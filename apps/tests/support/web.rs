@@ -3,19 +3,19 @@
 //! computed independently.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::ops::{Deref, DerefMut};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use num_bigint::BigUint;
 
-/// A producer serving HTTP, and the lines it has logged so far.
+use super::Logged;
+
+/// A producer serving HTTP, and the lines it has logged so far (the [`Logged`] it derefs to).
 pub struct WebProducer {
-    pub child: Child,
+    process: Logged,
     /// `http://127.0.0.1:<port>`.
     pub url: String,
-    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl WebProducer {
@@ -27,32 +27,19 @@ impl WebProducer {
     /// [`WebProducer::start`] logging with `filter` (`RUST_LOG`, which must keep the info line
     /// that says it listens) and with `env` (name, value) set in its environment.
     pub fn start_with_env(args: &[&str], filter: &str, env: &[(&str, &str)]) -> WebProducer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_producer"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_producer"));
+        command
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .env("RUST_LOG", filter)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the producer binary");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().expect("producer stderr");
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                // Each call's own line would drown the test's output.
-                if !line.contains(" result #") {
-                    eprintln!("[producer] {line}");
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
+            .stdout(Stdio::piped());
+        // Each call's own line would drown the test's output.
+        let process = Logged::spawn(&mut command, "producer", |line| line.contains(" result #"));
         let mut producer = WebProducer {
-            child,
+            process,
             url: String::new(),
-            log,
         };
         let line = producer.wait_for("HTTP listening", Duration::from_secs(30));
         let addr = line
@@ -64,49 +51,23 @@ impl WebProducer {
         producer
     }
 
-    /// Waits for a log line containing `needle` and returns it; panics on timeout or exit.
-    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
-                return line.clone();
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("producer exited ({status}) before logging {needle:?}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {needle:?} in the producer log"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Every line logged so far.
-    pub fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Sends `signal` (e.g. "HUP", "INT") to the process.
-    pub fn signal(&self, signal: &str) {
-        super::signal(self.child.id(), signal);
-    }
-
     /// `url` + `path`.
     pub fn at(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }
+}
 
-    /// The process's memory `field` (`VmRSS`, `VmHWM`) in bytes.
-    pub fn memory(&self, field: &str) -> Option<u64> {
-        super::memory(self.child.id(), field)
+impl Deref for WebProducer {
+    type Target = Logged;
+
+    fn deref(&self) -> &Logged {
+        &self.process
     }
 }
 
-impl Drop for WebProducer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl DerefMut for WebProducer {
+    fn deref_mut(&mut self) -> &mut Logged {
+        &mut self.process
     }
 }
 
