@@ -260,6 +260,17 @@ async fn call(client: &Client, producer: &WebProducer, key: Option<&str>) -> (St
     (response.status(), response.text().await.expect("a body"))
 }
 
+/// Asserts what each key's F(10) gets: the status given, and `55` with a 200.
+async fn assert_keys(client: &Client, producer: &WebProducer, expected: &[(&str, StatusCode)]) {
+    for &(key, status) in expected {
+        let (got, body) = call(client, producer, Some(key)).await;
+        assert_eq!(got, status, "key {key:?}: {body}");
+        if status == StatusCode::OK {
+            assert_eq!(body, "55", "key {key:?}");
+        }
+    }
+}
+
 async fn get(client: &Client, producer: &WebProducer, path: &str, key: Option<&str>) -> StatusCode {
     let mut request = client.get(producer.at(path));
     if let Some(key) = key {
@@ -312,14 +323,12 @@ async fn api_keys_401_without_an_accepted_key_probes_open() {
         .expect("answered");
     assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
 
-    assert_eq!(
-        call(&client, &producer, Some(KEY_A)).await,
-        (StatusCode::OK, "55".into())
-    );
-    assert_eq!(
-        call(&client, &producer, Some(KEY_B)).await,
-        (StatusCode::OK, "55".into())
-    );
+    assert_keys(
+        &client,
+        &producer,
+        &[(KEY_A, StatusCode::OK), (KEY_B, StatusCode::OK)],
+    )
+    .await;
 
     for open in ["/healthz", "/readyz", "/"] {
         assert_eq!(
@@ -356,45 +365,23 @@ async fn sighup_reloads_the_keys_revoking_one_and_keeping_the_others() {
         keys.to_str().unwrap(),
     ]);
     let client = Client::new();
-    assert_eq!(
-        call(&client, &producer, Some(KEY_A)).await.0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        call(&client, &producer, Some(KEY_C)).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    let ok = StatusCode::OK;
+    let unauthorized = StatusCode::UNAUTHORIZED;
+    assert_keys(&client, &producer, &[(KEY_A, ok), (KEY_C, unauthorized)]).await;
 
     // A revoked, B kept, C added; the file replaced whole, as an editor or a deploy does.
     let next = temp_file("keys-reload.next", &format!("{KEY_B}\n{KEY_C}\n"));
     std::fs::rename(&next, &keys).expect("replace the key file");
     producer.signal("HUP");
     producer.wait_for("API keys reloaded", Duration::from_secs(10));
-    assert_eq!(
-        call(&client, &producer, Some(KEY_A)).await.0,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        call(&client, &producer, Some(KEY_B)).await,
-        (StatusCode::OK, "55".into())
-    );
-    assert_eq!(
-        call(&client, &producer, Some(KEY_C)).await,
-        (StatusCode::OK, "55".into())
-    );
+    let reloaded = [(KEY_A, unauthorized), (KEY_B, ok), (KEY_C, ok)];
+    assert_keys(&client, &producer, &reloaded).await;
 
     // A file that cannot be used is not applied: the keys stay as they were.
     std::fs::write(&keys, "short\n").expect("spoil the key file");
     producer.signal("HUP");
     producer.wait_for("the keys loaded before are kept", Duration::from_secs(10));
-    assert_eq!(
-        call(&client, &producer, Some(KEY_B)).await.0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        call(&client, &producer, Some(KEY_A)).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_keys(&client, &producer, &reloaded).await;
     assert!(
         producer.child.try_wait().expect("alive").is_none(),
         "SIGHUP did not stop it"
@@ -426,19 +413,14 @@ async fn no_secret_or_key_in_logs_pages_or_metrics() {
         &[("RPC_SECRET", SECRET)],
     );
     let client = Client::new();
+    let unauthorized = StatusCode::UNAUTHORIZED;
+    let tries = [
+        (KEY_A, StatusCode::OK),
+        (WRONG, unauthorized),
+        (SECRET, unauthorized),
+    ];
     for _ in 0..20 {
-        assert_eq!(
-            call(&client, &producer, Some(KEY_A)).await.0,
-            StatusCode::OK
-        );
-        assert_eq!(
-            call(&client, &producer, Some(WRONG)).await.0,
-            StatusCode::UNAUTHORIZED
-        );
-        assert_eq!(
-            call(&client, &producer, Some(SECRET)).await.0,
-            StatusCode::UNAUTHORIZED
-        );
+        assert_keys(&client, &producer, &tries).await;
     }
     // Arguments that fail, so that error paths log too.
     let bad = client
