@@ -63,7 +63,7 @@ pub async fn call(
         Ok(args) => args,
         Err(response) => return response,
     };
-    let _running = match tokio::time::timeout_at(deadline, ticket.run()).await {
+    let running = match tokio::time::timeout_at(deadline, ticket.run()).await {
         Ok(Ok(place)) => place,
         Ok(Err(refusal)) => return overloaded(&refusal),
         Err(_) => {
@@ -76,6 +76,9 @@ pub async fn call(
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
     let client = door.client.clone().with_timeout(left);
     let answer = client.call_traced(&procedure, Encoding::Json, args).await;
+    // The consumer is done with it: the next call may go while this one is recorded and
+    // answered.
+    drop(running);
     let consumer = answer.consumer.as_deref();
     let latency = started.elapsed();
     door.observer.record(
