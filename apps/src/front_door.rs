@@ -127,17 +127,16 @@ impl FrontDoor {
         config: FrontDoorConfig,
     ) -> Arc<Self> {
         let automatic = config.max_in_flight == 0;
-        let limit = match (automatic, consumers.capacity(PIPELINE)) {
-            (false, _) => config.max_in_flight,
-            (true, Some(capacity)) => capacity,
-            (true, None) => AMQP_IN_FLIGHT,
+        let tcp_places = places(&consumers).filter(|_| automatic);
+        let (limit, while_standing) = match tcp_places {
+            Some(places) => places,
+            None if automatic => (AMQP_IN_FLIGHT, AMQP_IN_FLIGHT),
+            None => (config.max_in_flight, config.max_in_flight),
         };
         let admission = Admission::new(limit, config.max_queue_time, config.max_waiting);
-        if automatic {
-            if let Some(places) = places(&consumers) {
-                admission.set_limit(places.0, places.1);
-                follow_capacity(consumers.clone(), Arc::downgrade(&admission));
-            }
+        admission.set_limit(limit, while_standing);
+        if tcp_places.is_some() {
+            follow_capacity(consumers.clone(), Arc::downgrade(&admission));
         }
         Arc::new(Self {
             client,

@@ -159,6 +159,21 @@ mod tests {
     }
 
     #[test]
+    fn quantiles_within_a_thousandth() {
+        let samples: Vec<_> = (1..=100).map(Duration::from_millis).collect();
+        let near = |got: Option<Duration>, want: u64| {
+            let got = got.expect("a quantile").as_secs_f64() * 1e3;
+            assert!(
+                (got - want as f64).abs() <= want as f64 * 1e-3,
+                "{got} ms, want {want}"
+            );
+        };
+        near(quantile(&samples, 0.5), 50);
+        near(quantile(&samples, 0.99), 99);
+        assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[test]
     fn empty_has_no_quantile() {
         let latencies = Latencies::new();
         assert_eq!(latencies.quantile(0.5), None);

@@ -263,7 +263,7 @@ impl Admission {
             let Some((_, waiter)) = waiter else {
                 return;
             };
-            match waiter.send(self.place(Instant::now())) {
+            match waiter.send(self.place(now)) {
                 Ok(()) => {
                     line.running += 1;
                     line.waiting -= 1;
