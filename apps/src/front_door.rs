@@ -170,8 +170,9 @@ impl FrontDoor {
 }
 
 /// The automatic places over TCP: what the consumers up can run plus their [`PIPELINE`], and
-/// while the line stands (an overload that lasts) only what they can run, so that an admitted
-/// call does not wait at a consumer behind another run. `None` over AMQP.
+/// while the line stands (an overload that lasts) only what they can run, the pipeline's
+/// places given out as running calls are due to end, so that an admitted call does not wait at
+/// a consumer behind another run. `None` over AMQP.
 fn places(consumers: &Consumers) -> Option<(usize, usize)> {
     Some((consumers.capacity(PIPELINE)?, consumers.capacity(0)?))
 }

@@ -10,7 +10,10 @@
 //! about one run time, and the ones left at the back are refused when their target passes, as
 //! they would have been anyway. A standing line also gives out fewer places if told to (see
 //! [`Admission::set_limit`]): the front door then leaves out the places that keep a
-//! consumer's pipeline full, whose calls would wait there behind another run. A closed loop of
+//! consumer's pipeline full, whose calls would wait there behind another run, and gives each
+//! one out only when a running call is due to end, so that the next call reaches the consumer
+//! as it does: the consumer neither idles a round trip between calls nor holds a call behind a
+//! whole run. A closed loop of
 //! clients that merely keeps a short line (each waits a few milliseconds behind the others)
 //! never stands that long, and stays first come first served. This is the adaptive LIFO of
 //! Facebook's servers ("Fail at Scale", ACM Queue 13(8), 2015), with CoDel's target and
@@ -26,7 +29,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -43,6 +46,11 @@ const STANDING_FOR: Duration = Duration::from_millis(20);
 /// How far over the target a newcomer's estimated wait must be for it to be refused at once.
 const ESTIMATE_MARGIN: f64 = 2.0;
 
+/// While the line stands, a running call is due to end this fraction of a hold before its
+/// hold is up: its successor then gets a place held back for it (see [`Admission::set_limit`]),
+/// so that it reaches the consumer as the running call ends, not a round trip later.
+const EARLY_BY: f64 = 0.25;
+
 /// The producer's admission control for HTTP calls.
 #[derive(Debug)]
 pub struct Admission {
@@ -50,16 +58,22 @@ pub struct Admission {
     max_queue_time: Duration,
     max_waiting: usize,
     rejected: AtomicU64,
+    /// The thread that gives the held-back places out early (see [`early_places`]), once
+    /// there are any.
+    early: OnceLock<std::thread::Thread>,
 }
 
 #[derive(Debug)]
 struct Line {
     /// Calls holding a place now.
     running: usize,
+    /// When each of them got its place (as many as `running`, in no order).
+    started: Vec<Instant>,
     /// Places.
     limit: usize,
     /// Places while the line stands (at most `limit`): without the places that only keep a
-    /// consumer's pipeline full, whose calls wait there behind another run.
+    /// consumer's pipeline full, whose calls wait there behind another run. Those are given
+    /// out again, one per running call, as the running calls become due to end.
     standing_limit: usize,
     /// Calls waiting (their tickets not yet dropped nor given a place).
     waiting: usize,
@@ -71,6 +85,8 @@ struct Line {
     /// Since when the oldest waiter has been over the standing fraction of the target old at
     /// every place given out (`None`: it was not at the last one).
     old_since: Option<Instant>,
+    /// Whether the early-places thread sleeps until woken (it knows of no call due).
+    early_asleep: bool,
 }
 
 /// Why a request was refused.
@@ -129,16 +145,19 @@ impl Admission {
         Arc::new(Self {
             line: Mutex::new(Line {
                 running: 0,
+                started: Vec::new(),
                 limit: limit.max(1),
                 standing_limit: limit.max(1),
                 waiting: 0,
                 waiters: VecDeque::new(),
                 hold: 0.0,
                 old_since: None,
+                early_asleep: true,
             }),
             max_queue_time,
             max_waiting,
             rejected: AtomicU64::new(0),
+            early: OnceLock::new(),
         })
     }
 
@@ -151,7 +170,7 @@ impl Admission {
         let entered = Instant::now();
         let mut line = self.lock();
         if line.running < line.limit && line.waiting == 0 {
-            line.running += 1;
+            line.start(entered);
             drop(line);
             return Ok(Ticket {
                 admission: self.clone(),
@@ -191,10 +210,27 @@ impl Admission {
 
     /// Sets the number of places (at least 1), and how many of them are given out while the
     /// line stands (at least 1, at most `limit`); waiting calls get the new ones at once.
+    ///
+    /// The places held back while the line stands are given out early instead: one for each
+    /// running call that is due to end (a quarter of the average hold before it is up), so
+    /// that the next call reaches the consumer as that one ends. A thread of the admission's
+    /// own wakes for them, as the runtime's timers are a millisecond coarse.
     pub fn set_limit(self: &Arc<Self>, limit: usize, while_standing: usize) {
         let mut line = self.lock();
         line.limit = limit.max(1);
         line.standing_limit = while_standing.clamp(1, line.limit);
+        if line.standing_limit < line.limit && self.early.get().is_none() {
+            let admission = Arc::downgrade(self);
+            let spawned = std::thread::Builder::new()
+                .name("early-places".into())
+                .spawn(move || early_places(admission));
+            match spawned {
+                Ok(thread) => {
+                    let _ = self.early.set(thread.thread().clone());
+                }
+                Err(error) => tracing::warn!(%error, "no thread for early places"),
+            }
+        }
         self.hand_over(&mut line);
     }
 
@@ -252,7 +288,8 @@ impl Admission {
                 line.old_since = None;
                 false
             };
-            if standing && line.running >= line.standing_limit {
+            if standing && line.running >= line.standing_limit_at(now) {
+                self.wake_early(line);
                 return;
             }
             let waiter = if standing {
@@ -265,8 +302,11 @@ impl Admission {
             };
             match waiter.send(self.place(now)) {
                 Ok(()) => {
-                    line.running += 1;
+                    line.start(now);
                     line.waiting -= 1;
+                    if standing {
+                        self.wake_early(line);
+                    }
                 }
                 // Its ticket is gone and counted itself out of the line: the place goes to the
                 // next one, without this lock taken twice.
@@ -275,10 +315,106 @@ impl Admission {
         }
     }
 
+    /// Wakes the thread that gives places out early if it sleeps until woken: the line
+    /// stands, and a call started or all the standing places are taken.
+    fn wake_early(&self, line: &mut Line) {
+        if !line.early_asleep {
+            return;
+        }
+        if let Some(thread) = self.early.get() {
+            line.early_asleep = false;
+            thread.unpark();
+        }
+    }
+
+    /// Gives out the places of the running calls due to end now, and says when the next one
+    /// is due (`None`: none will be before the line changes).
+    fn give_early_places(self: &Arc<Self>) -> Option<Instant> {
+        let mut line = self.lock();
+        self.hand_over(&mut line);
+        let standing = line
+            .old_since
+            .is_some_and(|since| since.elapsed() >= STANDING_FOR);
+        let next = if !standing || line.waiting == 0 || line.running >= line.limit {
+            None
+        } else {
+            let now = Instant::now();
+            line.due_after().and_then(|due_after| {
+                line.started
+                    .iter()
+                    .map(|&started| started + due_after)
+                    .filter(|&due| due > now)
+                    .min()
+            })
+        };
+        line.early_asleep = next.is_none();
+        next
+    }
+
     fn lock(&self) -> MutexGuard<'_, Line> {
         self.line
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Line {
+    /// A call got its place at `now`.
+    fn start(&mut self, now: Instant) {
+        self.running += 1;
+        self.started.push(now);
+    }
+
+    /// The call that got its place at `since` gave it back.
+    fn end(&mut self, since: Instant) {
+        self.running -= 1;
+        if let Some(index) = self.started.iter().position(|&s| s == since) {
+            self.started.swap_remove(index);
+        }
+    }
+
+    /// How long after it got its place a call is due to end (`None` before any ended).
+    fn due_after(&self) -> Option<Duration> {
+        (self.hold > 0.0).then(|| Duration::from_secs_f64(self.hold * (1.0 - EARLY_BY)))
+    }
+
+    /// The places while the line stands at `now`: the standing ones, and one more for each
+    /// running call due to end, up to `limit`.
+    fn standing_limit_at(&self, now: Instant) -> usize {
+        let due = match self.due_after() {
+            Some(after) => self
+                .started
+                .iter()
+                .filter(|&&started| now.duration_since(started) >= after)
+                .count(),
+            None => 0,
+        };
+        (self.standing_limit + due).min(self.limit)
+    }
+}
+
+/// The thread that gives the held-back places out as running calls become due to end, for as
+/// long as the admission exists. It sleeps until the next is due, or until woken by a call
+/// started or a line begun to stand.
+fn early_places(admission: Weak<Admission>) {
+    loop {
+        let next = match admission.upgrade() {
+            Some(admission) => admission.give_early_places(),
+            None => return,
+        };
+        match next {
+            Some(due) => std::thread::park_timeout(due.saturating_duration_since(Instant::now())),
+            None => std::thread::park(),
+        }
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        // Its thread ends on waking.
+        if let Some(thread) = self.early.get() {
+            thread.unpark();
+        }
     }
 }
 
@@ -343,7 +479,7 @@ impl Drop for Place {
         let held = self.since.elapsed().as_secs_f64();
         let admission = self.admission.clone();
         let mut line = admission.lock();
-        line.running -= 1;
+        line.end(self.since);
         line.hold = if line.hold == 0.0 {
             held
         } else {
@@ -494,6 +630,34 @@ mod tests {
         drop(oldest);
         let _next = next.run().await.expect("the standing place");
         assert_eq!((admission.in_flight(), admission.waiting()), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn a_standing_line_gives_a_due_call_its_successor_early() {
+        let admission = Admission::new(2, Duration::from_millis(400), 10);
+        admission.set_limit(2, 1);
+        // Calls hold their place about 20 ms: with the first two held far longer, the
+        // average is about 60 ms when the line stands, and a call is due 45 ms after its start.
+        admission.lock().hold = 0.02;
+        let first = a_place(&admission).await;
+        let second = a_place(&admission).await;
+        let oldest = admission.enter().expect("in line");
+        let next = admission.enter().expect("in line");
+        tokio::time::sleep(Duration::from_millis(210)).await;
+        drop(first);
+        let oldest = oldest.run().await.expect("first come first served");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        // Standing: one place only, and one is taken...
+        drop(second);
+        let standing = Instant::now();
+        assert_eq!((admission.in_flight(), admission.waiting()), (1, 1));
+        // ... until the running call is due to end: then its successor is given the other,
+        // while it still runs (without, it would wait for its target and be refused).
+        let _next = next.run().await.expect("the place held back, given early");
+        let early = standing.elapsed();
+        assert!(early < Duration::from_millis(100), "{early:?}");
+        assert_eq!((admission.in_flight(), admission.waiting()), (2, 0));
+        drop(oldest);
     }
 
     #[tokio::test]
