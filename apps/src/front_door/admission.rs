@@ -5,9 +5,7 @@
 //!
 //! The line is first come first served, and turns last come first served while it stands: when
 //! its oldest waiter has been over half the target old at every place given out for
-//! [`STANDING_FOR`]; it stops standing once it has been empty or its oldest younger for as
-//! long, so that a moment's gap in an overload (a stalled machine, a burst of refusals) does
-//! not turn it back to first come first served for the time it takes to stand again. Under a steady overload a first-come line fills to the target, so every
+//! [`STANDING_FOR`]. Under a steady overload a first-come line fills to the target, so every
 //! call it admits has waited the whole target; served newest first, the calls it admits wait
 //! about one run time, and the ones left at the back are refused when their target passes, as
 //! they would have been anyway. A standing line also gives out fewer places if told to (see
@@ -84,13 +82,9 @@ struct Line {
     waiters: VecDeque<(Instant, oneshot::Sender<Place>)>,
     /// The moving average of the time a call held its place, in seconds (0 before the first).
     hold: f64,
-    /// Whether the line stands: served newest first, with `standing_limit` places.
-    standing: bool,
-    /// Since when the line has looked the other way at every look (`None`: it looked as it
-    /// is at the last one). A line stands once its oldest waiter has been over the standing
-    /// fraction of the target old for [`STANDING_FOR`], and stops once it has been empty or
-    /// its oldest younger for as long: a moment's gap in an overload does not turn it back.
-    flip_since: Option<Instant>,
+    /// Since when the oldest waiter has been over the standing fraction of the target old at
+    /// every place given out (`None`: it was not at the last one).
+    old_since: Option<Instant>,
     /// Whether the early-places thread sleeps until woken (it knows of no call due).
     early_asleep: bool,
 }
@@ -157,8 +151,7 @@ impl Admission {
                 waiting: 0,
                 waiters: VecDeque::new(),
                 hold: 0.0,
-                standing: false,
-                flip_since: None,
+                old_since: None,
                 early_asleep: true,
             }),
             max_queue_time,
@@ -177,9 +170,6 @@ impl Admission {
         let entered = Instant::now();
         let mut line = self.lock();
         if line.running < line.limit && line.waiting == 0 {
-            if line.standing {
-                line.look(false, entered);
-            }
             line.start(entered);
             drop(line);
             return Ok(Ticket {
@@ -286,12 +276,18 @@ impl Admission {
             while line.waiters.front().is_some_and(|(_, w)| w.is_closed()) {
                 line.waiters.pop_front();
             }
-            let now = Instant::now();
-            let Some(&(entered, _)) = line.waiters.front() else {
-                line.look(false, now);
+            let Some((entered, _)) = line.waiters.front() else {
+                line.old_since = None;
                 return;
             };
-            let standing = line.look(now.duration_since(entered) > old, now);
+            let now = Instant::now();
+            let standing = if now.duration_since(*entered) > old {
+                let since = *line.old_since.get_or_insert(now);
+                now.duration_since(since) >= STANDING_FOR
+            } else {
+                line.old_since = None;
+                false
+            };
             if standing && line.running >= line.standing_limit_at(now) {
                 self.wake_early(line);
                 return;
@@ -336,7 +332,10 @@ impl Admission {
     fn give_early_places(self: &Arc<Self>) -> Option<Instant> {
         let mut line = self.lock();
         self.hand_over(&mut line);
-        let next = if !line.standing || line.waiting == 0 || line.running >= line.limit {
+        let standing = line
+            .old_since
+            .is_some_and(|since| since.elapsed() >= STANDING_FOR);
+        let next = if !standing || line.waiting == 0 || line.running >= line.limit {
             None
         } else {
             let now = Instant::now();
@@ -360,18 +359,6 @@ impl Admission {
 }
 
 impl Line {
-    /// Looks at the line at `now` (`old`: its oldest waiter is over the standing fraction of
-    /// the target old), and says whether it stands.
-    fn look(&mut self, old: bool, now: Instant) -> bool {
-        if old == self.standing {
-            self.flip_since = None;
-        } else if now.duration_since(*self.flip_since.get_or_insert(now)) >= STANDING_FOR {
-            self.standing = old;
-            self.flip_since = None;
-        }
-        self.standing
-    }
-
     /// A call got its place at `now`.
     fn start(&mut self, now: Instant) {
         self.running += 1;
@@ -622,31 +609,6 @@ mod tests {
         let refused = second.run().await;
         assert!(matches!(refused, Err(Refusal::Waited(_))), "{refused:?}");
         assert!(started.elapsed() < Duration::from_millis(200));
-    }
-
-    #[tokio::test]
-    async fn a_standing_line_young_for_a_moment_still_serves_the_newest() {
-        let admission = Admission::new(1, Duration::from_millis(400), 10);
-        let running = a_place(&admission).await;
-        let oldest = admission.enter().expect("in line");
-        let second = admission.enter().expect("in line");
-        tokio::time::sleep(Duration::from_millis(210)).await;
-        drop(running);
-        let running = oldest.run().await.expect("first come first served");
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        // Standing from this place on (the second is served, and the line is empty)...
-        drop(running);
-        let running = second.run().await.expect("the only one in line");
-        // ... and young for a moment: two newcomers, the newest served first.
-        let first_come = admission.enter().expect("in line");
-        let newest = admission.enter().expect("in line");
-        drop(running);
-        let _newest = newest
-            .run()
-            .await
-            .expect("still standing: the newest first");
-        assert_eq!(admission.waiting(), 1);
-        drop(first_come);
     }
 
     #[tokio::test]
