@@ -1,0 +1,181 @@
+//! The admission's unit tests: places, the line, refusals, and the standing line's order and
+//! places.
+
+use super::*;
+
+/// A place taken at once (one is free).
+async fn a_place(admission: &Arc<Admission>) -> Place {
+    admission
+        .enter()
+        .expect("room")
+        .run()
+        .await
+        .expect("a place")
+}
+
+#[tokio::test]
+async fn a_free_place_is_given_at_once_and_freed_on_drop() {
+    let admission = Admission::new(2, Duration::from_millis(50), 10);
+    let a = a_place(&admission).await;
+    let _b = a_place(&admission).await;
+    assert_eq!((admission.in_flight(), admission.waiting()), (2, 0));
+    let c = admission.enter().expect("in line");
+    assert_eq!(admission.waiting(), 1);
+    drop(a);
+    let _c = c.run().await.expect("the freed place");
+    assert_eq!((admission.in_flight(), admission.waiting()), (2, 0));
+}
+
+#[tokio::test]
+async fn a_waiter_that_gets_no_place_in_time_is_refused() {
+    let admission = Admission::new(1, Duration::from_millis(30), 10);
+    let _running = a_place(&admission).await;
+    let started = Instant::now();
+    let refused = admission.enter().expect("in line").run().await;
+    assert!(matches!(refused, Err(Refusal::Waited(_))), "{refused:?}");
+    assert!(started.elapsed() < Duration::from_millis(200));
+    assert_eq!((admission.waiting(), admission.rejected()), (0, 1));
+}
+
+#[tokio::test]
+async fn a_newcomer_that_would_wait_too_long_is_refused_at_once() {
+    let admission = Admission::new(1, Duration::from_millis(11), 100);
+    // Calls hold their place 5 ms: four waiting would wait 20 ms, a fifth 25 ms, over
+    // the target's twice (the margin).
+    admission.lock().hold = 0.005;
+    let _running = a_place(&admission).await;
+    let admitted: Vec<_> = (0..4)
+        .map(|_| admission.enter().expect("in line"))
+        .collect();
+    let fifth = admission.enter();
+    assert!(matches!(fifth, Err(Refusal::WouldWait(_))), "{fifth:?}");
+    drop(admitted);
+    assert_eq!((admission.waiting(), admission.rejected()), (0, 1));
+}
+
+#[tokio::test]
+async fn the_line_is_capped_and_a_dropped_waiter_passes_its_place_on() {
+    let admission = Admission::new(1, Duration::from_secs(10), 2);
+    let running = a_place(&admission).await;
+    let gone = admission.enter().expect("in line");
+    let next = admission.enter().expect("in line");
+    assert!(matches!(admission.enter(), Err(Refusal::LineFull(2))));
+    drop(gone);
+    assert_eq!(admission.waiting(), 1);
+    drop(running);
+    let _next = next
+        .run()
+        .await
+        .expect("the place skipped the dropped ticket");
+    assert_eq!((admission.in_flight(), admission.waiting()), (1, 0));
+}
+
+#[tokio::test]
+async fn a_draining_line_serves_the_first_come() {
+    let admission = Admission::new(1, Duration::from_secs(10), 10);
+    let running = a_place(&admission).await;
+    let first = admission.enter().expect("in line");
+    let second = admission.enter().expect("in line");
+    drop(running);
+    let _first = first
+        .run()
+        .await
+        .expect("the first in line is served first");
+    assert_eq!(admission.waiting(), 1);
+    drop(second);
+}
+
+#[tokio::test]
+async fn a_line_old_for_a_moment_still_serves_the_first_come() {
+    let admission = Admission::new(1, Duration::from_millis(400), 10);
+    let running = a_place(&admission).await;
+    let oldest = admission.enter().expect("in line");
+    tokio::time::sleep(Duration::from_millis(210)).await;
+    let newest = admission.enter().expect("in line");
+    // The oldest is over half the target old (210 > 200 ms), but has not been
+    // so at places given out for STANDING_FOR: this is the first.
+    drop(running);
+    let _oldest = oldest.run().await.expect("the first come is served first");
+    drop(newest);
+}
+
+#[tokio::test]
+async fn a_standing_line_serves_the_newest() {
+    // A 400 ms target: the oldest is old at 200 ms.
+    let admission = Admission::new(1, Duration::from_millis(400), 10);
+    let running = a_place(&admission).await;
+    let oldest = admission.enter().expect("in line");
+    let second = admission.enter().expect("in line");
+    tokio::time::sleep(Duration::from_millis(210)).await;
+    // A place given out with the oldest old: the line may be standing from now on. The
+    // oldest is served (not yet standing), the second is old from now too.
+    drop(running);
+    let first_served = oldest.run().await.expect("first come first served");
+    let newest = admission.enter().expect("in line");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(first_served);
+    let _newest = newest.run().await.expect("the newest is served first");
+    let started = Instant::now();
+    let refused = second.run().await;
+    assert!(matches!(refused, Err(Refusal::Waited(_))), "{refused:?}");
+    assert!(started.elapsed() < Duration::from_millis(200));
+}
+
+#[tokio::test]
+async fn a_standing_line_gives_out_only_its_standing_places() {
+    let admission = Admission::new(2, Duration::from_millis(400), 10);
+    admission.set_limit(2, 1);
+    let first = a_place(&admission).await;
+    let second = a_place(&admission).await;
+    let oldest = admission.enter().expect("in line");
+    let next = admission.enter().expect("in line");
+    tokio::time::sleep(Duration::from_millis(210)).await;
+    // Old, but not yet for STANDING_FOR: both places are given out.
+    drop(first);
+    let oldest = oldest.run().await.expect("first come first served");
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    // Standing: one place only, and one is taken.
+    drop(second);
+    assert_eq!((admission.in_flight(), admission.waiting()), (1, 1));
+    drop(oldest);
+    let _next = next.run().await.expect("the standing place");
+    assert_eq!((admission.in_flight(), admission.waiting()), (1, 0));
+}
+
+#[tokio::test]
+async fn a_standing_line_gives_a_due_call_its_successor_early() {
+    let admission = Admission::new(2, Duration::from_millis(400), 10);
+    admission.set_limit(2, 1);
+    // Calls hold their place about 20 ms: with the first two held far longer, the
+    // average is about 60 ms when the line stands, and a call is due 45 ms after its start.
+    admission.lock().hold = 0.02;
+    let first = a_place(&admission).await;
+    let second = a_place(&admission).await;
+    let oldest = admission.enter().expect("in line");
+    let next = admission.enter().expect("in line");
+    tokio::time::sleep(Duration::from_millis(210)).await;
+    drop(first);
+    let oldest = oldest.run().await.expect("first come first served");
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    // Standing: one place only, and one is taken...
+    drop(second);
+    let standing = Instant::now();
+    assert_eq!((admission.in_flight(), admission.waiting()), (1, 1));
+    // ... until the running call is due to end: then its successor is given the other,
+    // while it still runs (without, it would wait for its target and be refused).
+    let _next = next.run().await.expect("the place held back, given early");
+    let early = standing.elapsed();
+    assert!(early < Duration::from_millis(100), "{early:?}");
+    assert_eq!((admission.in_flight(), admission.waiting()), (2, 0));
+    drop(oldest);
+}
+
+#[tokio::test]
+async fn more_places_go_to_the_waiters() {
+    let admission = Admission::new(1, Duration::from_secs(10), 10);
+    let _running = a_place(&admission).await;
+    let waiter = admission.enter().expect("in line");
+    admission.set_limit(2, 2);
+    let _place = waiter.run().await.expect("the new place");
+    assert_eq!(admission.in_flight(), 2);
+}
