@@ -59,8 +59,8 @@ use crate::security::ApiKeys;
 pub struct FrontDoorConfig {
     /// Calls running at once; 0 means what the consumers can run: over TCP each consumer's
     /// capacity (its workers) plus [`PIPELINE`], summed over the consumers up (followed as they
-    /// come and go), and only their workers while the wait line stands; over AMQP
-    /// [`AMQP_IN_FLIGHT`]. Default 0.
+    /// come and go); while the wait line stands, their workers, and a pipeline place only as a
+    /// running call is due to end; over AMQP [`AMQP_IN_FLIGHT`]. Default 0.
     pub max_in_flight: usize,
     /// The queue-time target: a request that would wait longer than this for a place to run
     /// gets 503 `Overloaded` at once, and one that has waited this long gets it then.

@@ -281,13 +281,12 @@ impl Admission {
                 return;
             };
             let now = Instant::now();
-            let standing = if now.duration_since(*entered) > old {
-                let since = *line.old_since.get_or_insert(now);
-                now.duration_since(since) >= STANDING_FOR
+            if now.duration_since(*entered) > old {
+                line.old_since.get_or_insert(now);
             } else {
                 line.old_since = None;
-                false
-            };
+            }
+            let standing = line.stands(now);
             if standing && line.running >= line.standing_limit_at(now) {
                 self.wake_early(line);
                 return;
@@ -332,13 +331,10 @@ impl Admission {
     fn give_early_places(self: &Arc<Self>) -> Option<Instant> {
         let mut line = self.lock();
         self.hand_over(&mut line);
-        let standing = line
-            .old_since
-            .is_some_and(|since| since.elapsed() >= STANDING_FOR);
-        let next = if !standing || line.waiting == 0 || line.running >= line.limit {
+        let now = Instant::now();
+        let next = if !line.stands(now) || line.waiting == 0 || line.running >= line.limit {
             None
         } else {
-            let now = Instant::now();
             line.due_after().and_then(|due_after| {
                 line.started
                     .iter()
@@ -359,6 +355,13 @@ impl Admission {
 }
 
 impl Line {
+    /// Whether the line stands at `now`: its oldest waiter has been old at every place given
+    /// out for [`STANDING_FOR`].
+    fn stands(&self, now: Instant) -> bool {
+        self.old_since
+            .is_some_and(|since| now.duration_since(since) >= STANDING_FOR)
+    }
+
     /// A call got its place at `now`.
     fn start(&mut self, now: Instant) {
         self.running += 1;
