@@ -121,12 +121,12 @@ async fn a_standing_line_serves_the_newest() {
     assert!(started.elapsed() < Duration::from_millis(200));
 }
 
-#[tokio::test]
-async fn a_standing_line_gives_out_only_its_standing_places() {
-    let admission = Admission::new(2, Duration::from_millis(400), 10);
+/// Makes the line of an admission with two places, one while standing (400 ms target), stand
+/// with one call running (returned) and one waiting (returned), the standing place taken.
+async fn stand_with_one_running(admission: &Arc<Admission>) -> (Place, Ticket) {
     admission.set_limit(2, 1);
-    let first = a_place(&admission).await;
-    let second = a_place(&admission).await;
+    let first = a_place(admission).await;
+    let second = a_place(admission).await;
     let oldest = admission.enter().expect("in line");
     let next = admission.enter().expect("in line");
     tokio::time::sleep(Duration::from_millis(210)).await;
@@ -137,6 +137,13 @@ async fn a_standing_line_gives_out_only_its_standing_places() {
     // Standing: one place only, and one is taken.
     drop(second);
     assert_eq!((admission.in_flight(), admission.waiting()), (1, 1));
+    (oldest, next)
+}
+
+#[tokio::test]
+async fn a_standing_line_gives_out_only_its_standing_places() {
+    let admission = Admission::new(2, Duration::from_millis(400), 10);
+    let (oldest, next) = stand_with_one_running(&admission).await;
     drop(oldest);
     let _next = next.run().await.expect("the standing place");
     assert_eq!((admission.in_flight(), admission.waiting()), (1, 0));
@@ -145,22 +152,12 @@ async fn a_standing_line_gives_out_only_its_standing_places() {
 #[tokio::test]
 async fn a_standing_line_gives_a_due_call_its_successor_early() {
     let admission = Admission::new(2, Duration::from_millis(400), 10);
-    admission.set_limit(2, 1);
     // Calls hold their place about 20 ms: with the first two held far longer, the
     // average is about 60 ms when the line stands, and a call is due 45 ms after its start.
     admission.lock().hold = 0.02;
-    let first = a_place(&admission).await;
-    let second = a_place(&admission).await;
-    let oldest = admission.enter().expect("in line");
-    let next = admission.enter().expect("in line");
-    tokio::time::sleep(Duration::from_millis(210)).await;
-    drop(first);
-    let oldest = oldest.run().await.expect("first come first served");
-    tokio::time::sleep(Duration::from_millis(30)).await;
     // Standing: one place only, and one is taken...
-    drop(second);
+    let (oldest, next) = stand_with_one_running(&admission).await;
     let standing = Instant::now();
-    assert_eq!((admission.in_flight(), admission.waiting()), (1, 1));
     // ... until the running call is due to end: then its successor is given the other,
     // while it still runs (without, it would wait for its target and be refused).
     let _next = next.run().await.expect("the place held back, given early");
