@@ -65,9 +65,7 @@ pub struct Admission {
 
 #[derive(Debug)]
 struct Line {
-    /// Calls holding a place now.
-    running: usize,
-    /// When each of them got its place (as many as `running`, in no order).
+    /// When each call holding a place now got it (in no order).
     started: Vec<Instant>,
     /// Places.
     limit: usize,
@@ -144,7 +142,6 @@ impl Admission {
     pub fn new(limit: usize, max_queue_time: Duration, max_waiting: usize) -> Arc<Self> {
         Arc::new(Self {
             line: Mutex::new(Line {
-                running: 0,
                 started: Vec::new(),
                 limit: limit.max(1),
                 standing_limit: limit.max(1),
@@ -169,7 +166,7 @@ impl Admission {
     pub fn enter(self: &Arc<Self>) -> Result<Ticket, Refusal> {
         let entered = Instant::now();
         let mut line = self.lock();
-        if line.running < line.limit && line.waiting == 0 {
+        if line.running() < line.limit && line.waiting == 0 {
             line.start(entered);
             drop(line);
             return Ok(Ticket {
@@ -242,7 +239,7 @@ impl Admission {
 
     /// Calls running now.
     pub fn in_flight(&self) -> usize {
-        self.lock().running
+        self.lock().running()
     }
 
     /// Calls admitted and waiting for a place to run.
@@ -272,7 +269,7 @@ impl Admission {
     /// stands (see the module's documentation).
     fn hand_over(self: &Arc<Self>, line: &mut Line) {
         let old = self.max_queue_time / STANDING_FRACTION;
-        while line.running < line.limit {
+        while line.running() < line.limit {
             while line.waiters.front().is_some_and(|(_, w)| w.is_closed()) {
                 line.waiters.pop_front();
             }
@@ -287,7 +284,7 @@ impl Admission {
                 line.old_since = None;
             }
             let standing = line.stands(now);
-            if standing && line.running >= line.standing_limit_at(now) {
+            if standing && line.running() >= line.standing_limit_at(now) {
                 self.wake_early(line);
                 return;
             }
@@ -332,7 +329,7 @@ impl Admission {
         let mut line = self.lock();
         self.hand_over(&mut line);
         let now = Instant::now();
-        let next = if !line.stands(now) || line.waiting == 0 || line.running >= line.limit {
+        let next = if !line.stands(now) || line.waiting == 0 || line.running() >= line.limit {
             None
         } else {
             line.due_after().and_then(|due_after| {
@@ -362,15 +359,18 @@ impl Line {
             .is_some_and(|since| now.duration_since(since) >= STANDING_FOR)
     }
 
+    /// Calls holding a place now.
+    fn running(&self) -> usize {
+        self.started.len()
+    }
+
     /// A call got its place at `now`.
     fn start(&mut self, now: Instant) {
-        self.running += 1;
         self.started.push(now);
     }
 
     /// The call that got its place at `since` gave it back.
     fn end(&mut self, since: Instant) {
-        self.running -= 1;
         if let Some(index) = self.started.iter().position(|&s| s == since) {
             self.started.swap_remove(index);
         }

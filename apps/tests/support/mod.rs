@@ -60,15 +60,15 @@ impl Consumer {
         } else {
             "AMQP consumer ready"
         };
-        let line = consumer.wait_for(ready, Duration::from_secs(60));
         if tcp {
-            let port = line
-                .split("addr=127.0.0.1:")
-                .nth(1)
-                .and_then(|rest| rest.split_whitespace().next())
+            let addr = consumer.wait_for_addr(ready, Duration::from_secs(60));
+            consumer.port = addr
+                .rsplit(':')
+                .next()
                 .and_then(|port| port.parse().ok())
-                .unwrap_or_else(|| panic!("no port in {line:?}"));
-            consumer.port = port;
+                .unwrap_or_else(|| panic!("no port in {addr:?}"));
+        } else {
+            consumer.wait_for(ready, Duration::from_secs(60));
         }
         consumer
     }

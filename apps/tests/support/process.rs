@@ -61,6 +61,17 @@ impl Logged {
         }
     }
 
+    /// Waits for a log line containing `needle` and returns the address its `addr=` field
+    /// gives (`127.0.0.1:port`); panics as [`Logged::wait_for`] does, or if there is none.
+    pub fn wait_for_addr(&mut self, needle: &str, timeout: Duration) -> String {
+        let line = self.wait_for(needle, timeout);
+        line.split("addr=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string()
+    }
+
     /// Every line logged so far.
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()

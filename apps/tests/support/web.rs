@@ -41,12 +41,7 @@ impl WebProducer {
             process,
             url: String::new(),
         };
-        let line = producer.wait_for("HTTP listening", Duration::from_secs(30));
-        let addr = line
-            .split("addr=")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        let addr = producer.wait_for_addr("HTTP listening", Duration::from_secs(30));
         producer.url = format!("http://{addr}");
         producer
     }
