@@ -4,17 +4,15 @@ mod common;
 
 use std::time::Duration;
 
+use common::raw::{handshake, read_frame, read_welcome, request_frame, HELLO};
 use common::read_to_close;
 use futures::future::join_all;
 use rand::{Rng, SeedableRng};
 use rpc_core::encoding::{from_bincode, to_bincode};
-use rpc_core::{Call, Client, Encoding, Reply, Request, RpcError};
+use rpc_core::{Client, Reply, RpcError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use transport_tcp::{TcpServer, TcpServerConfig, DEFAULT_MAX_FRAME};
-
-/// `Hello`, protocol 4 ([`transport_tcp::PROTOCOL_VERSION`]), replies up to 16 MiB.
-const HELLO: [u8; 16] = [0, 0, 0, 12, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 1];
 
 async fn server(config: TcpServerConfig) -> TcpServer {
     TcpServer::bind("127.0.0.1:0", common::registry(2), config)
@@ -176,35 +174,6 @@ async fn an_older_protocol_version_is_refused() {
     server.shutdown().await;
 }
 
-/// A `Request` frame (variant 1) for `procedure` with bincode `args`, as a producer sends it.
-fn request_frame(id: u64, procedure: &str, args: Vec<u8>) -> Vec<u8> {
-    let call = Call::new(procedure, Encoding::Bincode, args).with_timeout(Duration::from_secs(30));
-    let body = to_bincode(&(1u32, Request { id, call })).expect("encode a request");
-    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&body);
-    frame
-}
-
-/// Connects and completes the handshake.
-async fn handshake(server: &TcpServer) -> TcpStream {
-    let mut stream = TcpStream::connect(server.local_addr())
-        .await
-        .expect("connect");
-    stream.write_all(&HELLO).await.expect("hello");
-    read_welcome(&mut stream).await;
-    stream
-}
-
-/// Reads the consumer's `Welcome` frame (variant 0; its length depends on the registry's
-/// batch procedures) and checks its version.
-async fn read_welcome(stream: &mut TcpStream) {
-    let mut prefix = [0u8; 4];
-    stream.read_exact(&mut prefix).await.expect("a welcome");
-    let mut body = vec![0u8; u32::from_be_bytes(prefix) as usize];
-    stream.read_exact(&mut body).await.expect("a welcome");
-    assert_eq!(&body[..8], &[0, 0, 0, 0, 4, 0, 0, 0], "{body:?}");
-}
-
 /// The message of the `Error` frame carrying `Protocol` (7) that starts `frames`, if it does.
 fn protocol_error(frames: &[u8]) -> Option<String> {
     let body = frames.get(4..)?;
@@ -241,10 +210,7 @@ async fn a_frame_one_byte_over_the_limit_is_a_protocol_error() {
         let mut stream = handshake(&server).await;
         stream.write_all(&frame).await.expect("request");
         if served {
-            let mut prefix = [0u8; 4];
-            stream.read_exact(&mut prefix).await.expect("reply");
-            let mut body = vec![0u8; u32::from_be_bytes(prefix) as usize];
-            stream.read_exact(&mut body).await.expect("reply body");
+            let body = read_frame(&mut stream).await;
             assert_eq!(&body[..4], &[1, 0, 0, 0], "a reply: {body:?}");
             let reply: Reply = from_bincode(&body[4..]).expect("decode the reply");
             let echoed: String = from_bincode(&reply.into_result().expect("ok")).expect("text");

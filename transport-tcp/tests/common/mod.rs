@@ -14,6 +14,8 @@ use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 use transport_tcp::{TcpServerConfig, TcpTransport, TcpTransportConfig};
 
+pub mod raw;
+
 /// How many times [`Work::slow`] started with each tag, and the size of each batch
 /// [`Work::weigh`] ran, on the consumers that share it.
 #[derive(Clone, Default)]
