@@ -5,11 +5,12 @@
 //! docs describe the layout byte by byte.
 
 use std::marker::PhantomData;
+use std::time::Duration;
 
 use bincode::Options;
 use bytes::{BufMut, BytesMut};
 use rpc_core::encoding::bincode_options;
-use rpc_core::{Call, Deadline, Encoding, Reply, Request, RpcError};
+use rpc_core::{Call, Encoding, Reply, Request, RpcError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
@@ -79,7 +80,9 @@ struct RequestRef<'a> {
     encoding: Encoding,
     #[serde(with = "serde_bytes")]
     args: &'a [u8],
-    deadline: Deadline,
+    /// The deadline as it goes on the wire (a [`rpc_core::Deadline`] is written as the time it has
+    /// left), read off the clock once: the frame is serialized twice, once to size it.
+    remaining: Duration,
 }
 
 /// What a consumer sends a producer.
@@ -143,7 +146,7 @@ impl Outgoing<'_> {
             procedure: &self.call.procedure,
             encoding: self.call.encoding,
             args: &self.call.args,
-            deadline: self.call.deadline,
+            remaining: self.call.deadline.remaining(),
         })
     }
 }

@@ -156,7 +156,7 @@ impl TcpTransport {
             };
             let addr = &self.inner.shared.addrs[place.index];
             consumer = Some(place.index);
-            if call.deadline.has_passed() {
+            if place.too_late_for(call.deadline) {
                 break Err(RpcError::DeadlineExceeded);
             }
             let id = connection.next_id();

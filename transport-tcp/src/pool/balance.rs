@@ -359,6 +359,11 @@ impl<'a> Place<'a> {
         }
     }
 
+    /// Whether `deadline` had passed when the place was taken (one clock read serves both).
+    pub(crate) fn too_late_for(&self, deadline: rpc_core::Deadline) -> bool {
+        self.taken >= deadline.instant()
+    }
+
     /// Gives the place back, counting an answer and teaching the procedure's window how long
     /// it took.
     pub(crate) fn answered(mut self) {

@@ -24,13 +24,18 @@ use crate::security::secret::{self, Nonces};
 
 type Waiter = oneshot::Sender<Result<Vec<u8>, RpcError>>;
 
+/// The calls waiting for a reply by id. The ids are this producer's own, so the map uses a
+/// fast hasher: SipHash, std's default, guards against keys an attacker picks, and cost
+/// 2-3% of the producer's CPU per call on the echo bench.
+type Waiters = HashMap<u64, Waiter, foldhash::fast::RandomState>;
+
 /// The calls waiting for a reply; `None` once the connection is closed, so that no call
 /// can wait on a connection nobody reads any more.
 #[derive(Default)]
-struct Pending(Mutex<Option<HashMap<u64, Waiter>>>);
+struct Pending(Mutex<Option<Waiters>>);
 
 impl Pending {
-    fn lock(&self) -> MutexGuard<'_, Option<HashMap<u64, Waiter>>> {
+    fn lock(&self) -> MutexGuard<'_, Option<Waiters>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -131,7 +136,7 @@ impl Connection {
         let writer = Writer::start(write, request_limit, closed.clone());
         let connection = Arc::new(Self {
             writer,
-            pending: Arc::new(Pending(Mutex::new(Some(HashMap::new())))),
+            pending: Arc::new(Pending(Mutex::new(Some(Waiters::default())))),
             closed,
             next_id: AtomicU64::new(1),
             welcome,
