@@ -80,8 +80,8 @@ struct RequestRef<'a> {
     encoding: Encoding,
     #[serde(with = "serde_bytes")]
     args: &'a [u8],
-    /// The deadline as it goes on the wire (a [`rpc_core::Deadline`] is written as the time it has
-    /// left), read off the clock once: the frame is serialized twice, once to size it.
+    /// The deadline as it goes on the wire (a [`rpc_core::Deadline`] is written as the time
+    /// it has left), read off the clock once: the frame is serialized twice, once to size it.
     remaining: Duration,
 }
 
