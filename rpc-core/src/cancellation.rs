@@ -67,7 +67,7 @@ impl Cancellation {
 
     /// [`Cancellation::check`] with the time already read by the caller.
     pub(crate) fn check_at(&self, now: tokio::time::Instant) -> Result<(), RpcError> {
-        if now >= self.deadline.instant() {
+        if self.deadline.passed_at(now) {
             Err(RpcError::DeadlineExceeded)
         } else if self.token.is_cancelled() {
             Err(RpcError::Cancelled)

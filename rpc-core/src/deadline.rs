@@ -53,7 +53,24 @@ impl Deadline {
 
     /// Whether the deadline has passed.
     pub fn has_passed(self) -> bool {
-        Instant::now() >= self.0
+        self.passed_at(Instant::now())
+    }
+
+    /// Whether the deadline had passed at `now`: for a caller that already read the clock
+    /// (a read per check adds up on a call's path).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rpc_core::Deadline;
+    /// use tokio::time::Instant;
+    ///
+    /// let now = Instant::now();
+    /// let deadline = Deadline::at(now + Duration::from_secs(1));
+    /// assert!(!deadline.passed_at(now));
+    /// assert!(deadline.passed_at(now + Duration::from_secs(1)));
+    /// ```
+    pub fn passed_at(self, now: Instant) -> bool {
+        now >= self.0
     }
 }
 

@@ -156,7 +156,7 @@ impl TcpTransport {
             };
             let addr = &self.inner.shared.addrs[place.index];
             consumer = Some(place.index);
-            if place.too_late_for(call.deadline) {
+            if call.deadline.passed_at(place.taken()) {
                 break Err(RpcError::DeadlineExceeded);
             }
             let id = connection.next_id();

@@ -359,9 +359,9 @@ impl<'a> Place<'a> {
         }
     }
 
-    /// Whether `deadline` had passed when the place was taken (one clock read serves both).
-    pub(crate) fn too_late_for(&self, deadline: rpc_core::Deadline) -> bool {
-        self.taken >= deadline.instant()
+    /// When the place was taken: the clock read that also serves the call's deadline check.
+    pub(crate) fn taken(&self) -> Instant {
+        self.taken
     }
 
     /// Gives the place back, counting an answer and teaching the procedure's window how long

@@ -23,7 +23,6 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
 use rpc_core::{Registry, Reply, Request};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::error::Elapsed;
 use tokio::time::{sleep, timeout, Instant, Sleep};
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
@@ -191,7 +190,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
         self.unflushed = 0;
         let write_timeout = self.context.config.write_timeout;
         let flush = SinkExt::<ServerMessage>::flush(&mut self.framed);
-        settle(within(write_timeout, flush).await)
+        bounded(write_timeout, flush).await
     }
 
     /// Waits for a frame, a finished call, shutdown or the idle timer.
@@ -332,7 +331,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
         let write_timeout = self.context.config.write_timeout;
         // Waits only when the buffer is past its limit and the socket is full.
         let feed = self.framed.feed(ServerMessage::Reply(reply));
-        if let Step::Abandon = settle(within(write_timeout, feed).await) {
+        if let Step::Abandon = bounded(write_timeout, feed).await {
             return Step::Abandon;
         }
         Step::Continue
@@ -363,7 +362,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
 
     /// Writes one message and flushes.
     async fn send(&mut self, message: ServerMessage) -> Step {
-        settle(timeout(self.context.config.write_timeout, self.framed.send(message)).await)
+        bounded(self.context.config.write_timeout, self.framed.send(message)).await
     }
 
     /// Closes the write side; after a protocol violation, reads what the client still
@@ -393,19 +392,20 @@ fn batch_sizes(registry: &Registry) -> Vec<BatchSize> {
         .collect()
 }
 
-/// `write` bounded by `limit`, the timer set only if it cannot finish at once: a reply fed to
-/// a buffer with room, or a flush the socket takes whole, costs no clock read (20-30 ns each
-/// on this project's virtual machines, and a call already needs a few).
-async fn within<F: Future>(limit: Duration, write: F) -> Result<F::Output, Elapsed> {
+/// Runs `write` within `limit`, and says what it came to: go on, or drop the connection.
+///
+/// The timer is set only if the write cannot finish at once: a reply fed to a buffer with
+/// room, or a flush the socket takes whole, costs no clock read (20-30 ns each on this
+/// project's virtual machines, and a call already needs a few).
+async fn bounded<F>(limit: Duration, write: F) -> Step
+where
+    F: Future<Output = Result<(), Error>>,
+{
     let mut write = std::pin::pin!(write);
-    match write.as_mut().now_or_never() {
+    let written = match write.as_mut().now_or_never() {
         Some(done) => Ok(done),
         None => timeout(limit, write).await,
-    }
-}
-
-/// What a write came to: go on, or drop the connection.
-fn settle(written: Result<Result<(), Error>, Elapsed>) -> Step {
+    };
     match written {
         Ok(Ok(())) => Step::Continue,
         Ok(Err(err)) => {
