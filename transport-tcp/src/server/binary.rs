@@ -25,7 +25,7 @@ use rpc_core::{Registry, Reply, Request};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{sleep, timeout, Instant, Sleep};
 use tokio_util::codec::Framed;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use super::context::Context;
 use super::linger::linger;
@@ -138,6 +138,9 @@ struct Session<'a, S> {
     /// A flush failed: the connection is dropped at once.
     broken: bool,
     idle: Idle,
+    /// The server's shutdown, registered once for the connection's life: a token's
+    /// `cancelled()` made and dropped per event locks the token three times.
+    shutdown: Pin<Box<WaitForCancellationFuture<'a>>>,
 }
 
 impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
@@ -157,6 +160,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
             unflushed: 0,
             broken: false,
             idle: Idle::new(config.idle_timeout),
+            shutdown: Box::pin(context.shutdown.cancelled()),
         }
     }
 
@@ -206,7 +210,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
             // Back-pressure: at the limit, stop reading until a call finishes.
             frame = self.framed.next(), if reading && calls.len() < self.limit => Event::Frame(frame),
             Some(reply) = calls.next(), if !calls.is_empty() => Event::Reply(reply),
-            _ = self.context.shutdown.cancelled(), if reading => Event::Stop,
+            _ = &mut self.shutdown, if reading => Event::Stop,
             _ = &mut self.idle.timer, if reading => Event::Idle,
             else => return None,
         };
