@@ -193,7 +193,7 @@ impl Registry {
         let procedure: Arc<str> = Arc::from(call.procedure.as_str());
         let result = tokio::select! {
             biased;
-            result = self.run(call, procedure.clone(), &cancellation).instrument(span) => result,
+            result = self.run(call, procedure.clone(), cancellation).instrument(span) => result,
             () = cancel.cancelled() => {
                 tracing::debug!("cancelled by the caller");
                 Err(RpcError::Cancelled)
@@ -205,11 +205,12 @@ impl Registry {
         result
     }
 
-    async fn run(&self, call: Call, procedure: Arc<str>, cancel: &Cancellation) -> CallResult {
+    async fn run(&self, call: Call, procedure: Arc<str>, cancel: Cancellation) -> CallResult {
         let deadline = call.deadline;
-        let invocation = self.invoke(&call, cancel)?;
-        // One clock read for the deadline check and the run time (they are not free on
-        // every machine: a tenth of the consumer's time went to reading the clock).
+        let invocation = self.invoke(&call, &cancel)?;
+        // One clock read for the deadline check, the time queued for a worker and the run
+        // time (they are not free on every machine: a tenth of the consumer's time went to
+        // reading the clock).
         let started = tokio::time::Instant::now();
         if deadline.passed_at(started) {
             return Err(skipped());
@@ -219,14 +220,14 @@ impl Registry {
             Invocation::Blocking(job) => {
                 let work = Work::Single(job);
                 self.workers
-                    .run(procedure.clone(), work, cancel.clone())
+                    .run(procedure.clone(), work, cancel, started.into_std())
                     .await
             }
             Invocation::Batch(mut batch) => {
                 batch.max = self.limit_batch(batch.max);
                 let work = Work::Batch(batch);
                 self.workers
-                    .run(procedure.clone(), work, cancel.clone())
+                    .run(procedure.clone(), work, cancel, started.into_std())
                     .await
             }
             Invocation::Async(future) => {

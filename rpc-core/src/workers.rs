@@ -114,12 +114,13 @@ impl Workers {
 
     /// Runs `work` on the next free worker, unless by the time one takes it the call's
     /// deadline has passed, it was cancelled, or the caller stopped waiting; a panic becomes
-    /// [`RpcError::Panicked`].
+    /// [`RpcError::Panicked`]. `now`: the caller's latest clock read, the start of the wait.
     pub(crate) async fn run(
         &self,
         procedure: Arc<str>,
         work: Work,
         cancel: Cancellation,
+        now: Instant,
     ) -> CallResult {
         let Some(shared) = self.shared() else {
             return Err(RpcError::Overloaded(
@@ -133,7 +134,7 @@ impl Workers {
             cancel,
             reply,
             span: tracing::Span::current(),
-            queued_at: Instant::now(),
+            queued_at: now,
         };
         let wake = {
             let mut queue = shared.lock();
