@@ -73,6 +73,7 @@ mod registry;
 mod server_task;
 pub mod text;
 mod transport;
+mod wakes;
 mod workers;
 
 pub use args::Argument;
@@ -88,6 +89,7 @@ pub use handler::{CallResult, Handler, Invocation, Procedure};
 pub use registry::{Registry, DEFAULT_WORKERS};
 pub use server_task::ServerTask;
 pub use transport::{Answer, Transport};
+pub use wakes::{wake_once, WakeOnce};
 
 /// The largest message any transport carries by default: 16 MiB, for a TCP frame's body and
 /// an AMQP request's body alike. Each transport's configuration can change its own.

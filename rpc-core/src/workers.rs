@@ -81,7 +81,8 @@ impl Queue {
     }
 }
 
-struct Shared {
+/// The queue the workers take jobs from, and their wake-up.
+pub(crate) struct Shared {
     queue: Mutex<Queue>,
     ready: Condvar,
 }
@@ -89,6 +90,14 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes a waiting worker if jobs are queued and none is being woken already.
+    pub(crate) fn wake_if_waiting(&self) {
+        let wake = self.lock().wake_one();
+        if wake {
+            self.ready.notify_one();
+        }
     }
 }
 
@@ -142,7 +151,7 @@ impl Workers {
                 return Err(RpcError::Shutdown);
             }
             queue.jobs.push_back(job);
-            queue.wake_one()
+            queue.waiting > 0 && !queue.waking && !crate::wakes::defer(shared) && queue.wake_one()
         };
         if wake {
             shared.ready.notify_one();

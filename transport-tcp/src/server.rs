@@ -98,7 +98,8 @@ pub async fn serve(
             continue;
         };
         let span = tracing::info_span!("connection", %peer);
-        let task = serve_connection(stream, context.clone());
+        // The calls a poll of the connection reads wake the worker once, not once each.
+        let task = rpc_core::wake_once(serve_connection(stream, context.clone()));
         context.tracker.spawn(
             async move {
                 task.await;
