@@ -73,9 +73,14 @@ struct Queue {
 }
 
 impl Queue {
+    /// Whether a worker waits while jobs are queued and none is being woken for them.
+    fn needs_wake(&self) -> bool {
+        self.waiting > 0 && !self.waking && !self.jobs.is_empty()
+    }
+
     /// Whether a waiting worker should be woken for the jobs queued; marks it being woken.
     fn wake_one(&mut self) -> bool {
-        let wake = self.waiting > 0 && !self.waking && !self.jobs.is_empty();
+        let wake = self.needs_wake();
         self.waking |= wake;
         wake
     }
@@ -151,7 +156,8 @@ impl Workers {
                 return Err(RpcError::Shutdown);
             }
             queue.jobs.push_back(job);
-            queue.waiting > 0 && !queue.waking && !crate::wakes::defer(shared) && queue.wake_one()
+            // Inside a `wake_once` poll, the wake-up waits for the poll's end.
+            queue.needs_wake() && !crate::wakes::defer(shared) && queue.wake_one()
         };
         if wake {
             shared.ready.notify_one();
