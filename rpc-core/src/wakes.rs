@@ -2,8 +2,8 @@
 //! each; the worker is woken once, when the poll ends.
 //!
 //! A worker that has run dry sleeps, and the call queued next wakes it. On the project's
-//! virtual machines that wake-up costs the waking thread (the runtime's) about 4 µs: in a
-//! profile of the TCP echo bench, the consumer's runtime thread spent 9% of its time in them.
+//! virtual machines that wake-up costs the waking thread (the runtime's) 3-4 µs: in a
+//! profile of the TCP echo bench, 9% of the consumer's samples were the runtime's wake-ups.
 //! A consumer's connection task reads a burst of requests in one poll: queued one by one, they
 //! woke the worker again each time it had caught up with them; queued under [`WakeOnce`],
 //! they wake it at most once per poll (docs/benchmarks.md, TCP echo, session 12).
