@@ -57,9 +57,13 @@ async fn serve(listener: MemoryListener, registry: Arc<Registry>, shutdown: Canc
     let mut receiver = listener.receiver;
     let tracker = TaskTracker::new();
     let mut next_id: u64 = 0;
+    // Registered once, not once per call (a token's `cancelled()` locks it on each making,
+    // polling and dropping).
+    let stopped = shutdown.cancelled();
+    tokio::pin!(stopped);
     loop {
         let envelope = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = &mut stopped => break,
             envelope = receiver.recv() => match envelope {
                 Some(envelope) => envelope,
                 None => break,

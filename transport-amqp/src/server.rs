@@ -308,6 +308,10 @@ async fn run(
 ) {
     let tracker = TaskTracker::new();
     let places = Arc::new(Semaphore::new(worker_places(&registry)));
+    // Registered once, not once per delivery (a token's `cancelled()` locks it on each making,
+    // polling and dropping).
+    let stopped = shutdown.clone().cancelled_owned();
+    tokio::pin!(stopped);
     loop {
         // Requests read from the broker, not started yet: a request starts only when a worker
         // can run it, and those waiting here are unacked, so they go back to the queue if this
@@ -339,7 +343,7 @@ async fn run(
                 tracker.spawn(request.handle(delivery, permit));
             }
             let next = tokio::select! {
-                _ = shutdown.cancelled() => break None,
+                _ = &mut stopped => break None,
                 permit = places.clone().acquire_owned(), if !ready.is_empty() => {
                     place = permit.ok();
                     continue;
