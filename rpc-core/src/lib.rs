@@ -40,7 +40,8 @@
 //! - [`BatchCall`] (`batch.rs`): one call of a `#[batch(max = N)]` procedure, run together
 //!   with the calls of the same procedure waiting behind it.
 //! - [`Deadline`] (`deadline.rs`): when a call stops being worth answering, set once;
-//!   [`Cancellation`] (`cancellation.rs`): what a synchronous procedure checks to stop early.
+//!   [`Cancellation`] (`cancellation.rs`): what a synchronous procedure checks to stop early;
+//!   [`Start`] (`start.rs`): when a call started, and its transport taking it back before.
 //! - [`Transport`] (`transport.rs`): the client half every transport implements.
 //! - [`Client`] (`client.rs`): calls over any transport, with the deadline enforced once.
 //! - [`Call`], [`Request`], [`Reply`] (`envelope.rs`): what travels.
@@ -71,6 +72,7 @@ pub mod memory;
 mod metrics;
 mod registry;
 mod server_task;
+mod start;
 pub mod text;
 mod transport;
 mod wakes;
@@ -88,6 +90,7 @@ pub use error::{ErrorKind, RpcError};
 pub use handler::{CallResult, Handler, Invocation, Procedure};
 pub use registry::{Registry, DEFAULT_WORKERS};
 pub use server_task::ServerTask;
+pub use start::Start;
 pub use transport::{Answer, Transport};
 pub use wakes::{wake_once, WakeOnce};
 

@@ -14,7 +14,7 @@ use tracing::Instrument;
 use crate::handler::{CallResult, Invocation};
 use crate::metrics;
 use crate::workers::{Work, Workers};
-use crate::{Call, Cancellation, Handler, RpcError};
+use crate::{Call, Cancellation, Handler, RpcError, Start};
 
 /// The default number of synchronous procedures a consumer runs at once: one, as in the seed.
 pub const DEFAULT_WORKERS: usize = 1;
@@ -186,6 +186,34 @@ impl Registry {
         call: Call,
         cancel: CancellationToken,
     ) -> CallResult {
+        self.dispatch_started(id, call, cancel, None).await
+    }
+
+    /// [`Registry::dispatch`], with a [`Start`] through which the transport learns when the
+    /// call starts and can take it back before: a transport that must give back the requests
+    /// it has not started hands them over early with it, so that each worker finds its next
+    /// call already queued (see [`Start`]). A call withdrawn before it started never runs,
+    /// and answers [`RpcError::Cancelled`].
+    ///
+    /// # Errors
+    /// As [`Registry::dispatch`].
+    pub async fn dispatch_withdrawable(
+        &self,
+        id: impl fmt::Display,
+        call: Call,
+        cancel: CancellationToken,
+        start: Start,
+    ) -> CallResult {
+        self.dispatch_started(id, call, cancel, Some(start)).await
+    }
+
+    async fn dispatch_started(
+        &self,
+        id: impl fmt::Display,
+        call: Call,
+        cancel: CancellationToken,
+        start: Option<Start>,
+    ) -> CallResult {
         let span = tracing::info_span!("request", %id, procedure = %call.procedure);
         // Fires when this future is dropped before the call finished.
         let cancel_on_drop = cancel.drop_guard_ref();
@@ -193,7 +221,7 @@ impl Registry {
         let procedure: Arc<str> = Arc::from(call.procedure.as_str());
         let result = tokio::select! {
             biased;
-            result = self.run(call, procedure.clone(), cancellation).instrument(span) => result,
+            result = self.run(call, procedure.clone(), cancellation, start).instrument(span) => result,
             () = cancel.cancelled() => {
                 tracing::debug!("cancelled by the caller");
                 Err(RpcError::Cancelled)
@@ -205,7 +233,13 @@ impl Registry {
         result
     }
 
-    async fn run(&self, call: Call, procedure: Arc<str>, cancel: Cancellation) -> CallResult {
+    async fn run(
+        &self,
+        call: Call,
+        procedure: Arc<str>,
+        cancel: Cancellation,
+        start: Option<Start>,
+    ) -> CallResult {
         let deadline = call.deadline;
         let invocation = self.invoke(&call, &cancel)?;
         // One clock read for the deadline check, the time queued for a worker and the run
@@ -220,17 +254,20 @@ impl Registry {
             Invocation::Blocking(job) => {
                 let work = Work::Single(job);
                 self.workers
-                    .run(procedure.clone(), work, cancel, started.into_std())
+                    .run(procedure.clone(), work, cancel, start, started.into_std())
                     .await
             }
             Invocation::Batch(mut batch) => {
                 batch.max = self.limit_batch(batch.max);
                 let work = Work::Batch(batch);
                 self.workers
-                    .run(procedure.clone(), work, cancel, started.into_std())
+                    .run(procedure.clone(), work, cancel, start, started.into_std())
                     .await
             }
             Invocation::Async(future) => {
+                if start.is_some_and(|start| !start.begin(started.into_std())) {
+                    return Err(withdrawn());
+                }
                 tracing::info!("running");
                 // Polled inline, in the transport's own task: no task to spawn, and on a
                 // multi-threaded runtime no hop to another thread and back (docs/benchmarks.md).
@@ -266,6 +303,12 @@ impl Registry {
         }
         Arc::clone(handler).invoke(method, call.encoding, &call.args, cancel)
     }
+}
+
+/// The answer of a call its transport took back before it started.
+pub(crate) fn withdrawn() -> RpcError {
+    tracing::debug!("withdrawn by the transport before it started: not run");
+    RpcError::Cancelled
 }
 
 fn skipped() -> RpcError {

@@ -18,8 +18,8 @@ use tokio::sync::oneshot;
 use crate::batch::{BatchCall, BatchFn, BatchInput};
 use crate::handler::CallResult;
 use crate::metrics;
-use crate::registry::panic_message;
-use crate::{Cancellation, RpcError};
+use crate::registry::{panic_message, withdrawn};
+use crate::{Cancellation, RpcError, Start};
 
 /// What a worker runs: one call, or one call of a batch procedure.
 pub(crate) enum Work {
@@ -31,6 +31,8 @@ struct Job {
     procedure: Arc<str>,
     work: Work,
     cancel: Cancellation,
+    /// Present when its transport may take it back until it starts.
+    start: Option<Start>,
     reply: oneshot::Sender<CallResult>,
     span: tracing::Span,
     queued_at: Instant,
@@ -50,6 +52,12 @@ impl Job {
             tracing::debug!(%err, "not run");
             let reply = std::mem::replace(&mut self.reply, oneshot::channel().0);
             let _ = reply.send(Err(err));
+            return None;
+        }
+        if self.start.as_ref().is_some_and(|start| !start.begin(now)) {
+            let _entered = self.span.enter();
+            let reply = std::mem::replace(&mut self.reply, oneshot::channel().0);
+            let _ = reply.send(Err(withdrawn()));
             return None;
         }
         metrics::waited(
@@ -127,13 +135,15 @@ impl Workers {
     }
 
     /// Runs `work` on the next free worker, unless by the time one takes it the call's
-    /// deadline has passed, it was cancelled, or the caller stopped waiting; a panic becomes
-    /// [`RpcError::Panicked`]. `now`: the caller's latest clock read, the start of the wait.
+    /// deadline has passed, it was cancelled or withdrawn (`start`), or the caller stopped
+    /// waiting; a panic becomes [`RpcError::Panicked`]. `now`: the caller's latest clock read,
+    /// the start of the wait.
     pub(crate) async fn run(
         &self,
         procedure: Arc<str>,
         work: Work,
         cancel: Cancellation,
+        start: Option<Start>,
         now: Instant,
     ) -> CallResult {
         let Some(shared) = self.shared() else {
@@ -146,6 +156,7 @@ impl Workers {
             procedure,
             work,
             cancel,
+            start,
             reply,
             span: tracing::Span::current(),
             queued_at: now,

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rpc_core::{memory, Cancellation, Registry, RpcError};
+use rpc_core::{memory, Cancellation, Registry, RpcError, Start};
 
 /// A handler that owns its state.
 struct Counter {
@@ -218,5 +218,46 @@ async fn an_async_procedure_that_panics_or_hangs_is_answered_and_stopped() {
     assert!(
         dropped.load(Ordering::SeqCst),
         "the hanging future was not dropped"
+    );
+}
+
+#[tokio::test]
+async fn a_withdrawn_call_never_runs_and_a_started_one_cannot_be_withdrawn() {
+    let mut registry = Registry::new();
+    registry.register(Counter {
+        total: AtomicU64::new(0),
+    });
+    let registry = Arc::new(registry);
+    let add = |n: u64| {
+        let args = bincode::serialize(&(n,)).expect("args");
+        rpc_core::Call::new("counter.add", rpc_core::Encoding::Bincode, args)
+    };
+    let total = || rpc_core::Call::new("counter.total", rpc_core::Encoding::Bincode, Vec::new());
+    let never = tokio_util::sync::CancellationToken::new;
+
+    // Withdrawn before a worker (sync) or the first poll (async) took them: neither runs.
+    for call in [add(5), total()] {
+        let start = Start::new();
+        assert!(start.withdraw());
+        let answer = registry
+            .dispatch_withdrawable(1, call, never(), start.clone())
+            .await;
+        assert_eq!(answer, Err(RpcError::Cancelled));
+        assert_eq!(start.started_at(), None);
+    }
+
+    // Started: it runs to its end, and stays started.
+    let start = Start::new();
+    let answer = registry
+        .dispatch_withdrawable(2, add(7), never(), start.clone())
+        .await;
+    assert_eq!(answer, Ok(bincode::serialize(&7u64).expect("encode")));
+    assert!(start.started_at().is_some());
+    assert!(!start.withdraw(), "a call that ran cannot be taken back");
+    let answer = registry.dispatch(3, total(), never()).await;
+    assert_eq!(
+        answer,
+        Ok(bincode::serialize(&7u64).expect("encode")),
+        "only the call that started added to the total"
     );
 }

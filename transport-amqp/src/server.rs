@@ -10,9 +10,12 @@
 //!   is a new consumer with the new prefetch, then the old one cancelled (its requests still
 //!   arrive and are served). Never channel-wide: quorum queues do not support it and RabbitMQ
 //!   4.3 denies it by default.
-//! - A request starts only when a worker can run it (one permit per worker place): the
-//!   pipeline's requests wait unstarted and unacked, and a consumer that stops gives them back
-//!   to the queue (closing its channel requeues them) rather than run them.
+//! - Each worker place has a request running and one more handed to the registry behind it
+//!   (a withdrawable dispatch, see [`rpc_core::Start`]): a worker that finishes a request finds
+//!   the next one queued, instead of waiting for the runtime's thread to wake and hand it over.
+//!   The rest of the pipeline waits here. Requests not started are unacked, and a consumer that
+//!   stops or loses its connection withdraws the handed ones and gives them all back to the
+//!   queue (closing its channel requeues them) rather than run them.
 //! - A request is acked only after its reply is published: a consumer that dies mid-task
 //!   leaves it unacked, and the broker redelivers it to another consumer.
 //! - A malformed request (no `reply_to`, a content type we do not speak, a body that does not
@@ -47,7 +50,7 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
-use rpc_core::{Encoding, Registry, RpcError, ServerTask};
+use rpc_core::{Call, CallResult, Encoding, Registry, RpcError, ServerTask, Start};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::{AbortOnDropHandle, TaskTracker};
@@ -307,7 +310,10 @@ async fn run(
     shutdown: CancellationToken,
 ) {
     let tracker = TaskTracker::new();
-    let places = Arc::new(Semaphore::new(worker_places(&registry)));
+    let places = Arc::new(Semaphore::new(places(&registry)));
+    // Fired when this session ends (stopped or lost): the requests handed over that have not
+    // started are withdrawn.
+    let mut ended = shutdown.child_token();
     // Registered once, not once per delivery (a token's `cancelled()` locks it on each making,
     // polling and dropping).
     let stopped = shutdown.clone().cancelled_owned();
@@ -338,6 +344,7 @@ async fn run(
                     changes: session.changes.clone(),
                     queue,
                     generation,
+                    ended: ended.clone(),
                     max_body: config.max_body,
                 };
                 tracker.spawn(request.handle(delivery, permit));
@@ -374,6 +381,9 @@ async fn run(
         };
         let Some(error) = lost else { break };
         tracing::warn!(%error, "AMQP consumer lost its connection; reconnecting");
+        // The broker redelivers what this session held: what has not started is not run here.
+        ended.cancel();
+        ended = shutdown.child_token();
         // Requests still running cannot be acked on the dead channel: the broker redelivers
         // them. Close explicitly in case only the channel died.
         crate::reconnect::close(&session.connection, "reconnecting").await;
@@ -404,16 +414,21 @@ async fn run(
     tracing::info!("AMQP consumer stopped");
 }
 
-/// How many requests may run at once: a place per worker, times the largest batch, so that a
-/// batch procedure's batch can form.
-fn worker_places(registry: &Registry) -> usize {
+/// How many requests may be handed to the registry at once: two per worker place (one running,
+/// one queued behind it), a place being a worker times the largest batch, so that a batch
+/// procedure's batch can form. (An `async` procedure starts as soon as it is handed over.)
+fn places(registry: &Registry) -> usize {
     let batch = registry
         .procedure_names()
         .iter()
         .map(|p| registry.batch_size(p))
         .max()
         .unwrap_or(1);
-    registry.workers().saturating_mul(batch).max(1)
+    registry
+        .workers()
+        .saturating_mul(batch)
+        .saturating_mul(2)
+        .max(2)
 }
 
 /// What a request's task needs besides the delivery.
@@ -425,12 +440,15 @@ struct Request {
     queue: Arc<Queue>,
     /// The consumer it came from.
     generation: u64,
+    /// Fired when its session ends: withdraw the request if it has not started.
+    ended: CancellationToken,
     max_body: usize,
 }
 
 impl Request {
-    /// Runs one request, frees its worker `place`, publishes its reply, then acks it. A body
-    /// over `max_body` bytes is answered with a protocol error, not decoded. Tells the queue's
+    /// Runs one request, frees its `place`, publishes its reply, then acks it; or, when its
+    /// session ends before the request started, leaves it unacked and unanswered. A body over
+    /// `max_body` bytes is answered with a protocol error, not decoded. Tells the queue's
     /// pipeline how long the request ran and when it was acked, and asks for the pipeline to
     /// change when Little's law says so.
     async fn handle(self, delivery: Delivery, place: OwnedSemaphorePermit) {
@@ -441,6 +459,7 @@ impl Request {
             changes,
             queue,
             generation,
+            ended,
             max_body,
         } = self;
         let Delivery {
@@ -461,7 +480,8 @@ impl Request {
             .map(|r| r.as_str().to_string())
             .filter(|r| !r.is_empty());
         let encoding = request_encoding(&properties).unwrap_or(Encoding::Json);
-        let started = Instant::now();
+        let received = Instant::now();
+        let start = Start::new();
         let result = if data.len() > max_body {
             let len = data.len();
             drop(data);
@@ -472,15 +492,22 @@ impl Request {
             .into())
         } else {
             match parse_request(procedure, &properties, data) {
-                // No cancel message in the protocol: the call's deadline (its `expiration`) is
-                // what stops it early.
-                Ok(call) => registry.dispatch(&id, call, CancellationToken::new()).await,
+                Ok(call) => {
+                    let Some(result) =
+                        run_unless_withdrawn(&registry, &id, call, &ended, &start).await
+                    else {
+                        tracing::debug!(%id, "not started when the session ended: given back");
+                        return;
+                    };
+                    result
+                }
                 Err(err) => Err(err.into()),
             }
         };
         // The next request may start while this one's reply is published and acked.
         drop(place);
-        queue.pipeline().ran(started.elapsed());
+        let ran_since = start.started_at().unwrap_or(received);
+        queue.pipeline().ran(ran_since.elapsed());
         let settled = async {
             let Some(reply_to) = reply_to else {
                 tracing::warn!(%id, %procedure, "request without reply_to: its result is dropped");
@@ -516,6 +543,33 @@ impl Request {
         };
         if let Some(pipeline) = change {
             let _ = changes.send((queue, pipeline));
+        }
+    }
+}
+
+/// Runs `call`, unless its session ends (`ended`) before it starts: then it is withdrawn and
+/// never runs, and `None`. Left unacked, the request goes back to the queue when the channel
+/// closes.
+async fn run_unless_withdrawn(
+    registry: &Registry,
+    id: &Label,
+    call: Call,
+    ended: &CancellationToken,
+    start: &Start,
+) -> Option<CallResult> {
+    // No cancel message in the protocol: the call's deadline (its `expiration`) is what stops
+    // it early.
+    let dispatched =
+        registry.dispatch_withdrawable(id, call, CancellationToken::new(), start.clone());
+    tokio::pin!(dispatched);
+    tokio::select! {
+        biased;
+        result = &mut dispatched => Some(result),
+        () = ended.cancelled() => {
+            if start.withdraw() {
+                return None;
+            }
+            Some(dispatched.await)
         }
     }
 }

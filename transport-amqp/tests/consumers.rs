@@ -1,19 +1,23 @@
 //! Consumers on a real broker: two share a queue's load, one killed mid-task (a real child
-//! process, SIGKILL) leaves its request to another, one stopping answers what it holds, and one
-//! whose queue is deleted declares it again.
+//! process, SIGKILL) leaves its request to another, one stopping answers what it holds, one
+//! losing its connection gives back what it had not started, and one whose queue is deleted
+//! declares it again.
 
 mod support;
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rpc_core::Registry;
+use rpc_core::{Registry, RpcError};
+use test_support::rabbitmq::rabbitmqctl;
+use transport_amqp::AmqpServer;
 
 use support::child::{serve_as_child, ChildConsumer};
 use support::{
-    client, delete_queues, eventually, queue_counts, raw_channel, runtime, serve, unique, Counter,
-    First, Second,
+    client, config, delete_queues, eventually, queue_counts, raw_channel, runtime, serve, unique,
+    Counter, First, Second, Tally,
 };
 
 #[test]
@@ -136,7 +140,8 @@ fn shutdown_answers_what_it_holds_and_leaves_the_rest_queued() {
         };
         let held = call(800);
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let waiting = call(10); // prefetch 1: stays in the queue
+        // Handed to the registry behind the running call, not started: withdrawn at shutdown.
+        let waiting = call(10);
         tokio::time::sleep(Duration::from_millis(100)).await;
         server.shutdown().await;
         assert_eq!(
@@ -184,5 +189,71 @@ fn a_deleted_queue_is_declared_again() {
         assert!(served, "the consumer never came back");
         server.shutdown().await;
         delete_queues(&name, &["count"]).await;
+    });
+}
+
+/// The pid, as `rabbitmqctl close_connection` takes it, of the broker's one connection whose
+/// client named itself `name`.
+fn connection_named(name: &str) -> String {
+    // The text form: its pids are what `close_connection` takes (the JSON form's are not).
+    let listed = rabbitmqctl(&["list_connections", "pid", "client_properties", "-q"]);
+    let ours: Vec<&str> = listed
+        .lines()
+        .filter(|line| line.contains(&format!("\"{name}\"")))
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    assert_eq!(ours.len(), 1, "one connection named {name}: {listed}");
+    ours[0].to_string()
+}
+
+/// A call's answer, which must come within 30 s.
+async fn answered<T>(call: tokio::task::JoinHandle<Result<T, RpcError>>) -> Result<T, RpcError> {
+    tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("answered after the consumer reconnected")
+        .expect("task")
+}
+
+#[test]
+fn a_lost_connection_gives_back_the_requests_not_started() {
+    runtime().block_on(async {
+        let name = unique("withdrawn");
+        let counter = format!("{name}_counter");
+        // One worker: a long call runs on it, and the next one is handed over behind it.
+        let mut registry = Registry::new();
+        registry.register_as(name.clone(), Tally);
+        registry.register_as(counter.clone(), Counter);
+        let consumer_name = format!("{name}-consumer");
+        let server = AmqpServer::start(
+            config().with_connection_name(consumer_name.clone()),
+            Arc::new(registry),
+        )
+        .await
+        .expect("a consumer on the broker (scripts/start_rabbitmq.sh)");
+        let connection = connection_named(&consumer_name);
+        let client = client().await.with_timeout(Duration::from_secs(30));
+        let long = tokio::spawn({
+            let (client, procedure) = (client.clone(), format!("{name}.sleep"));
+            async move { client.call::<_, ()>(&procedure, &(2_000u64,)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let queued = tokio::spawn({
+            let (client, procedure) = (client.clone(), format!("{counter}.count"));
+            let tag = name.clone();
+            async move { client.call::<_, u64>(&procedure, &(tag,)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Well before the long call ends (`rabbitmqctl` itself takes a few hundred ms).
+        rabbitmqctl(&["close_connection", &connection, "closed by the test"]);
+
+        assert_eq!(answered(long).await, Ok(()), "the running call, run again");
+        assert_eq!(
+            answered(queued).await,
+            Ok(1),
+            "the call not started was given back, and ran once, after the reconnection"
+        );
+        server.shutdown().await;
+        delete_queues(&name, &["task", "sleep"]).await;
+        delete_queues(&counter, &["count"]).await;
     });
 }
