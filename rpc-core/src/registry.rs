@@ -280,14 +280,15 @@ impl Registry {
                 }
             }
         };
-        let elapsed = started.elapsed();
         if asynchronous {
-            metrics::ran(&procedure, elapsed);
+            metrics::ran(&procedure, started.elapsed());
         }
-        let elapsed_ms = elapsed.as_secs_f64() * 1e3;
+        // The clock is read for the log line only when it is written (a tracing field's value
+        // is evaluated only then): a synchronous call's worker measured its run already.
+        let elapsed_ms = || started.elapsed().as_secs_f64() * 1e3;
         match &result {
-            Ok(_) => tracing::info!(elapsed_ms, "done"),
-            Err(err) => tracing::info!(elapsed_ms, %err, "failed"),
+            Ok(_) => tracing::info!(elapsed_ms = elapsed_ms(), "done"),
+            Err(err) => tracing::info!(elapsed_ms = elapsed_ms(), %err, "failed"),
         }
         result
     }
