@@ -10,12 +10,13 @@
 //!   is a new consumer with the new prefetch, then the old one cancelled (its requests still
 //!   arrive and are served). Never channel-wide: quorum queues do not support it and RabbitMQ
 //!   4.3 denies it by default.
-//! - Each worker place has a request running and one more handed to the registry behind it
-//!   (a withdrawable dispatch, see [`rpc_core::Start`]): a worker that finishes a request finds
-//!   the next one queued, instead of waiting for the runtime's thread to wake and hand it over.
-//!   The rest of the pipeline waits here. Requests not started are unacked, and a consumer that
-//!   stops or loses its connection withdraws the handed ones and gives them all back to the
-//!   queue (closing its channel requeues them) rather than run them.
+//! - Each request is handed to the registry as it arrives (a withdrawable dispatch, see
+//!   [`rpc_core::Start`]) and waits in its worker queue: a worker that finishes one finds the
+//!   next queued, instead of waiting for the runtime's thread to wake and hand it over (which
+//!   doubled a synchronous call's CPU). The prefetch bounds what is held. A request starts only
+//!   when a worker takes it, and is unacked until then: a consumer that stops or loses its
+//!   connection withdraws the ones not started and gives them back to the queue (closing its
+//!   channel requeues them) rather than run them.
 //! - A request is acked only after its reply is published: a consumer that dies mid-task
 //!   leaves it unacked, and the broker redelivers it to another consumer.
 //! - A malformed request (no `reply_to`, a content type we do not speak, a body that does not
@@ -36,7 +37,6 @@
 //!   against the delivery limit). Procedures that may run longer need the broker's
 //!   `consumer_timeout` raised (see the README).
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,7 +51,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use rpc_core::{Call, CallResult, Encoding, Registry, RpcError, ServerTask, Start};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
@@ -310,51 +310,17 @@ async fn run(
     shutdown: CancellationToken,
 ) {
     let tracker = TaskTracker::new();
-    let places = Arc::new(Semaphore::new(places(&registry)));
-    // Fired when this session ends (stopped or lost): the requests handed over that have not
-    // started are withdrawn.
+    // Fired when this session ends (stopped or lost): the requests that have not started are
+    // withdrawn.
     let mut ended = shutdown.child_token();
     // Registered once, not once per delivery (a token's `cancelled()` locks it on each making,
     // polling and dropping).
     let stopped = shutdown.clone().cancelled_owned();
     tokio::pin!(stopped);
     loop {
-        // Requests read from the broker, not started yet: a request starts only when a worker
-        // can run it, and those waiting here are unacked, so they go back to the queue if this
-        // consumer stops (closing its channel). Read at once, so that the pipeline sees when
-        // each arrives.
-        let mut ready: VecDeque<(Arc<Queue>, u64, Delivery)> = VecDeque::new();
-        let mut place = None;
         let lost = loop {
-            while !ready.is_empty() {
-                let permit = match place.take() {
-                    Some(permit) => permit,
-                    None => match places.clone().try_acquire_owned() {
-                        Ok(permit) => permit,
-                        Err(_) => break,
-                    },
-                };
-                let Some((queue, generation, delivery)) = ready.pop_front() else {
-                    break;
-                };
-                let request = Request {
-                    registry: registry.clone(),
-                    channel: session.channel.clone(),
-                    acks: session.acks.clone(),
-                    changes: session.changes.clone(),
-                    queue,
-                    generation,
-                    ended: ended.clone(),
-                    max_body: config.max_body,
-                };
-                tracker.spawn(request.handle(delivery, permit));
-            }
             let next = tokio::select! {
                 _ = &mut stopped => break None,
-                permit = places.clone().acquire_owned(), if !ready.is_empty() => {
-                    place = permit.ok();
-                    continue;
-                }
                 Some(consumer) = session.consumers.recv() => {
                     session.deliveries.push(consumer);
                     continue;
@@ -365,7 +331,19 @@ async fn run(
                 Some((queue, generation, Some(Ok(delivery)))) => {
                     session.acks.delivered(delivery.delivery_tag);
                     queue.pipeline().delivered(generation);
-                    ready.push_back((queue, generation, delivery));
+                    // Handed to the registry at once: a worker finds it queued. Unacked until
+                    // answered, and withdrawn if the session ends before it started.
+                    let request = Request {
+                        registry: registry.clone(),
+                        channel: session.channel.clone(),
+                        acks: session.acks.clone(),
+                        changes: session.changes.clone(),
+                        queue,
+                        generation,
+                        ended: ended.clone(),
+                        max_body: config.max_body,
+                    };
+                    tracker.spawn(request.handle(delivery));
                 }
                 Some((_, _, Some(Err(e)))) => {
                     break Some(Error::broker("connection to the broker lost")(e))
@@ -414,23 +392,6 @@ async fn run(
     tracing::info!("AMQP consumer stopped");
 }
 
-/// How many requests may be handed to the registry at once: two per worker place (one running,
-/// one queued behind it), a place being a worker times the largest batch, so that a batch
-/// procedure's batch can form. (An `async` procedure starts as soon as it is handed over.)
-fn places(registry: &Registry) -> usize {
-    let batch = registry
-        .procedure_names()
-        .iter()
-        .map(|p| registry.batch_size(p))
-        .max()
-        .unwrap_or(1);
-    registry
-        .workers()
-        .saturating_mul(batch)
-        .saturating_mul(2)
-        .max(2)
-}
-
 /// What a request's task needs besides the delivery.
 struct Request {
     registry: Arc<Registry>,
@@ -446,12 +407,12 @@ struct Request {
 }
 
 impl Request {
-    /// Runs one request, frees its `place`, publishes its reply, then acks it; or, when its
-    /// session ends before the request started, leaves it unacked and unanswered. A body over
+    /// Runs one request, publishes its reply, then acks it; or, when its session ends before
+    /// the request started, leaves it unacked and unanswered. A body over
     /// `max_body` bytes is answered with a protocol error, not decoded. Tells the queue's
     /// pipeline how long the request ran and when it was acked, and asks for the pipeline to
     /// change when Little's law says so.
-    async fn handle(self, delivery: Delivery, place: OwnedSemaphorePermit) {
+    async fn handle(self, delivery: Delivery) {
         let Request {
             registry,
             channel,
@@ -504,8 +465,6 @@ impl Request {
                 Err(err) => Err(err.into()),
             }
         };
-        // The next request may start while this one's reply is published and acked.
-        drop(place);
         let ran_since = start.started_at().unwrap_or(received);
         queue.pipeline().ran(ran_since.elapsed());
         let settled = async {
