@@ -307,7 +307,7 @@ impl Registry {
 }
 
 /// The answer of a call its transport took back before it started.
-pub(crate) fn withdrawn() -> RpcError {
+fn withdrawn() -> RpcError {
     tracing::debug!("withdrawn by the transport before it started: not run");
     RpcError::Cancelled
 }

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use crate::batch::{BatchCall, BatchFn, BatchInput};
 use crate::handler::CallResult;
 use crate::metrics;
-use crate::registry::{panic_message, withdrawn};
+use crate::registry::panic_message;
 use crate::{Cancellation, RpcError, Start};
 
 /// What a worker runs: one call, or one call of a batch procedure.
@@ -39,8 +39,8 @@ struct Job {
 }
 
 impl Job {
-    /// Whether it should still run; answers it when not (a caller that stopped waiting gets
-    /// nothing, a cancelled or expired call its error).
+    /// Whether it should still run, and if so marks it started; answers it when not (a caller
+    /// that stopped waiting gets nothing, a cancelled, expired or withdrawn call its error).
     fn wanted(&mut self, now: Instant) -> Option<()> {
         if self.reply.is_closed() {
             let _entered = self.span.enter();
@@ -48,23 +48,25 @@ impl Job {
             return None;
         }
         if let Err(err) = self.cancel.check_at(now.into()) {
-            let _entered = self.span.enter();
-            tracing::debug!(%err, "not run");
-            let reply = std::mem::replace(&mut self.reply, oneshot::channel().0);
-            let _ = reply.send(Err(err));
-            return None;
+            return self.refuse(err, "cancelled or expired");
         }
         if self.start.as_ref().is_some_and(|start| !start.begin(now)) {
-            let _entered = self.span.enter();
-            let reply = std::mem::replace(&mut self.reply, oneshot::channel().0);
-            let _ = reply.send(Err(withdrawn()));
-            return None;
+            return self.refuse(RpcError::Cancelled, "withdrawn by its transport");
         }
         metrics::waited(
             &self.procedure,
             now.saturating_duration_since(self.queued_at),
         );
         Some(())
+    }
+
+    /// Answers `err` instead of running (`why`, for the trace): the job is dropped next.
+    fn refuse(&mut self, err: RpcError, why: &str) -> Option<()> {
+        let reply = std::mem::replace(&mut self.reply, oneshot::channel().0);
+        let _entered = self.span.enter();
+        tracing::debug!(%err, "{why} before it started: not run");
+        let _ = reply.send(Err(err));
+        None
     }
 }
 

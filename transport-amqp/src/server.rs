@@ -14,9 +14,10 @@
 //!   [`rpc_core::Start`]) and waits in its worker queue: a worker that finishes one finds the
 //!   next queued, instead of waiting for the runtime's thread to wake and hand it over (which
 //!   doubled a synchronous call's CPU). The prefetch bounds what is held. A request starts only
-//!   when a worker takes it, and is unacked until then: a consumer that stops or loses its
-//!   connection withdraws the ones not started and gives them back to the queue (closing its
-//!   channel requeues them) rather than run them.
+//!   when a worker takes it (an `async` procedure's at once, so the prefetch also bounds how
+//!   many of those run at a time), and is unacked until answered: a consumer that stops or
+//!   loses its connection withdraws the ones not started and gives them back to the queue
+//!   (closing its channel requeues them) rather than run them.
 //! - A request is acked only after its reply is published: a consumer that dies mid-task
 //!   leaves it unacked, and the broker redelivers it to another consumer.
 //! - A malformed request (no `reply_to`, a content type we do not speak, a body that does not
@@ -408,10 +409,10 @@ struct Request {
 
 impl Request {
     /// Runs one request, publishes its reply, then acks it; or, when its session ends before
-    /// the request started, leaves it unacked and unanswered. A body over
-    /// `max_body` bytes is answered with a protocol error, not decoded. Tells the queue's
-    /// pipeline how long the request ran and when it was acked, and asks for the pipeline to
-    /// change when Little's law says so.
+    /// the request started, leaves it unacked and unanswered. A body over `max_body` bytes is
+    /// answered with a protocol error, not decoded. Tells the queue's pipeline how long the
+    /// request ran and when it was acked, and asks for the pipeline to change when Little's
+    /// law says so.
     async fn handle(self, delivery: Delivery) {
         let Request {
             registry,
@@ -517,7 +518,8 @@ async fn run_unless_withdrawn(
     start: &Start,
 ) -> Option<CallResult> {
     // No cancel message in the protocol: the call's deadline (its `expiration`) is what stops
-    // it early.
+    // it early. (`ended` is registered once per request: a lock or two, beside a broker round
+    // trip.)
     let dispatched =
         registry.dispatch_withdrawable(id, call, CancellationToken::new(), start.clone());
     tokio::pin!(dispatched);
