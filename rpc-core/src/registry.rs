@@ -186,7 +186,7 @@ impl Registry {
         call: Call,
         cancel: CancellationToken,
     ) -> CallResult {
-        self.dispatch_started(id, call, cancel, None).await
+        self.dispatch_with_start(id, call, cancel, None).await
     }
 
     /// [`Registry::dispatch`], with a [`Start`] through which the transport learns when the
@@ -204,10 +204,11 @@ impl Registry {
         cancel: CancellationToken,
         start: Start,
     ) -> CallResult {
-        self.dispatch_started(id, call, cancel, Some(start)).await
+        self.dispatch_with_start(id, call, cancel, Some(start))
+            .await
     }
 
-    async fn dispatch_started(
+    async fn dispatch_with_start(
         &self,
         id: impl fmt::Display,
         call: Call,
@@ -308,7 +309,7 @@ impl Registry {
 
 /// The answer of a call its transport took back before it started.
 fn withdrawn() -> RpcError {
-    tracing::debug!("withdrawn by the transport before it started: not run");
+    tracing::debug!("withdrawn by its transport before it started: not run");
     RpcError::Cancelled
 }
 
