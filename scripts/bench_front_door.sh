@@ -164,6 +164,9 @@ overload_section() {
             label=", $tuned_flags"
         fi
         load "unloaded (1 connection)$label" "$port" "$heavy" -c 1
+        # The unloaded latency as the overload's generator sees it: the same oha, steady rate
+        # and 512 connections, at a tenth of the capacity (one call every 10 runs).
+        overload "unloaded, steady rate ($((capacity / 10)) requests/s offered, 512 connections)$label" "$port" "$heavy" "$((capacity / 10))"
         load "peak (8 connections, no pause)$label" "$port" "$heavy" -c 8
         overload "2x capacity ($offered requests/s offered, 512 connections)$label" "$port" "$heavy" "$offered"
     done
