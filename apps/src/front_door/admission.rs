@@ -5,7 +5,10 @@
 //!
 //! The line is first come first served, and turns last come first served while it stands: when
 //! its oldest waiter has been over half the target old at every place given out for
-//! [`STANDING_FOR`]. Under a steady overload a first-come line fills to the target, so every
+//! [`STANDING_FOR`]. It stops standing at the first place given out that finds its oldest
+//! waiter young, unless its waiters, served in order, would not all have a place within half
+//! the target: after a stall, the burst of requests it held back is still served newest first.
+//! Under a steady overload a first-come line fills to the target, so every
 //! call it admits has waited the whole target; served newest first, the calls it admits wait
 //! about one run time, and the ones left at the back are refused when their target passes, as
 //! they would have been anyway. A standing line also gives out fewer places if told to (see
@@ -278,9 +281,12 @@ impl Admission {
                 return;
             };
             let now = Instant::now();
+            // Young waiters that first come first served would not all seat within the same
+            // age (the burst of requests a stall held back) keep a standing line standing.
+            let burst = line.stands(now) && !line.drains_within(old);
             if now.duration_since(*entered) > old {
                 line.old_since.get_or_insert(now);
-            } else {
+            } else if !burst {
                 line.old_since = None;
             }
             let standing = line.stands(now);
@@ -357,6 +363,12 @@ impl Line {
     fn stands(&self, now: Instant) -> bool {
         self.old_since
             .is_some_and(|since| now.duration_since(since) >= STANDING_FOR)
+    }
+
+    /// Whether the waiters, served first come first at every place, would all have a place
+    /// within `time` (estimated from the average hold).
+    fn drains_within(&self, time: Duration) -> bool {
+        self.waiting as f64 * self.hold / self.limit as f64 <= time.as_secs_f64()
     }
 
     /// Calls holding a place now.

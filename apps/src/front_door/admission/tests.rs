@@ -121,6 +121,38 @@ async fn a_standing_line_serves_the_newest() {
     assert!(started.elapsed() < Duration::from_millis(200));
 }
 
+#[tokio::test]
+async fn a_standing_line_serves_the_newest_of_a_burst_it_cannot_drain_in_time() {
+    // One place and a 400 ms target: a waiter is old at 200 ms.
+    let admission = Admission::new(1, Duration::from_millis(400), 10);
+    let running = a_place(&admission).await;
+    let oldest = admission.enter().expect("in line");
+    let old = admission.enter().expect("in line");
+    tokio::time::sleep(Duration::from_millis(210)).await;
+    drop(running);
+    let first_served = oldest.run().await.expect("first come first served");
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    // Standing, and the old waiter goes (as one refused after waiting its target would):
+    // then a burst of young ones comes, longer than the place can serve in half the target.
+    drop(old);
+    let burst: Vec<_> = (0..3)
+        .map(|_| admission.enter().expect("in line"))
+        .collect();
+    admission.lock().hold = 1.0;
+    drop(first_served);
+    let mut burst = burst.into_iter();
+    let (first, second, newest) = (burst.next(), burst.next(), burst.next());
+    let newest = newest.expect("three").run().await;
+    let newest = newest.expect("the newest of the burst is served first");
+    assert_eq!(admission.waiting(), 2);
+    // Once the rest would have a place in time, the line serves the first come again.
+    admission.lock().hold = 0.01;
+    drop(newest);
+    let _first = first.expect("three").run().await.expect("the first come");
+    assert_eq!(admission.waiting(), 1);
+    drop(second);
+}
+
 /// Makes the line of an admission with two places, one while standing (400 ms target), stand
 /// with one call running (returned) and one waiting (returned), the standing place taken.
 async fn stand_with_one_running(admission: &Arc<Admission>) -> (Place, Ticket) {
