@@ -99,18 +99,23 @@ async fn a_line_old_for_a_moment_still_serves_the_first_come() {
     drop(newest);
 }
 
-#[tokio::test]
-async fn a_standing_line_serves_the_newest() {
-    // A 400 ms target: the oldest is old at 200 ms.
-    let admission = Admission::new(1, Duration::from_millis(400), 10);
-    let running = a_place(&admission).await;
+/// Makes the line of an admission with one place (400 ms target: a waiter is old at 200 ms)
+/// old: two wait until the first is old, then the place is given out, first come first served
+/// (the line may stand from now on). Returns that place and the second waiter, old too.
+async fn make_the_line_old(admission: &Arc<Admission>) -> (Place, Ticket) {
+    let running = a_place(admission).await;
     let oldest = admission.enter().expect("in line");
     let second = admission.enter().expect("in line");
     tokio::time::sleep(Duration::from_millis(210)).await;
-    // A place given out with the oldest old: the line may be standing from now on. The
-    // oldest is served (not yet standing), the second is old from now too.
     drop(running);
     let first_served = oldest.run().await.expect("first come first served");
+    (first_served, second)
+}
+
+#[tokio::test]
+async fn a_standing_line_serves_the_newest() {
+    let admission = Admission::new(1, Duration::from_millis(400), 10);
+    let (first_served, second) = make_the_line_old(&admission).await;
     let newest = admission.enter().expect("in line");
     tokio::time::sleep(Duration::from_millis(100)).await;
     drop(first_served);
@@ -123,32 +128,26 @@ async fn a_standing_line_serves_the_newest() {
 
 #[tokio::test]
 async fn a_standing_line_serves_the_newest_of_a_burst_it_cannot_drain_in_time() {
-    // One place and a 400 ms target: a waiter is old at 200 ms.
     let admission = Admission::new(1, Duration::from_millis(400), 10);
-    let running = a_place(&admission).await;
-    let oldest = admission.enter().expect("in line");
-    let old = admission.enter().expect("in line");
-    tokio::time::sleep(Duration::from_millis(210)).await;
-    drop(running);
-    let first_served = oldest.run().await.expect("first come first served");
+    let (first_served, old) = make_the_line_old(&admission).await;
     tokio::time::sleep(Duration::from_millis(30)).await;
     // Standing, and the old waiter goes (as one refused after waiting its target would):
     // then a burst of young ones comes, longer than the place can serve in half the target.
     drop(old);
-    let burst: Vec<_> = (0..3)
-        .map(|_| admission.enter().expect("in line"))
-        .collect();
+    let first = admission.enter().expect("in line");
+    let second = admission.enter().expect("in line");
+    let newest = admission.enter().expect("in line");
     admission.lock().hold = 1.0;
     drop(first_served);
-    let mut burst = burst.into_iter();
-    let (first, second, newest) = (burst.next(), burst.next(), burst.next());
-    let newest = newest.expect("three").run().await;
-    let newest = newest.expect("the newest of the burst is served first");
+    let newest = newest
+        .run()
+        .await
+        .expect("the newest of the burst is served first");
     assert_eq!(admission.waiting(), 2);
     // Once the rest would have a place in time, the line serves the first come again.
     admission.lock().hold = 0.01;
     drop(newest);
-    let _first = first.expect("three").run().await.expect("the first come");
+    let _first = first.run().await.expect("the first come");
     assert_eq!(admission.waiting(), 1);
     drop(second);
 }
