@@ -6,8 +6,10 @@
 #   - the RPC floor: direct Pool calls, no HTTP (examples/rpc_floor.rs).
 # Cheap calls (F(90)) at 64 connections and at 1; then overload: heavy calls (F($HEAVY_N)) at
 # twice the consumers' measured capacity, goodput and the p99 of admitted calls against the
-# peak and the unloaded p99. The overload is offered at a steady rate by `oha` (installed here
-# with cargo, version $OHA_VERSION, into target/tools) from 512 connections, its latencies
+# peak and the unloaded p99, measured twice: one call at a time back to back (hey, 1
+# connection), and the way the overload is offered, at a tenth of the capacity (oha). The
+# overload is offered at a steady rate by `oha` (installed here with cargo, version
+# $OHA_VERSION, into target/tools) from 512 connections, its latencies
 # corrected for coordinated omission (measured from when each request was due): `hey -q` starts
 # all its connections' requests on the same tick, bursts that queue behind one another
 # whatever the admission does (at half the capacity, hey's bursts of 16 already gave a p50 of
@@ -165,7 +167,8 @@ overload_section() {
         fi
         load "unloaded (1 connection)$label" "$port" "$heavy" -c 1
         # The unloaded latency as the overload's generator sees it: the same oha, steady rate
-        # and 512 connections, at a tenth of the capacity (one call every 10 runs).
+        # and 512 connections, at a tenth of the capacity (the consumers idle 9 tenths of the
+        # time, and each request finds the processes asleep, as the overload's find them busy).
         overload "unloaded, steady rate ($((capacity / 10)) requests/s offered, 512 connections)$label" "$port" "$heavy" "$((capacity / 10))"
         load "peak (8 connections, no pause)$label" "$port" "$heavy" -c 8
         overload "2x capacity ($offered requests/s offered, 512 connections)$label" "$port" "$heavy" "$offered"
