@@ -187,7 +187,7 @@ impl Admission {
         // The estimate is refused on only when clearly over the target: a call held up by a
         // busy machine inflates the average for a while, and refusing on a wrong estimate
         // leaves places empty. A waiter that does not get a place in time is refused then.
-        let wait = (line.waiting + 1) as f64 * line.hold / line.limit as f64;
+        let wait = line.wait_behind(line.waiting + 1);
         if wait > ESTIMATE_MARGIN * self.max_queue_time.as_secs_f64() {
             drop(line);
             return Err(self.refuse(Refusal::WouldWait(wait)));
@@ -281,13 +281,15 @@ impl Admission {
                 return;
             };
             let now = Instant::now();
-            // Young waiters that first come first served would not all seat within the same
-            // age (the burst of requests a stall held back) keep a standing line standing.
-            let burst = line.stands(now) && !line.drains_within(old);
             if now.duration_since(*entered) > old {
                 line.old_since.get_or_insert(now);
-            } else if !burst {
-                line.old_since = None;
+            } else {
+                // Young waiters that first come first served would not all seat within the same
+                // age (the burst of requests a stall held back) keep a standing line standing.
+                let burst = line.stands(now) && line.wait_behind(line.waiting) > old.as_secs_f64();
+                if !burst {
+                    line.old_since = None;
+                }
             }
             let standing = line.stands(now);
             if standing && line.running() >= line.standing_limit_at(now) {
@@ -365,10 +367,10 @@ impl Line {
             .is_some_and(|since| now.duration_since(since) >= STANDING_FOR)
     }
 
-    /// Whether the waiters, served first come first at every place, would all have a place
-    /// within `time` (estimated from the average hold).
-    fn drains_within(&self, time: Duration) -> bool {
-        self.waiting as f64 * self.hold / self.limit as f64 <= time.as_secs_f64()
+    /// How long, in seconds, the last of `waiters` would wait for a place, served first come
+    /// first at every place (estimated from the average hold).
+    fn wait_behind(&self, waiters: usize) -> f64 {
+        waiters as f64 * self.hold / self.limit as f64
     }
 
     /// Calls holding a place now.
