@@ -5,10 +5,11 @@
 //!
 //! The line is first come first served, and turns last come first served while it stands: when
 //! its oldest waiter has been over half the target old at every place given out for
-//! [`STANDING_FOR`]. It stops standing at the first place given out that finds its oldest
-//! waiter young, unless its waiters, served in order, would not all have a place within half
-//! the target: after a stall, the burst of requests it held back is still served newest first.
-//! Under a steady overload a first-come line fills to the target, so every
+//! [`STANDING_FOR`], and meanwhile more requests came than it seated (by more than
+//! [`GROWN_BY_PLACES`] times its places). It stops standing at the first place given out that
+//! finds its oldest waiter young, unless its waiters, served in order, would not all have a
+//! place within half the target: after a stall, the burst of requests it held back is still
+//! served newest first. Under a steady overload a first-come line fills to the target, so every
 //! call it admits has waited the whole target; served newest first, the calls it admits wait
 //! about one run time, and the ones left at the back are refused when their target passes, as
 //! they would have been anyway. A standing line also gives out fewer places if told to (see
@@ -16,11 +17,16 @@
 //! consumer's pipeline full, whose calls would wait there behind another run, and gives each
 //! one out only when a running call is due to end, so that the next call reaches the consumer
 //! as it does: the consumer neither idles a round trip between calls nor holds a call behind a
-//! whole run. A closed loop of
-//! clients that merely keeps a short line (each waits a few milliseconds behind the others)
-//! never stands that long, and stays first come first served. This is the adaptive LIFO of
-//! Facebook's servers ("Fail at Scale", ACM Queue 13(8), 2015), with CoDel's target and
-//! interval (Nichols and Jacobson, RFC 8289) telling a standing line from a passing one.
+//! whole run. This is the adaptive LIFO of Facebook's servers ("Fail at Scale", ACM Queue
+//! 13(8), 2015), with CoDel's target and interval (Nichols and Jacobson, RFC 8289) telling a
+//! standing line from a passing one.
+//!
+//! A closed loop of clients, each sending its next request when its last is answered, keeps a
+//! line that does not grow: one request comes for each one seated. Served first come first, it
+//! seats every waiter in the same time, and while that is within the target it refuses none.
+//! Newest first, it would leave its oldest waiters to be refused at the target, only for them
+//! to come straight back; so such a line never stands, however old its waiters. (One whose wait
+//! is over the target refuses waiters either way, and the refused count as growth.)
 //!
 //! Counting waiting calls, as a fixed wait line does, lets the time a call waits grow with the
 //! size of the work (256 waiting F(90)s are 10 ms, 256 waiting F(100,000)s are 250 ms). Serving
@@ -45,6 +51,10 @@ const STANDING_FRACTION: u32 = 2;
 
 /// ... whenever a place was given out for this long stands, and is served newest first.
 const STANDING_FOR: Duration = Duration::from_millis(20);
+
+/// ... and grew meanwhile: more requests came than it seated, by more than this many times
+/// its places.
+const GROWN_BY_PLACES: u64 = 2;
 
 /// How far over the target a newcomer's estimated wait must be for it to be refused at once.
 const ESTIMATE_MARGIN: f64 = 2.0;
@@ -86,6 +96,11 @@ struct Line {
     /// Since when the oldest waiter has been over the standing fraction of the target old at
     /// every place given out (`None`: it was not at the last one).
     old_since: Option<Instant>,
+    /// Requests that came while every place was taken (each waited or was refused at once),
+    /// less the waiters given a place: what the line grew by, and refused or lost.
+    excess: u64,
+    /// `excess` when the oldest waiter became old.
+    excess_when_old: u64,
     /// Whether the early-places thread sleeps until woken (it knows of no call due).
     early_asleep: bool,
 }
@@ -152,6 +167,8 @@ impl Admission {
                 waiters: VecDeque::new(),
                 hold: 0.0,
                 old_since: None,
+                excess: 0,
+                excess_when_old: 0,
                 early_asleep: true,
             }),
             max_queue_time,
@@ -179,6 +196,7 @@ impl Admission {
                 ready: Some(self.place(entered)),
             });
         }
+        line.excess += 1;
         if line.waiting >= self.max_waiting {
             let waiting = line.waiting;
             drop(line);
@@ -282,7 +300,7 @@ impl Admission {
             };
             let now = Instant::now();
             if now.duration_since(*entered) > old {
-                line.old_since.get_or_insert(now);
+                line.turned_old(now);
             } else {
                 // Young waiters that first come first served would not all seat within the same
                 // age (the burst of requests a stall held back) keep a standing line standing.
@@ -308,6 +326,7 @@ impl Admission {
                 Ok(()) => {
                     line.start(now);
                     line.waiting -= 1;
+                    line.excess = line.excess.saturating_sub(1);
                     if standing {
                         self.wake_early(line);
                     }
@@ -361,10 +380,28 @@ impl Admission {
 
 impl Line {
     /// Whether the line stands at `now`: its oldest waiter has been old at every place given
-    /// out for [`STANDING_FOR`].
+    /// out for [`STANDING_FOR`], and meanwhile more requests came than it seated, by more
+    /// than [`GROWN_BY_PLACES`] times its places.
+    ///
+    /// A line that does not grow is a closed loop of clients, each sending its next request
+    /// when the last is answered (or refused): however long it waits, served first come first
+    /// it seats every waiter in the same time, refusing none. Served newest first, it would
+    /// leave its oldest waiters to be refused at the target, only for them to come straight
+    /// back. Under an overload the line grows by the excess (or refuses it), so it stands.
     fn stands(&self, now: Instant) -> bool {
+        let grown = self.excess.saturating_sub(self.excess_when_old);
         self.old_since
             .is_some_and(|since| now.duration_since(since) >= STANDING_FOR)
+            && grown > GROWN_BY_PLACES * self.limit as u64
+    }
+
+    /// The oldest waiter is old at a place given out at `now`: since then, if it was not at
+    /// the last.
+    fn turned_old(&mut self, now: Instant) {
+        if self.old_since.is_none() {
+            self.old_since = Some(now);
+            self.excess_when_old = self.excess;
+        }
     }
 
     /// How long, in seconds, the last of `waiters` would wait for a place, served first come

@@ -112,10 +112,35 @@ async fn make_the_line_old(admission: &Arc<Admission>) -> (Place, Ticket) {
     (first_served, second)
 }
 
+/// `requests` more come and give up at once: the line grew by that many without seating any,
+/// as it does under an overload.
+fn grow(admission: &Arc<Admission>, requests: usize) {
+    for _ in 0..requests {
+        drop(admission.enter().expect("in line"));
+    }
+}
+
+#[tokio::test]
+async fn a_line_that_does_not_grow_never_stands() {
+    let admission = Admission::new(1, Duration::from_millis(400), 10);
+    let (first_served, second) = make_the_line_old(&admission).await;
+    // A closed loop: one request comes for each one seated, no more.
+    let next = admission.enter().expect("in line");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(first_served);
+    let _second = second
+        .run()
+        .await
+        .expect("old for long, but first come first served");
+    assert_eq!(admission.waiting(), 1);
+    drop(next);
+}
+
 #[tokio::test]
 async fn a_standing_line_serves_the_newest() {
     let admission = Admission::new(1, Duration::from_millis(400), 10);
     let (first_served, second) = make_the_line_old(&admission).await;
+    grow(&admission, 3);
     let newest = admission.enter().expect("in line");
     tokio::time::sleep(Duration::from_millis(100)).await;
     drop(first_served);
@@ -134,6 +159,7 @@ async fn a_standing_line_serves_the_newest_of_a_burst_it_cannot_drain_in_time() 
     // Standing, and the old waiter goes (as one refused after waiting its target would):
     // then a burst of young ones comes, longer than the place can serve in half the target.
     drop(old);
+    grow(&admission, 3);
     let first = admission.enter().expect("in line");
     let second = admission.enter().expect("in line");
     let newest = admission.enter().expect("in line");
@@ -165,6 +191,7 @@ async fn stand_with_one_running(admission: &Arc<Admission>) -> (Place, Ticket) {
     drop(first);
     let oldest = oldest.run().await.expect("first come first served");
     tokio::time::sleep(Duration::from_millis(30)).await;
+    grow(admission, 6);
     // Standing: one place only, and one is taken.
     drop(second);
     assert_eq!((admission.in_flight(), admission.waiting()), (1, 1));
