@@ -444,6 +444,53 @@ async fn admission_refuses_excess_at_once_while_admitted_calls_succeed() {
     wait_until_admitted(&client, &producer, 0, 0).await;
 }
 
+#[tokio::test]
+async fn a_client_that_gives_up_in_line_leaves_it() {
+    let (a, _b) = tcp_consumers(&[]);
+    let producer = WebProducer::start(&[
+        "--transport",
+        "tcp",
+        &a.port.to_string(),
+        "--max-in-flight",
+        "1",
+        "--max-queue-time",
+        "10",
+    ]);
+    let client = http();
+    let heavy = tokio::spawn({
+        let client = client.clone();
+        let url = producer.at(FIB);
+        async move {
+            let response = client.post(url).body(r#"{"n": 10000000}"#).send().await;
+            response.expect("answered").status()
+        }
+    });
+    wait_until_admitted(&client, &producer, 1, 0).await;
+
+    // Three clients wait in line behind it and give up (their own 100 ms timeout).
+    let gone = (0..3).map(|_| {
+        client
+            .post(producer.at(FIB))
+            .body(r#"{"n": 10}"#)
+            .timeout(Duration::from_millis(100))
+            .send()
+    });
+    for gone in join_all(gone).await {
+        assert!(gone.is_err(), "the client timed out: {gone:?}");
+    }
+    // They left the line: once the heavy call is answered, a lone call runs at once.
+    wait_until_admitted(&client, &producer, 1, 0).await;
+    assert_eq!(heavy.await.expect("the heavy call"), StatusCode::OK);
+    let started = Instant::now();
+    let (status, _, body) = post(&client, &producer, FIB, r#"{"n": 10}"#, None).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "55"));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 /// Polls the dashboard's data until `in_flight` and `waiting` are as given (10 s at most).
 async fn wait_until_admitted(client: &Client, producer: &WebProducer, running: u64, waiting: u64) {
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -474,7 +474,8 @@ impl Drop for Admission {
 
 impl Ticket {
     /// Waits for a place to run, at most until the queue-time target has passed since the
-    /// request was admitted.
+    /// request was admitted. Dropped while it waits (its client went away, or its own timeout
+    /// passed), the ticket leaves the line, as a ticket dropped before it waits does.
     ///
     /// # Errors
     /// [`Refusal::Waited`] when no place came in time (one more rejection counted).
@@ -482,25 +483,30 @@ impl Ticket {
         if let Some(place) = self.ready.take() {
             return Ok(place);
         }
-        let Some(mut rx) = self.place.take() else {
+        let until = tokio::time::Instant::from_std(self.entered + self.admission.max_queue_time);
+        // The channel stays in the ticket while it waits, so that a wait dropped halfway
+        // leaves the line in `Drop`: a waiter left counted would keep every later request in
+        // line, and once the running calls ended no place would be freed to serve them.
+        let Some(rx) = self.place.as_mut() else {
             return Err(Refusal::Waited(self.entered.elapsed()));
         };
-        let until = tokio::time::Instant::from_std(self.entered + self.admission.max_queue_time);
-        match tokio::time::timeout_at(until, &mut rx).await {
-            Ok(Ok(place)) => Ok(place),
+        let given = match tokio::time::timeout_at(until, &mut *rx).await {
+            Ok(Ok(place)) => Some(place),
+            // Not in time: a place given at the last moment is taken rather than wasted; once
+            // closed, the channel takes none.
             _ => {
-                // A place given at the last moment is taken rather than wasted; once closed,
-                // the channel takes none.
                 rx.close();
-                if let Ok(place) = rx.try_recv() {
-                    return Ok(place);
-                }
-                self.leave_line();
-                Err(self
-                    .admission
-                    .refuse(Refusal::Waited(self.entered.elapsed())))
+                rx.try_recv().ok()
             }
+        };
+        self.place = None;
+        if let Some(place) = given {
+            return Ok(place);
         }
+        self.leave_line();
+        Err(self
+            .admission
+            .refuse(Refusal::Waited(self.entered.elapsed())))
     }
 
     /// Counts this ticket out of the line when it leaves without a place; the place handed to

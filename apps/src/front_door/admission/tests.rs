@@ -38,6 +38,24 @@ async fn a_waiter_that_gets_no_place_in_time_is_refused() {
 }
 
 #[tokio::test]
+async fn a_waiter_whose_wait_is_dropped_leaves_the_line() {
+    let admission = Admission::new(1, Duration::from_secs(10), 10);
+    let running = a_place(&admission).await;
+    // Its client goes away, or its own timeout passes, while it waits for a place.
+    let waiting = admission.enter().expect("in line").run();
+    let gave_up = tokio::time::timeout(Duration::from_millis(20), waiting).await;
+    assert!(gave_up.is_err(), "{gave_up:?}");
+    assert_eq!(admission.waiting(), 0);
+    drop(running);
+    // Nothing waits and the place is free: the next request runs at once.
+    let next = tokio::time::timeout(Duration::from_millis(100), a_place(&admission)).await;
+    assert!(
+        next.is_ok(),
+        "a free place was not given: the line still counts a waiter"
+    );
+}
+
+#[tokio::test]
 async fn a_newcomer_that_would_wait_too_long_is_refused_at_once() {
     let admission = Admission::new(1, Duration::from_millis(11), 100);
     // Calls hold their place 5 ms: four waiting would wait 20 ms, a fifth 25 ms, over
