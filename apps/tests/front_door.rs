@@ -446,11 +446,11 @@ async fn admission_refuses_excess_at_once_while_admitted_calls_succeed() {
 
 #[tokio::test]
 async fn a_client_that_gives_up_in_line_leaves_it() {
-    let (a, _b) = tcp_consumers(&[]);
+    let consumer = Consumer::start(&["--transport", "tcp", "--no-model"]);
     let producer = WebProducer::start(&[
         "--transport",
         "tcp",
-        &a.port.to_string(),
+        &consumer.port.to_string(),
         "--max-in-flight",
         "1",
         "--max-queue-time",
