@@ -490,44 +490,39 @@ impl Ticket {
         let Some(rx) = self.place.as_mut() else {
             return Err(Refusal::Waited(self.entered.elapsed()));
         };
-        let given = match tokio::time::timeout_at(until, &mut *rx).await {
-            Ok(Ok(place)) => Some(place),
-            // Not in time: a place given at the last moment is taken rather than wasted; once
-            // closed, the channel takes none.
-            _ => {
-                rx.close();
-                rx.try_recv().ok()
-            }
-        };
-        self.place = None;
-        if let Some(place) = given {
+        if let Ok(Ok(place)) = tokio::time::timeout_at(until, rx).await {
+            self.place = None;
             return Ok(place);
         }
-        self.leave_line();
+        // Not in time: a place given at the last moment is taken rather than wasted.
+        if let Some(place) = self.leave() {
+            return Ok(place);
+        }
         Err(self
             .admission
             .refuse(Refusal::Waited(self.entered.elapsed())))
     }
 
-    /// Counts this ticket out of the line when it leaves without a place; the place handed to
-    /// its (now closed) channel, if any, frees itself.
-    fn leave_line(&mut self) {
-        let mut line = self.admission.lock();
-        line.waiting = line.waiting.saturating_sub(1);
+    /// Takes the ticket out of the line, if it is still in it: a place given to it in the
+    /// meantime is returned (dropped, it frees itself), and once its channel is closed none
+    /// can come; without one, the ticket is counted out of the line.
+    fn leave(&mut self) -> Option<Place> {
+        let mut rx = self.place.take()?;
+        rx.close();
+        let given = rx.try_recv().ok();
+        if given.is_none() {
+            let mut line = self.admission.lock();
+            line.waiting = line.waiting.saturating_sub(1);
+        }
+        given
     }
 }
 
 impl Drop for Ticket {
+    /// Still in line (the client went away while waiting, or its wait was dropped): out of it.
+    /// A place given to it in the meantime is dropped here, and so freed.
     fn drop(&mut self) {
-        // Still in line (the client went away while waiting): out of it. A place sent to the
-        // channel in the meantime is dropped with it and freed.
-        if let Some(mut rx) = self.place.take() {
-            rx.close();
-            let granted = rx.try_recv().ok();
-            if granted.is_none() {
-                self.leave_line();
-            }
-        }
+        self.leave();
     }
 }
 
