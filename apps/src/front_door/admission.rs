@@ -17,7 +17,9 @@
 //! consumer's pipeline full, whose calls would wait there behind another run, and gives each
 //! one out only when a running call is due to end, so that the next call reaches the consumer
 //! as it does: the consumer neither idles a round trip between calls nor holds a call behind a
-//! whole run. This is the adaptive LIFO of Facebook's servers ("Fail at Scale", ACM Queue
+//! whole run. The next end is expected one interval between ends after the last end, not a
+//! hold after the running call got its place: a call given its place early holds it while it
+//! waits at the consumer too, so its hold overstates its run. This is the adaptive LIFO of Facebook's servers ("Fail at Scale", ACM Queue
 //! 13(8), 2015), with CoDel's target and interval (Nichols and Jacobson, RFC 8289) telling a
 //! standing line from a passing one.
 //!
@@ -59,10 +61,14 @@ const GROWN_BY_PLACES: u64 = 2;
 /// How far over the target a newcomer's estimated wait must be for it to be refused at once.
 const ESTIMATE_MARGIN: f64 = 2.0;
 
-/// While the line stands, a running call is due to end this fraction of a hold before its
-/// hold is up: its successor then gets a place held back for it (see [`Admission::set_limit`]),
-/// so that it reaches the consumer as the running call ends, not a round trip later.
-const EARLY_BY: f64 = 0.25;
+/// While the line stands, the next call is due to end one interval between ends after the
+/// last one: a place held back (see [`Admission::set_limit`]) is given out this fraction of
+/// that interval before, so that its call reaches the consumer as the running one ends, not a
+/// round trip later.
+const EARLY_BY: f64 = 0.3;
+
+/// The weight of the newest interval in the moving average of the time between two ends.
+const INTERVAL_SMOOTHING: f64 = 0.1;
 
 /// The producer's admission control for HTTP calls.
 #[derive(Debug)]
@@ -84,7 +90,7 @@ struct Line {
     limit: usize,
     /// Places while the line stands (at most `limit`): without the places that only keep a
     /// consumer's pipeline full, whose calls wait there behind another run. Those are given
-    /// out again, one per running call, as the running calls become due to end.
+    /// out again, one each time a call is due to end.
     standing_limit: usize,
     /// Calls waiting (their tickets not yet dropped nor given a place).
     waiting: usize,
@@ -103,6 +109,11 @@ struct Line {
     excess_when_old: u64,
     /// Whether the early-places thread sleeps until woken (it knows of no call due).
     early_asleep: bool,
+    /// When a call last gave its place back.
+    last_end: Option<Instant>,
+    /// The moving average of the time between two ends while the consumers were busy from one
+    /// to the next, in seconds (0 before the first).
+    interval: f64,
 }
 
 /// Why a request was refused.
@@ -170,6 +181,8 @@ impl Admission {
                 excess: 0,
                 excess_when_old: 0,
                 early_asleep: true,
+                last_end: None,
+                interval: 0.0,
             }),
             max_queue_time,
             max_waiting,
@@ -229,10 +242,11 @@ impl Admission {
     /// Sets the number of places (at least 1), and how many of them are given out while the
     /// line stands (at least 1, at most `limit`); waiting calls get the new ones at once.
     ///
-    /// The places held back while the line stands are given out early instead: one for each
-    /// running call that is due to end (a quarter of the average hold before it is up), so
-    /// that the next call reaches the consumer as that one ends. A thread of the admission's
-    /// own wakes for them, as the runtime's timers are a millisecond coarse.
+    /// The places held back while the line stands are given out early instead: one each time
+    /// a call is due to end (the average interval between two ends after the last end, less
+    /// [`EARLY_BY`] of it), so that the next call reaches the consumer as that one ends. A thread
+    /// of the admission's own wakes for them, as the runtime's timers are a millisecond
+    /// coarse.
     pub fn set_limit(self: &Arc<Self>, limit: usize, while_standing: usize) {
         let mut line = self.lock();
         line.limit = limit.max(1);
@@ -359,13 +373,7 @@ impl Admission {
         let next = if !line.stands(now) || line.waiting == 0 || line.running() >= line.limit {
             None
         } else {
-            line.due_after().and_then(|due_after| {
-                line.started
-                    .iter()
-                    .map(|&started| started + due_after)
-                    .filter(|&due| due > now)
-                    .min()
-            })
+            line.next_early_place()
         };
         line.early_asleep = next.is_none();
         next
@@ -427,21 +435,55 @@ impl Line {
         }
     }
 
-    /// How long after it got its place a call is due to end (`None` before any ended).
-    fn due_after(&self) -> Option<Duration> {
-        (self.hold > 0.0).then(|| Duration::from_secs_f64(self.hold * (1.0 - EARLY_BY)))
+    /// A call gave its place (got at `since`) back at `now`. The time since the last end is
+    /// an interval between ends if the consumers were busy throughout: this call had its
+    /// place before the last one ended, so it was waiting at its consumer or running.
+    fn ended(&mut self, since: Instant, now: Instant) {
+        if let Some(last) = self.last_end.filter(|&last| since < last) {
+            let gap = now.saturating_duration_since(last).as_secs_f64();
+            self.interval = if self.interval == 0.0 {
+                gap
+            } else {
+                self.interval + INTERVAL_SMOOTHING * (gap - self.interval)
+            };
+        }
+        self.last_end = Some(now);
+    }
+
+    /// The interval between two ends, in seconds: as measured, else from the average hold
+    /// (0 before any call ended).
+    fn interval(&self) -> f64 {
+        if self.interval > 0.0 {
+            self.interval
+        } else {
+            self.hold / self.standing_limit as f64
+        }
+    }
+
+    /// When the next place held back is due: the next end expected (one interval after the
+    /// last end for each place already given out early, and one more), less the lead.
+    fn next_early_place(&self) -> Option<Instant> {
+        let last = self.last_end?;
+        let interval = self.interval();
+        if interval <= 0.0 {
+            return None;
+        }
+        let early = self.running().saturating_sub(self.standing_limit) as f64;
+        let after = interval * (early + 1.0 - EARLY_BY);
+        Some(last + Duration::from_secs_f64(after))
     }
 
     /// The places while the line stands at `now`: the standing ones, and one more for each
-    /// running call due to end, up to `limit`.
+    /// end due by then, up to `limit`.
     fn standing_limit_at(&self, now: Instant) -> usize {
-        let due = match self.due_after() {
-            Some(after) => self
-                .started
-                .iter()
-                .filter(|&&started| now.duration_since(started) >= after)
-                .count(),
-            None => 0,
+        let interval = self.interval();
+        let due = match self.last_end {
+            Some(last) if interval > 0.0 => {
+                let since = now.saturating_duration_since(last).as_secs_f64();
+                // Capped: a last end long ago gives every place.
+                ((since / interval + EARLY_BY).floor()).min(self.limit as f64) as usize
+            }
+            _ => 0,
         };
         (self.standing_limit + due).min(self.limit)
     }
@@ -531,10 +573,12 @@ impl Drop for Place {
         if !self.armed {
             return;
         }
-        let held = self.since.elapsed().as_secs_f64();
+        let now = Instant::now();
+        let held = now.saturating_duration_since(self.since).as_secs_f64();
         let admission = self.admission.clone();
         let mut line = admission.lock();
         line.end(self.since);
+        line.ended(self.since, now);
         line.hold = if line.hold == 0.0 {
             held
         } else {

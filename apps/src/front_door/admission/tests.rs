@@ -228,8 +228,8 @@ async fn a_standing_line_gives_out_only_its_standing_places() {
 #[tokio::test]
 async fn a_standing_line_gives_a_due_call_its_successor_early() {
     let admission = Admission::new(2, Duration::from_millis(400), 10);
-    // Calls hold their place about 20 ms: with the first two held far longer, the
-    // average is about 60 ms when the line stands, and a call is due 45 ms after its start.
+    // Calls hold their place about 20 ms; the two ends before the line stands come 30 ms
+    // apart, so the running call is due to end 30 ms after the last end.
     admission.lock().hold = 0.02;
     // Standing: one place only, and one is taken...
     let (oldest, next) = stand_with_one_running(&admission).await;
@@ -241,6 +241,48 @@ async fn a_standing_line_gives_a_due_call_its_successor_early() {
     assert!(early < Duration::from_millis(100), "{early:?}");
     assert_eq!((admission.in_flight(), admission.waiting()), (2, 0));
     drop(oldest);
+}
+
+#[tokio::test]
+async fn a_call_queued_behind_another_is_due_one_interval_after_the_last_end() {
+    let admission = Admission::new(2, Duration::from_millis(400), 10);
+    // Ends come 60 ms apart while the consumers are busy; a call's place, though, is held
+    // far longer when it waits at its consumer behind the one running.
+    admission.lock().interval = 0.06;
+    let (running, next) = stand_with_one_running(&admission).await;
+    let last_end = Instant::now();
+    // The running call got its place 30 ms before the last end: timed from its own start,
+    // by its hold, it would be due now. It started to run at the last end, so the next end is
+    // due 60 ms after it, and its successor gets its place a little before that.
+    let next = tokio::spawn(next.run());
+    tokio::time::sleep(Duration::from_millis(25)).await;
+    assert!(!next.is_finished(), "the successor's place came too early");
+    let _next = next.await.expect("the wait").expect("the place held back");
+    let early = last_end.elapsed();
+    assert!(
+        early >= Duration::from_millis(30) && early < Duration::from_millis(100),
+        "{early:?}"
+    );
+    drop(running);
+}
+
+#[tokio::test]
+async fn ends_are_timed_only_while_the_consumers_stay_busy() {
+    let admission = Admission::new(2, Duration::from_secs(1), 10);
+    let first = a_place(&admission).await;
+    let second = a_place(&admission).await;
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The second had its place while the first ran: the time between the two ends is one
+    // call's run.
+    drop(second);
+    let interval = admission.lock().interval;
+    assert!((0.015..0.1).contains(&interval), "{interval}");
+    // A call that got its place after the last end found a consumer idle: not an interval.
+    let third = a_place(&admission).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(third);
+    assert_eq!(admission.lock().interval, interval);
 }
 
 #[tokio::test]
