@@ -228,24 +228,6 @@ async fn a_standing_line_gives_out_only_its_standing_places() {
 #[tokio::test]
 async fn a_standing_line_gives_a_due_call_its_successor_early() {
     let admission = Admission::new(2, Duration::from_millis(400), 10);
-    // Calls hold their place about 20 ms; the two ends before the line stands come 30 ms
-    // apart, so the running call is due to end 30 ms after the last end.
-    admission.lock().hold = 0.02;
-    // Standing: one place only, and one is taken...
-    let (oldest, next) = stand_with_one_running(&admission).await;
-    let standing = Instant::now();
-    // ... until the running call is due to end: then its successor is given the other,
-    // while it still runs (without, it would wait for its target and be refused).
-    let _next = next.run().await.expect("the place held back, given early");
-    let early = standing.elapsed();
-    assert!(early < Duration::from_millis(100), "{early:?}");
-    assert_eq!((admission.in_flight(), admission.waiting()), (2, 0));
-    drop(oldest);
-}
-
-#[tokio::test]
-async fn a_call_queued_behind_another_is_due_one_interval_after_the_last_end() {
-    let admission = Admission::new(2, Duration::from_millis(400), 10);
     // Ends come 60 ms apart while the consumers are busy; a call's place, though, is held
     // far longer when it waits at its consumer behind the one running.
     admission.lock().interval = 0.06;
@@ -257,12 +239,15 @@ async fn a_call_queued_behind_another_is_due_one_interval_after_the_last_end() {
     let next = tokio::spawn(next.run());
     tokio::time::sleep(Duration::from_millis(25)).await;
     assert!(!next.is_finished(), "the successor's place came too early");
+    // ... and gets it while the running call still runs (without, it would wait for its
+    // target and be refused).
     let _next = next.await.expect("the wait").expect("the place held back");
     let early = last_end.elapsed();
     assert!(
         early >= Duration::from_millis(30) && early < Duration::from_millis(100),
         "{early:?}"
     );
+    assert_eq!((admission.in_flight(), admission.waiting()), (2, 0));
     drop(running);
 }
 
