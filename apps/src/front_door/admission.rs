@@ -19,9 +19,9 @@
 //! as it does: the consumer neither idles a round trip between calls nor holds a call behind a
 //! whole run. The next end is expected one interval between ends after the last end, not a
 //! hold after the running call got its place: a call given its place early holds it while it
-//! waits at the consumer too, so its hold overstates its run. This is the adaptive LIFO of Facebook's servers ("Fail at Scale", ACM Queue
-//! 13(8), 2015), with CoDel's target and interval (Nichols and Jacobson, RFC 8289) telling a
-//! standing line from a passing one.
+//! waits at the consumer too, so its hold overstates its run. This is the adaptive LIFO of
+//! Facebook's servers ("Fail at Scale", ACM Queue 13(8), 2015), with CoDel's target and
+//! interval (Nichols and Jacobson, RFC 8289) telling a standing line from a passing one.
 //!
 //! A closed loop of clients, each sending its next request when its last is answered, keeps a
 //! line that does not grow: one request comes for each one seated. Served first come first, it
@@ -244,8 +244,8 @@ impl Admission {
     ///
     /// The places held back while the line stands are given out early instead: one each time
     /// a call is due to end (the average interval between two ends after the last end, less
-    /// [`EARLY_BY`] of it), so that the next call reaches the consumer as that one ends. A thread
-    /// of the admission's own wakes for them, as the runtime's timers are a millisecond
+    /// three tenths of it), so that the next call reaches the consumer as that one ends. A
+    /// thread of the admission's own wakes for them, as the runtime's timers are a millisecond
     /// coarse.
     pub fn set_limit(self: &Arc<Self>, limit: usize, while_standing: usize) {
         let mut line = self.lock();
@@ -428,24 +428,19 @@ impl Line {
         self.started.push(now);
     }
 
-    /// The call that got its place at `since` gave it back.
-    fn end(&mut self, since: Instant) {
+    /// The call that got its place at `since` gave it back at `now`: its hold joins the
+    /// average. The time since the last end is an interval between ends if the consumers were
+    /// busy throughout: this call had its place before the last one ended, so it was waiting
+    /// at its consumer or running.
+    fn end(&mut self, since: Instant, now: Instant) {
         if let Some(index) = self.started.iter().position(|&s| s == since) {
             self.started.swap_remove(index);
         }
-    }
-
-    /// A call gave its place (got at `since`) back at `now`. The time since the last end is
-    /// an interval between ends if the consumers were busy throughout: this call had its
-    /// place before the last one ended, so it was waiting at its consumer or running.
-    fn ended(&mut self, since: Instant, now: Instant) {
+        let held = now.saturating_duration_since(since).as_secs_f64();
+        self.hold = moving_average(self.hold, held, SMOOTHING);
         if let Some(last) = self.last_end.filter(|&last| since < last) {
             let gap = now.saturating_duration_since(last).as_secs_f64();
-            self.interval = if self.interval == 0.0 {
-                gap
-            } else {
-                self.interval + INTERVAL_SMOOTHING * (gap - self.interval)
-            };
+            self.interval = moving_average(self.interval, gap, INTERVAL_SMOOTHING);
         }
         self.last_end = Some(now);
     }
@@ -486,6 +481,15 @@ impl Line {
             _ => 0,
         };
         (self.standing_limit + due).min(self.limit)
+    }
+}
+
+/// `mean` moved towards `sample` by `weight` (the sample itself when `mean` is 0: none yet).
+fn moving_average(mean: f64, sample: f64, weight: f64) -> f64 {
+    if mean == 0.0 {
+        sample
+    } else {
+        mean + weight * (sample - mean)
     }
 }
 
@@ -574,16 +578,9 @@ impl Drop for Place {
             return;
         }
         let now = Instant::now();
-        let held = now.saturating_duration_since(self.since).as_secs_f64();
         let admission = self.admission.clone();
         let mut line = admission.lock();
-        line.end(self.since);
-        line.ended(self.since, now);
-        line.hold = if line.hold == 0.0 {
-            held
-        } else {
-            line.hold + SMOOTHING * (held - line.hold)
-        };
+        line.end(self.since, now);
         admission.hand_over(&mut line);
     }
 }
