@@ -19,7 +19,7 @@ use rpc_apps::security::{reload_on_sighup, ApiKeys, ProducerTls, Protection, Tra
 use rpc_core::Client;
 
 /// Sends tasks to consumers: every --interval a random fibonacci_generator.calculate(100..=10000)
-/// or neural_analyzer.polarity(<sentence>), or text commands read from stdin. With --listen,
+/// or neural_analyzer.polarity(SENTENCE), or text commands read from stdin. With --listen,
 /// serves an HTTP/JSON API instead (POST /v1/call/{procedure}), or beside them with --generate.
 #[derive(Debug, Parser)]
 #[command(version)]

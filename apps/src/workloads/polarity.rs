@@ -36,7 +36,7 @@ impl NeuralAnalyzer {
     /// The polarity of `sentence` in [-1, 1]: below zero negative, above zero positive.
     /// Input longer than the model's window is truncated.
     ///
-    /// A batch procedure: the calls waiting when a worker frees up (up to [`MAX_BATCH`]) run
+    /// A batch procedure: the calls waiting when a worker frees up (up to `MAX_BATCH`) run
     /// as padded forward passes over sentences of similar length; each caller gets its own
     /// answer. A call given up before its batch started is left out of it.
     ///
