@@ -324,7 +324,7 @@ impl Admission {
                 }
             }
             let standing = line.stands(now);
-            if standing && line.running() >= line.standing_limit_at(now) {
+            if standing && !line.seats_while_standing(now) {
                 self.wake_early(line);
                 return;
             }
@@ -468,19 +468,11 @@ impl Line {
         Some(last + Duration::from_secs_f64(after))
     }
 
-    /// The places while the line stands at `now`: the standing ones, and one more for each
-    /// end due by then, up to `limit`.
-    fn standing_limit_at(&self, now: Instant) -> usize {
-        let interval = self.interval();
-        let due = match self.last_end {
-            Some(last) if interval > 0.0 => {
-                let since = now.saturating_duration_since(last).as_secs_f64();
-                // Capped: a last end long ago gives every place.
-                ((since / interval + EARLY_BY).floor()).min(self.limit as f64) as usize
-            }
-            _ => 0,
-        };
-        (self.standing_limit + due).min(self.limit)
+    /// Whether a standing line gives out a place at `now`: one of its standing places is
+    /// free, or the next place held back is due (the caller keeps within `limit`).
+    fn seats_while_standing(&self, now: Instant) -> bool {
+        self.running() < self.standing_limit
+            || self.next_early_place().is_some_and(|due| due <= now)
     }
 }
 
