@@ -9,7 +9,7 @@
 # peak and the unloaded p99, measured twice: one call at a time back to back (hey, 1
 # connection), and the way the overload is offered, at a tenth of the capacity (oha). The
 # overload is offered at a steady rate by `oha` (installed here with cargo, version
-# $OHA_VERSION, into target/tools) from 512 connections, its latencies
+# $OHA_VERSION, into target/tools) from $OHA_CONNECTIONS (128) connections, its latencies
 # corrected for coordinated omission (measured from when each request was due): `hey -q` starts
 # all its connections' requests on the same tick, bursts that queue behind one another
 # whatever the admission does (at half the capacity, hey's bursts of 16 already gave a p50 of
@@ -46,6 +46,12 @@ if ! "$tools/bin/oha" --version 2>/dev/null | grep -q "$oha_version"; then
     cargo install --quiet --locked oha --version "$oha_version" --root "$tools"
 fi
 oha="$tools/bin/oha"
+# oha opens its connections one per request until it has them all. With 512, it stalls
+# itself 8-18 ms as it passes about 256 and 512 (at 190 and 380 ms at 1,300 requests/s), also
+# against the HTTP floor, whose whole-run p99 that took from 0.31 to 0.47-0.52 ms; with 64 or
+# 128 it does not (docs/benchmarks.md, HTTP front door, session 17). The overload keeps at
+# most about 40 requests in flight, so 128 leave it three times that.
+oha_connections=${OHA_CONNECTIONS:-128}
 build_apps
 (cd "$repo_root" && cargo build --release --quiet -p rpc-apps --examples)
 examples="$bin_dir/examples"
@@ -126,11 +132,11 @@ load() {
         "http://127.0.0.1:$port/v1/call/fibonacci_generator.calculate" > "$csv"
     table "$name" "$seconds" hey "$csv"
 }
-# overload NAME PORT BODY RATE: RATE requests/s at a steady rate from 512 connections (oha,
-# latencies from when each request was due); one table row.
+# overload NAME PORT BODY RATE: RATE requests/s at a steady rate from $oha_connections
+# connections (oha, latencies from when each request was due); one table row.
 overload() {
     local name=$1 port=$2 body=$3 rate=$4
-    "${front[@]}" "$oha" --no-tui -z "${seconds}s" -c 512 -q "$rate" --latency-correction \
+    "${front[@]}" "$oha" --no-tui -z "${seconds}s" -c "$oha_connections" -q "$rate" --latency-correction \
         -m POST -T application/json -d "$body" --output-format csv -o "$csv" \
         "http://127.0.0.1:$port/v1/call/fibonacci_generator.calculate"
     table "$name" "$seconds" oha "$csv"
@@ -157,6 +163,8 @@ overload_section() {
     echo
     echo "$header"
     echo "$rule"
+    # The generator's own latency at that rate: the same oha against the HTTP floor.
+    overload "HTTP floor at the same rate ($offered requests/s offered, $oha_connections connections)" "$floor" "$heavy" "$offered"
     local flags port
     for flags in default tuned; do
         port=$default
@@ -167,11 +175,11 @@ overload_section() {
         fi
         load "unloaded (1 connection)$label" "$port" "$heavy" -c 1
         # The unloaded latency as the overload's generator sees it: the same oha, steady rate
-        # and 512 connections, at a tenth of the capacity (the consumers idle 9 tenths of the
+        # and connections, at a tenth of the capacity (the consumers idle 9 tenths of the
         # time, and each request finds the processes asleep, as the overload's find them busy).
-        overload "unloaded, steady rate ($((capacity / 10)) requests/s offered, 512 connections)$label" "$port" "$heavy" "$((capacity / 10))"
+        overload "unloaded, steady rate ($((capacity / 10)) requests/s offered, $oha_connections connections)$label" "$port" "$heavy" "$((capacity / 10))"
         load "peak (8 connections, no pause)$label" "$port" "$heavy" -c 8
-        overload "2x capacity ($offered requests/s offered, 512 connections)$label" "$port" "$heavy" "$offered"
+        overload "2x capacity ($offered requests/s offered, $oha_connections connections)$label" "$port" "$heavy" "$offered"
     done
 }
 
