@@ -5,9 +5,10 @@
 #   - the front door: `producer --listen` in its default configuration;
 #   - the RPC floor: direct Pool calls, no HTTP (examples/rpc_floor.rs).
 # Cheap calls (F(90)) at 64 connections and at 1; then overload: heavy calls (F($HEAVY_N)) at
-# twice the consumers' measured capacity, goodput and the p99 of admitted calls against the
-# peak and the unloaded p99, measured twice: one call at a time back to back (hey, 1
-# connection), and the way the overload is offered, at a tenth of the capacity (oha). The
+# twice the consumers' capacity (the larger of the direct calls' rate and the front door's
+# peak), goodput and the p99 of admitted calls against the peak and the unloaded p99, measured
+# twice: one call at a time back to back (hey, 1 connection), and the way the overload is
+# offered, at a tenth of the capacity (oha). The
 # overload is offered at a steady rate by `oha` (installed here with cargo, version
 # $OHA_VERSION, into target/tools) from $OHA_CONNECTIONS (128) connections, its latencies
 # corrected for coordinated omission (measured from when each request was due): `hey -q` starts
@@ -143,11 +144,13 @@ overload() {
 }
 # overload_section TITLE TUNED_FLAGS PORT...: the consumers' capacity (direct calls), then
 # unloaded, peak and twice the capacity against a producer in its default configuration and
-# one with TUNED_FLAGS, both calling the consumers on PORT...
+# one with TUNED_FLAGS, both calling the consumers on PORT... "Capacity" is the larger of the
+# direct calls' rate and the default producer's peak, so that a slow measurement of either
+# does not make the overload a lighter one.
 overload_section() {
     local title=$1 tuned_flags=$2
     shift 2
-    local default tuned capacity_line capacity offered
+    local default tuned capacity_line capacity offered="" peak
     producer "$door_flags" "$@"
     default=$started
     producer "$tuned_flags" "$@"
@@ -156,16 +159,14 @@ overload_section() {
     wait_for_port "$tuned" 30
     capacity_line=$("${front[@]}" "$examples/rpc_floor" "$seconds" 8 "$heavy_n" "$@")
     capacity=$(echo "$capacity_line" | sed -E 's/.*= ([0-9]+) calls\/s.*/\1/')
-    offered=$((2 * capacity))
     echo
     echo "Overload, $title: F($heavy_n); the consumers' capacity is $capacity calls/s"
-    echo "(\`$capacity_line\`, 8 direct callers)."
+    echo "(\`$capacity_line\`, 8 direct callers); twice the capacity is twice the larger of that"
+    echo "and the default producer's peak."
     echo
     echo "$header"
     echo "$rule"
-    # The generator's own latency at that rate: the same oha against the HTTP floor.
-    overload "HTTP floor at the same rate ($offered requests/s offered, $oha_connections connections)" "$floor" "$heavy" "$offered"
-    local flags port
+    local flags port row
     for flags in default tuned; do
         port=$default
         label=""
@@ -178,7 +179,14 @@ overload_section() {
         # and connections, at a tenth of the capacity (the consumers idle 9 tenths of the
         # time, and each request finds the processes asleep, as the overload's find them busy).
         overload "unloaded, steady rate ($((capacity / 10)) requests/s offered, $oha_connections connections)$label" "$port" "$heavy" "$((capacity / 10))"
-        load "peak (8 connections, no pause)$label" "$port" "$heavy" -c 8
+        row=$(load "peak (8 connections, no pause)$label" "$port" "$heavy" -c 8)
+        echo "$row"
+        if [[ -z $offered ]]; then
+            peak=$(echo "$row" | awk -F'|' '{ gsub(/[ ,]/, "", $4); print $4 }')
+            offered=$((2 * (peak > capacity ? peak : capacity)))
+            # The generator's own latency at that rate: the same oha against the HTTP floor.
+            overload "HTTP floor at the same rate ($offered requests/s offered, $oha_connections connections)" "$floor" "$heavy" "$offered"
+        fi
         overload "2x capacity ($offered requests/s offered, $oha_connections connections)$label" "$port" "$heavy" "$offered"
     done
 }
