@@ -50,8 +50,8 @@ oha="$tools/bin/oha"
 # oha opens its connections one per request until it has them all. With 512, it stalls
 # itself 8-18 ms as it passes about 256 and 512 (at 190 and 380 ms at 1,300 requests/s), also
 # against the HTTP floor, whose whole-run p99 that took from 0.31 to 0.47-0.52 ms; with 64 or
-# 128 it does not (docs/benchmarks.md, HTTP front door, session 17). The overload keeps at
-# most about 40 requests in flight, so 128 leave it three times that.
+# 128 it does not (docs/benchmarks.md, HTTP front door, session 17). The overload of one
+# consumer kept at most 32-39 requests in flight, so 128 leave it three times that.
 oha_connections=${OHA_CONNECTIONS:-128}
 build_apps
 (cd "$repo_root" && cargo build --release --quiet -p rpc-apps --examples)
