@@ -84,8 +84,8 @@ pub struct Admission {
 
 #[derive(Debug)]
 struct Line {
-    /// When each call holding a place now got it (in no order).
-    started: Vec<Instant>,
+    /// Calls holding a place now.
+    holding: usize,
     /// Places.
     limit: usize,
     /// Places while the line stands (at most `limit`): without the places that only keep a
@@ -171,7 +171,7 @@ impl Admission {
     pub fn new(limit: usize, max_queue_time: Duration, max_waiting: usize) -> Arc<Self> {
         Arc::new(Self {
             line: Mutex::new(Line {
-                started: Vec::new(),
+                holding: 0,
                 limit: limit.max(1),
                 standing_limit: limit.max(1),
                 waiting: 0,
@@ -200,7 +200,7 @@ impl Admission {
         let entered = Instant::now();
         let mut line = self.lock();
         if line.running() < line.limit && line.waiting == 0 {
-            line.start(entered);
+            line.start();
             drop(line);
             return Ok(Ticket {
                 admission: self.clone(),
@@ -338,7 +338,7 @@ impl Admission {
             };
             match waiter.send(self.place(now)) {
                 Ok(()) => {
-                    line.start(now);
+                    line.start();
                     line.waiting -= 1;
                     line.excess = line.excess.saturating_sub(1);
                     if standing {
@@ -420,12 +420,12 @@ impl Line {
 
     /// Calls holding a place now.
     fn running(&self) -> usize {
-        self.started.len()
+        self.holding
     }
 
-    /// A call got its place at `now`.
-    fn start(&mut self, now: Instant) {
-        self.started.push(now);
+    /// A call got its place.
+    fn start(&mut self) {
+        self.holding += 1;
     }
 
     /// The call that got its place at `since` gave it back at `now`: its hold joins the
@@ -433,9 +433,7 @@ impl Line {
     /// busy throughout: this call had its place before the last one ended, so it was waiting
     /// at its consumer or running.
     fn end(&mut self, since: Instant, now: Instant) {
-        if let Some(index) = self.started.iter().position(|&s| s == since) {
-            self.started.swap_remove(index);
-        }
+        self.holding = self.holding.saturating_sub(1);
         let held = now.saturating_duration_since(since).as_secs_f64();
         self.hold = moving_average(self.hold, held, SMOOTHING);
         if let Some(last) = self.last_end.filter(|&last| since < last) {
