@@ -28,7 +28,9 @@
 //! seats every waiter in the same time, and while that is within the target it refuses none.
 //! Newest first, it would leave its oldest waiters to be refused at the target, only for them
 //! to come straight back; so such a line never stands, however old its waiters. (One whose wait
-//! is over the target refuses waiters either way, and the refused count as growth.)
+//! is over the target refuses waiters either way, and the refused count as growth. So does
+//! one whose wait is at the target's edge, once a stall has a few of its waiters refused: the
+//! growth is counted from when the line turned old.)
 //!
 //! Counting waiting calls, as a fixed wait line does, lets the time a call waits grow with the
 //! size of the work (256 waiting F(90)s are 10 ms, 256 waiting F(100,000)s are 250 ms). Serving
