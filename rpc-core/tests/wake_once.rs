@@ -45,15 +45,24 @@ async fn started_during_the_poll(wrap: fn(TestPoll) -> TestPoll) -> u64 {
     let count = &count;
     let one_poll = Box::pin(async move {
         let mut second = pin!(registry.dispatch(1, call(), CancellationToken::new()));
+        // A worker woken at once, on another core, may answer before this poll of the call
+        // returns: the answer is kept then, and the call counts as started.
+        let mut answered_at_once = None;
         poll_fn(|cx| {
-            assert!(second.as_mut().poll(cx).is_pending(), "queued for a worker");
+            if let Poll::Ready(answer) = second.as_mut().poll(cx) {
+                answered_at_once = Some(answer);
+            }
             Poll::Ready(())
         })
         .await;
         // Still the same poll: the thread is held, not handed back to the runtime.
         std::thread::sleep(Duration::from_millis(200));
         let started = count.load(Ordering::SeqCst) - 1;
-        assert_eq!(second.await, Ok(b"2".to_vec()), "the call still runs");
+        let answer = match answered_at_once {
+            Some(answer) => answer,
+            None => second.await,
+        };
+        assert_eq!(answer, Ok(b"2".to_vec()), "the call still runs");
         started
     });
     wrap(one_poll).await
