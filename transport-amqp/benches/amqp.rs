@@ -19,7 +19,9 @@
 //!
 //! `cargo bench -p transport-amqp` (a RabbitMQ broker must answer: scripts/start_rabbitmq.sh).
 //! `BENCH_CALLS` sets the number of calls per measurement (default 3000); each figure is the
-//! median of 5 rounds, floor and rpc measurements alternating.
+//! median of 5 rounds, floor and rpc measurements alternating. `BENCH_TOPOLOGY=quorum` or
+//! `classic` runs one topology, `BENCH_CASE=<part of a label>|...` some measurements (for
+//! profiling).
 
 // The request queue as a foreign peer declares it, shared with the tests: the floor runs on
 // the same queue type.
@@ -387,6 +389,15 @@ fn median(rounds: Vec<Figures>) -> Figures {
     }
 }
 
+/// Whether the measurement `label` runs: every one, unless `BENCH_CASE` lists some
+/// (`|`-separated parts of their labels, e.g. `reply queue, 64 in flight: rpc, sync`), as
+/// when a profiler watches one of them.
+fn case_wanted(label: &str) -> bool {
+    std::env::var("BENCH_CASE").map_or(true, |cases| {
+        cases.split('|').any(|case| label.contains(case))
+    })
+}
+
 fn row(label: &str, f: &Figures) -> String {
     format!(
         "| {label} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
@@ -487,11 +498,19 @@ async fn variant(
         // that load from elsewhere on the machine weighs on both alike.
         let (mut floors, mut syncs, mut asyncs) = (Vec::new(), Vec::new(), Vec::new());
         let mut pikas = Vec::new();
+        let wanted = |kind: &str| case_wanted(&format!("{mode_name}, {label}: {kind}"));
         for _ in 0..ROUNDS {
-            floors.push(measure(&floor, calls, in_flight, processes).await);
-            syncs.push(measure(&sync, calls, in_flight, processes).await);
-            asyncs.push(measure(&asynchronous, calls, in_flight, processes).await);
-            if let Some((python, pika_consumer)) = aio_pika.filter(|_| in_flight == IN_FLIGHT) {
+            if wanted("floor") {
+                floors.push(measure(&floor, calls, in_flight, processes).await);
+            }
+            if wanted("rpc, sync procedure") {
+                syncs.push(measure(&sync, calls, in_flight, processes).await);
+            }
+            if wanted("rpc, async procedure") {
+                asyncs.push(measure(&asynchronous, calls, in_flight, processes).await);
+            }
+            let pika = aio_pika.filter(|_| in_flight == IN_FLIGHT && wanted("aio-pika JsonRPC"));
+            if let Some((python, pika_consumer)) = pika {
                 let procedure = format!("{name}_pika.echo");
                 pikas.push(measure_aio_pika(
                     python,
@@ -503,8 +522,10 @@ async fn variant(
                 ));
             }
         }
-        let floor = median(floors);
-        rows.push(row(&format!("{mode_name}, {label}: floor"), &floor));
+        let floor = (!floors.is_empty()).then(|| median(floors));
+        if let Some(floor) = &floor {
+            rows.push(row(&format!("{mode_name}, {label}: floor"), floor));
+        }
         let pika = (!pikas.is_empty()).then(|| median(pikas));
         if let Some(pika) = &pika {
             rows.push(row(
@@ -513,16 +534,21 @@ async fn variant(
             ));
         }
         for (kind, rounds) in [("sync", syncs), ("async", asyncs)] {
+            if rounds.is_empty() {
+                continue;
+            }
             let rpc = median(rounds);
             rows.push(row(
                 &format!("{mode_name}, {label}: rpc, {kind} procedure"),
                 &rpc,
             ));
-            rows.push(ratio_row(
-                &format!("{mode_name}, {label}: rpc, {kind} / floor"),
-                &rpc,
-                &floor,
-            ));
+            if let Some(floor) = &floor {
+                rows.push(ratio_row(
+                    &format!("{mode_name}, {label}: rpc, {kind} / floor"),
+                    &rpc,
+                    floor,
+                ));
+            }
             if let Some(pika) = &pika {
                 rows.push(ratio_row(
                     &format!("{mode_name}, {label}: rpc, {kind} / aio-pika"),
