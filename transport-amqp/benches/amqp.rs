@@ -573,7 +573,7 @@ fn main() {
         .unwrap_or(3_000usize)
         .max(IN_FLIGHT);
     let only = std::env::var("BENCH_TOPOLOGY").ok();
-    let runtime = test_support::runtime(2);
+    let runtime = caller_runtime();
     let python = python_venv::python();
     let config = AmqpConfig::new(AmqpUrl::resolve(None));
     println!(
@@ -624,6 +624,18 @@ fn main() {
                 .await
                 .expect("delete the bench's queues");
         });
+    }
+}
+
+/// The calling process's runtime: two threads, as the producer's when it serves HTTP, or with
+/// `BENCH_CALLER_RUNTIME=current` one, as the producer's when it only runs its task generator.
+fn caller_runtime() -> tokio::runtime::Runtime {
+    match std::env::var("BENCH_CALLER_RUNTIME").as_deref() {
+        Ok("current") => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime"),
+        _ => test_support::runtime(2),
     }
 }
 
