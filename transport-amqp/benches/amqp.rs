@@ -8,7 +8,7 @@
 //! Each end runs in its own process, as a producer and a consumer do: this binary starts itself
 //! again as the consumer (`AMQP_BENCH_CONSUMER`), which serves both the floor's responder and
 //! the rpc consumer on a current-thread runtime (the consumer app's), while this process calls
-//! them on a two-thread runtime. CPU is read from /proc for each process and the broker. The
+//! them on a two-thread runtime (`BENCH_CALLER_RUNTIME=current`: a current-thread one). CPU is read from /proc for each process and the broker. The
 //! rpc consumer has the apps' defaults: `Registry::new()` (one worker, as `consumer
 //! --workers`'s default) and `AmqpConfig`'s prefetch pipeline.
 //!
