@@ -29,17 +29,20 @@
 //! - [`Latencies`]: the `latencies` crate's, re-exported: an HDR histogram of latencies.
 //! - [`pki`] (`pki.rs`): a CA and the certificates it signs, made at test time (rcgen).
 //! - [`stdout_of`] (`command.rs`): a script's or a peer's output, failing loudly.
+//! - [`Cases`] (`cases.rs`): which of a benchmark's measurements to run.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
+mod cases;
 mod command;
 pub mod pki;
 pub mod procfs;
 pub mod rabbitmq;
 mod runtime;
 
+pub use cases::Cases;
 pub use command::stdout_of;
 pub use latencies::Latencies;
 pub use rabbitmq::BrokerStopped;

@@ -8,9 +8,10 @@
 //! Each end runs in its own process, as a producer and a consumer do: this binary starts itself
 //! again as the consumer (`AMQP_BENCH_CONSUMER`), which serves both the floor's responder and
 //! the rpc consumer on a current-thread runtime (the consumer app's), while this process calls
-//! them on a two-thread runtime (`BENCH_CALLER_RUNTIME=current`: a current-thread one). CPU is read from /proc for each process and the broker. The
-//! rpc consumer has the apps' defaults: `Registry::new()` (one worker, as `consumer
-//! --workers`'s default) and `AmqpConfig`'s prefetch pipeline.
+//! them on a two-thread runtime (`BENCH_CALLER_RUNTIME=current`: a current-thread one). CPU is
+//! read from /proc for each process and the broker. The rpc consumer has the apps' defaults:
+//! `Registry::new()` (one worker, as `consumer --workers`'s default) and `AmqpConfig`'s
+//! prefetch pipeline.
 //!
 //! The third peer is aio-pika's JsonRPC (`benches/aio_pika_peer.py`, from the venv that
 //! `scripts/python_venv.sh` makes): an echo consumer in a process of its own, called by an
@@ -20,8 +21,8 @@
 //! `cargo bench -p transport-amqp` (a RabbitMQ broker must answer: scripts/start_rabbitmq.sh).
 //! `BENCH_CALLS` sets the number of calls per measurement (default 3000); each figure is the
 //! median of 5 rounds, floor and rpc measurements alternating. `BENCH_TOPOLOGY=quorum` or
-//! `classic` runs one topology, `BENCH_CASE=<part of a label>|...` some measurements (for
-//! profiling).
+//! `classic` runs one topology, `BENCH_CASE=<label>|...` some measurements (for profiling;
+//! e.g. `quorum, reply queue, 64 in flight: rpc, sync procedure`).
 
 // The request queue as a foreign peer declares it, shared with the tests: the floor runs on
 // the same queue type.
@@ -42,7 +43,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use rpc_core::{Client, Registry};
-use test_support::{procfs, Latencies};
+use test_support::{procfs, Cases, Latencies};
 use tokio::sync::oneshot;
 use transport_amqp::{AmqpConfig, AmqpServer, AmqpTransport, AmqpUrl, ReplyMode, Topology};
 
@@ -389,15 +390,6 @@ fn median(rounds: Vec<Figures>) -> Figures {
     }
 }
 
-/// Whether the measurement `label` runs: every one, unless `BENCH_CASE` lists some
-/// (`|`-separated parts of their labels, e.g. `reply queue, 64 in flight: rpc, sync`), as
-/// when a profiler watches one of them.
-fn case_wanted(label: &str) -> bool {
-    std::env::var("BENCH_CASE").map_or(true, |cases| {
-        cases.split('|').any(|case| label.contains(case))
-    })
-}
-
 fn row(label: &str, f: &Figures) -> String {
     format!(
         "| {label} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
@@ -498,7 +490,8 @@ async fn variant(
         // that load from elsewhere on the machine weighs on both alike.
         let (mut floors, mut syncs, mut asyncs) = (Vec::new(), Vec::new(), Vec::new());
         let mut pikas = Vec::new();
-        let wanted = |kind: &str| case_wanted(&format!("{mode_name}, {label}: {kind}"));
+        let cases = Cases::from_env("BENCH_CASE");
+        let wanted = |kind: &str| cases.wants(&format!("{mode_name}, {label}: {kind}"));
         for _ in 0..ROUNDS {
             if wanted("floor") {
                 floors.push(measure(&floor, calls, in_flight, processes).await);

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use rpc_core::Client;
 use test_support::pki::Ca;
-use test_support::procfs;
+use test_support::{procfs, Cases};
 use tokio::runtime::Runtime;
 use transport_tcp::{ClientTls, TcpTransportConfig};
 
@@ -159,7 +159,7 @@ fn main() {
     let secs = Duration::from_secs_f64(env_or("ECHO_SECS", 0.6));
     let rounds: usize = env_or("ECHO_ROUNDS", 5);
     let only: String = env_or("ECHO_ONLY", String::new());
-    let only_case: String = env_or("ECHO_CASE", String::new());
+    let cases = Cases::from_env("ECHO_CASE");
     println!(
         "Best of {rounds} interleaved rounds of {:.1} s per case; each server end a process of \
          its own.\n",
@@ -170,10 +170,10 @@ fn main() {
     }
     for flavor in [Flavor::Current, Flavor::Multi] {
         if only.is_empty() || flavor.arg() == only {
-            measure_flavor(flavor, secs, rounds, &only_case);
+            measure_flavor(flavor, secs, rounds, &cases);
         }
     }
-    if only.is_empty() && only_case.is_empty() {
+    if only.is_empty() && cases.all() {
         measure_consumer_memory();
         println!();
         measure_tls(secs, rounds);
@@ -195,7 +195,7 @@ const LABELS: [&str; 9] = [
 
 /// The three peers' servers, each in its own process on `flavor`, called from a `flavor`
 /// runtime here: the table and the ratios.
-fn measure_flavor(flavor: Flavor, secs: Duration, rounds: usize, only_case: &str) {
+fn measure_flavor(flavor: Flavor, secs: Duration, rounds: usize, selected: &Cases) {
     let floor = ServerProcess::start(Peer::Floor, flavor, &[]);
     let tarpc = ServerProcess::start(Peer::Tarpc, flavor, &[]);
     let rpc = ServerProcess::start(Peer::Rpc, flavor, &[]);
@@ -217,7 +217,7 @@ fn measure_flavor(flavor: Flavor, secs: Duration, rounds: usize, only_case: &str
     let mut cases: Vec<Case> = LABELS.iter().map(|l| Case::new(l)).collect();
     for _ in 0..rounds {
         for (index, case) in cases.iter_mut().enumerate() {
-            if !only_case.is_empty() && !only_case.split('|').any(|c| c == case.label) {
+            if !selected.wants(case.label) {
                 continue;
             }
             let tasks = if index < 5 { IN_FLIGHT } else { 1 };
