@@ -105,10 +105,7 @@ fn consumer_and_call_use_the_private_ca_and_client_certificate() {
     ]
     .concat();
     let producer = WebProducer::start(&producer_args);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = test_support::current_thread_runtime();
     let (ready, answer) = runtime.block_on(async {
         let client = reqwest::Client::new();
         let ready = client

@@ -28,10 +28,7 @@ fn runs_of_calculate(consumer: &Consumer) -> usize {
 fn cancelled_calls_never_run_and_the_running_one_stops() {
     let mut consumer = Consumer::start(&["--transport", "tcp", "--no-model", "--workers", "1"]);
     let pid = consumer.child.id();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = test_support::current_thread_runtime();
     runtime.block_on(async {
         let transport =
             TcpTransport::new([consumer.port.to_string()], TcpTransportConfig::default())

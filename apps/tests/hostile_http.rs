@@ -134,10 +134,7 @@ fn hostile_http_clients_never_stall_well_behaved_ones() {
     }
 
     // Meanwhile, a well-behaved client: every call answered, correctly, on time.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = test_support::current_thread_runtime();
     let latencies = runtime.block_on(async {
         let client = reqwest::Client::new();
         let mut latencies = Vec::new();

@@ -25,7 +25,8 @@
 //! - [`rabbitmq`] (`rabbitmq.rs`): `rabbitmqctl`, its JSON output, and [`BrokerStopped`], a
 //!   guard that stops the broker's application and starts it again however the test ends.
 //! - [`procfs`] (`procfs.rs`): CPU time of a process or of one of its threads, resident memory.
-//! - [`runtime`] (`runtime.rs`): the multi-threaded tokio runtime tests and benches run on.
+//! - [`runtime`], [`current_thread_runtime`] (`runtime.rs`): the tokio runtimes tests and
+//!   benches run on, multi-threaded and current-thread.
 //! - [`Latencies`]: the `latencies` crate's, re-exported: an HDR histogram of latencies.
 //! - [`pki`] (`pki.rs`): a CA and the certificates it signs, made at test time (rcgen).
 //! - [`stdout_of`] (`command.rs`): a script's or a peer's output, failing loudly.
@@ -46,4 +47,4 @@ pub use cases::Cases;
 pub use command::stdout_of;
 pub use latencies::Latencies;
 pub use rabbitmq::BrokerStopped;
-pub use runtime::runtime;
+pub use runtime::{current_thread_runtime, runtime};

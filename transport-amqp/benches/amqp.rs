@@ -418,10 +418,7 @@ fn consumer_process(spec: &str) {
     let config = AmqpConfig::new(AmqpUrl::resolve(None)).with_topology(topology);
     // The consumer app's runtime: one thread for the network, the procedures on the
     // registry's workers.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = test_support::current_thread_runtime();
     runtime.block_on(async {
         let connection = connect(config.url.as_str()).await;
         floor_responder(&connection, &format!("{name}_floor.echo"), &config).await;
@@ -624,10 +621,7 @@ fn main() {
 /// `BENCH_CALLER_RUNTIME=current` one, as the producer's when it only runs its task generator.
 fn caller_runtime() -> tokio::runtime::Runtime {
     match std::env::var("BENCH_CALLER_RUNTIME").as_deref() {
-        Ok("current") => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime"),
+        Ok("current") => test_support::current_thread_runtime(),
         _ => test_support::runtime(2),
     }
 }

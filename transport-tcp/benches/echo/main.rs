@@ -71,10 +71,7 @@ impl Flavor {
                 .enable_all()
                 .build()
                 .expect("runtime"),
-            Flavor::Current => tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime"),
+            Flavor::Current => test_support::current_thread_runtime(),
         }
     }
 
@@ -248,7 +245,7 @@ fn measure_flavor(flavor: Flavor, secs: Duration, rounds: usize, selected: &Case
             case.keep_with_cpu(sample, cpu);
         }
     }
-    print_table(flavor, &cases);
+    print_table(flavor, &cases, selected);
     // Let the clients' tasks see their handles dropped before the runtime goes.
     runtime.block_on(async move {
         drop((tarpc_client, rpc_client, rpc_tuned));
@@ -260,7 +257,9 @@ fn measure_flavor(flavor: Flavor, secs: Duration, rounds: usize, selected: &Case
     }
 }
 
-fn print_table(flavor: Flavor, cases: &[Case]) {
+/// The flavor's two tables; a case the filter left out has no row (a ratio to a peer left
+/// out reads NaN).
+fn print_table(flavor: Flavor, cases: &[Case], selected: &Cases) {
     let (floor, tarpc) = (&cases[0], &cases[1]);
     let (floor1, tarpc1) = (&cases[5], &cases[6]);
     println!("{}, both ends:\n", flavor.name());
@@ -268,7 +267,7 @@ fn print_table(flavor: Flavor, cases: &[Case]) {
         "| 64 in flight | calls/s | vs tarpc | vs floor | p50 µs | p99 µs | CPU µs/call, caller | CPU µs/call, server |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    for case in &cases[..5] {
+    for case in cases[..5].iter().filter(|case| selected.wants(case.label)) {
         println!(
             "| {} | {:.0} | {:.2}x | {:.0}% | {:.0} | {:.0} | {:.2} | {:.2} |",
             case.label,
@@ -284,7 +283,7 @@ fn print_table(flavor: Flavor, cases: &[Case]) {
     println!();
     println!("| 1 at a time | calls/s | p50 µs | p99 µs | p50 vs floor | p50 vs tarpc |");
     println!("|---|---:|---:|---:|---:|---:|");
-    for case in &cases[5..] {
+    for case in cases[5..].iter().filter(|case| selected.wants(case.label)) {
         println!(
             "| {} | {:.0} | {:.1} | {:.1} | {:.2}x | {:.2}x |",
             case.label,
