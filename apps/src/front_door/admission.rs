@@ -19,7 +19,12 @@
 //! as it does: the consumer neither idles a round trip between calls nor holds a call behind a
 //! whole run. The next end is expected one interval between ends after the last end, not a
 //! hold after the running call got its place: a call given its place early holds it while it
-//! waits at the consumer too, so its hold overstates its run. This is the adaptive LIFO of
+//! waits at the consumer too, so its hold overstates its run. Such a place goes to a fresh
+//! request: if the newest waiter came before the lead, it is held until one comes, or until
+//! the running call is due to end, whichever is first. Under a steady overload the next request
+//! comes within the lead as often as not, and the call admitted then has waited for nothing;
+//! given out at once, the place would seat the one left from the last arrivals, which had
+//! waited most of a run. This is the adaptive LIFO of
 //! Facebook's servers ("Fail at Scale", ACM Queue 13(8), 2015), with CoDel's target and
 //! interval (Nichols and Jacobson, RFC 8289) telling a standing line from a passing one.
 //!
@@ -64,9 +69,10 @@ const GROWN_BY_PLACES: u64 = 2;
 const ESTIMATE_MARGIN: f64 = 2.0;
 
 /// While the line stands, the next call is due to end one interval between ends after the
-/// last one: a place held back (see [`Admission::set_limit`]) is given out this fraction of
-/// that interval before, so that its call reaches the consumer as the running one ends, not a
-/// round trip later.
+/// last one: a place held back (see [`Admission::set_limit`]) is given out up to this fraction
+/// of that interval (the lead) before, so that its call reaches the consumer as the running one
+/// ends, not a round trip later. It goes to a request that came within the lead; if none has,
+/// it is held for the next one until the running call is due to end.
 const EARLY_BY: f64 = 0.3;
 
 /// The weight of the newest interval in the moving average of the time between two ends.
@@ -233,6 +239,10 @@ impl Admission {
         let (tx, rx) = oneshot::channel();
         line.waiters.push_back((entered, tx));
         line.waiting += 1;
+        // A standing line may hold a place that is due for a newcomer like this one.
+        if line.running() < line.limit && line.stands(entered) {
+            self.hand_over(&mut line);
+        }
         Ok(Ticket {
             admission: self.clone(),
             entered,
@@ -246,9 +256,10 @@ impl Admission {
     ///
     /// The places held back while the line stands are given out early instead: one each time
     /// a call is due to end (the average interval between two ends after the last end, less
-    /// three tenths of it), so that the next call reaches the consumer as that one ends. A
-    /// thread of the admission's own wakes for them, as the runtime's timers are a millisecond
-    /// coarse.
+    /// up to three tenths of it, the lead), so that the next call reaches the consumer as that
+    /// one ends. Each goes to a request that came within the lead, or is held for the next one
+    /// until the call is due to end. A thread of the admission's own wakes for them, as the
+    /// runtime's timers are a millisecond coarse.
     pub fn set_limit(self: &Arc<Self>, limit: usize, while_standing: usize) {
         let mut line = self.lock();
         line.limit = limit.max(1);
@@ -326,6 +337,11 @@ impl Admission {
                 }
             }
             let standing = line.stands(now);
+            if standing {
+                while line.waiters.back().is_some_and(|(_, w)| w.is_closed()) {
+                    line.waiters.pop_back();
+                }
+            }
             if standing && !line.seats_while_standing(now) {
                 self.wake_early(line);
                 return;
@@ -366,8 +382,9 @@ impl Admission {
         }
     }
 
-    /// Gives out the places of the running calls due to end now, and says when the next one
-    /// is due (`None`: none will be before the line changes).
+    /// Gives out the places of the running calls due to end now, and says when to look again:
+    /// when the next one is due, or, for one due and held for a newcomer, when its running call
+    /// is due to end (`None`: none will be before the line changes).
     fn give_early_places(self: &Arc<Self>) -> Option<Instant> {
         let mut line = self.lock();
         self.hand_over(&mut line);
@@ -376,6 +393,7 @@ impl Admission {
             None
         } else {
             line.next_early_place()
+                .map(|due| if due <= now { due + line.lead() } else { due })
         };
         line.early_asleep = next.is_none();
         next
@@ -455,6 +473,11 @@ impl Line {
         }
     }
 
+    /// How early a place held back is given out: [`EARLY_BY`] of the interval between ends.
+    fn lead(&self) -> Duration {
+        Duration::from_secs_f64(EARLY_BY * self.interval())
+    }
+
     /// When the next place held back is due: the next end expected (one interval after the
     /// last end for each place already given out early, and one more), less the lead.
     fn next_early_place(&self) -> Option<Instant> {
@@ -464,15 +487,26 @@ impl Line {
             return None;
         }
         let early = self.running().saturating_sub(self.standing_limit) as f64;
-        let after = interval * (early + 1.0 - EARLY_BY);
+        let after = interval * (early + 1.0) - EARLY_BY * interval;
         Some(last + Duration::from_secs_f64(after))
     }
 
-    /// Whether a standing line gives out a place at `now`: one of its standing places is
-    /// free, or the next place held back is due (the caller keeps within `limit`).
+    /// Whether a standing line gives out a place at `now` (the caller keeps within `limit`):
+    /// one of its standing places is free, or the next place held back is due and either its
+    /// newest waiter came within the lead or the call it was held back for is due to end.
     fn seats_while_standing(&self, now: Instant) -> bool {
-        self.running() < self.standing_limit
-            || self.next_early_place().is_some_and(|due| due <= now)
+        if self.running() < self.standing_limit {
+            return true;
+        }
+        let Some(due) = self.next_early_place() else {
+            return false;
+        };
+        let lead = self.lead();
+        let fresh = self
+            .waiters
+            .back()
+            .is_some_and(|(entered, _)| now.saturating_duration_since(*entered) <= lead);
+        due <= now && (fresh || now >= due + lead)
     }
 }
 

@@ -225,29 +225,80 @@ async fn a_standing_line_gives_out_only_its_standing_places() {
     assert_eq!((admission.in_flight(), admission.waiting()), (1, 0));
 }
 
+/// Stands as [`stand_with_one_running`] does, then sets the interval between ends: the place
+/// held back is due at `interval - lead` after the last end (returned), and the running call is
+/// due to end at `interval`, where the lead is [`EARLY_BY`] of the interval.
+async fn stand_with_ends_apart(
+    admission: &Arc<Admission>,
+    interval: Duration,
+) -> (Place, Ticket, Instant) {
+    let (running, next) = stand_with_one_running(admission).await;
+    let last_end = Instant::now();
+    // A call's place, though, is held far longer when it waits at its consumer behind the one
+    // running: timed from its own start, by its hold, the running call would be due now.
+    admission.lock().interval = interval.as_secs_f64();
+    (running, next, last_end)
+}
+
 #[tokio::test]
 async fn a_standing_line_gives_a_due_call_its_successor_early() {
     let admission = Admission::new(2, Duration::from_millis(400), 10);
-    // Ends come 60 ms apart while the consumers are busy; a call's place, though, is held
-    // far longer when it waits at its consumer behind the one running.
-    admission.lock().interval = 0.06;
-    let (running, next) = stand_with_one_running(&admission).await;
-    let last_end = Instant::now();
-    // The running call got its place 30 ms before the last end: timed from its own start,
-    // by its hold, it would be due now. It started to run at the last end, so the next end is
-    // due 60 ms after it, and its successor gets its place a little before that.
-    let next = tokio::spawn(next.run());
+    // Due at 140 ms, the running call due to end at 200 ms.
+    let (running, old, last_end) =
+        stand_with_ends_apart(&admission, Duration::from_millis(200)).await;
+    let old = tokio::spawn(old.run());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A request that will have come within the lead (60 ms) when the place is due.
+    let next = tokio::spawn(admission.enter().expect("in line").run());
     tokio::time::sleep(Duration::from_millis(25)).await;
     assert!(!next.is_finished(), "the successor's place came too early");
-    // ... and gets it while the running call still runs (without, it would wait for its
-    // target and be refused).
+    // ... and gets it while the running call still runs, before it is due to end.
     let _next = next.await.expect("the wait").expect("the place held back");
     let early = last_end.elapsed();
     assert!(
-        early >= Duration::from_millis(30) && early < Duration::from_millis(100),
+        early >= Duration::from_millis(130) && early < Duration::from_millis(190),
         "{early:?}"
     );
-    assert_eq!((admission.in_flight(), admission.waiting()), (2, 0));
+    assert!(!old.is_finished(), "the newest waiter is served first");
+    assert_eq!((admission.in_flight(), admission.waiting()), (2, 1));
+    drop(running);
+}
+
+#[tokio::test]
+async fn a_due_place_is_held_for_a_newcomer() {
+    let admission = Admission::new(2, Duration::from_millis(400), 10);
+    // Due at 140 ms, the running call due to end at 200 ms.
+    let (running, old, last_end) =
+        stand_with_ends_apart(&admission, Duration::from_millis(200)).await;
+    let old = tokio::spawn(old.run());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Due, but its only waiter came long before the lead: the place is held for a newcomer,
+    // who gets it at once.
+    assert!(
+        !old.is_finished(),
+        "the place went to a waiter older than the lead"
+    );
+    assert!(last_end.elapsed() < Duration::from_millis(190));
+    let newcomer = admission.enter().expect("in line").run();
+    let newcomer = tokio::time::timeout(Duration::from_millis(20), newcomer).await;
+    let _newcomer = newcomer.expect("at once").expect("the place held");
+    assert!(!old.is_finished(), "the newest waiter is served first");
+    drop(running);
+}
+
+#[tokio::test]
+async fn a_due_place_no_newcomer_takes_goes_out_as_its_running_call_is_due_to_end() {
+    let admission = Admission::new(2, Duration::from_millis(400), 10);
+    // Due at 70 ms, the running call due to end at 100 ms; the old waiter is refused at its
+    // target, about 160 ms after the last end.
+    let (running, old, last_end) =
+        stand_with_ends_apart(&admission, Duration::from_millis(100)).await;
+    let _old = old.run().await.expect("the place held back");
+    let given = last_end.elapsed();
+    assert!(
+        given >= Duration::from_millis(90) && given < Duration::from_millis(150),
+        "{given:?}"
+    );
     drop(running);
 }
 
