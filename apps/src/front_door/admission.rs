@@ -20,11 +20,11 @@
 //! whole run. The next end is expected one interval between ends after the last end, not a
 //! hold after the running call got its place: a call given its place early holds it while it
 //! waits at the consumer too, so its hold overstates its run. Such a place goes to a fresh
-//! request: if the newest waiter came before the lead, it is held until one comes, or until
-//! the running call is due to end, whichever is first. Under a steady overload the next request
-//! comes within the lead as often as not, and the call admitted then has waited for nothing;
-//! given out at once, the place would seat the one left from the last arrivals, which had
-//! waited most of a run. This is the adaptive LIFO of
+//! request: if the newest waiter has waited longer than the lead, the place is held until a
+//! request comes, or until the running call is due to end, whichever is first. Under an
+//! overload a request usually comes within the lead, and the call admitted then has waited for
+//! nothing; given out at once, the place would seat the one left from the last arrivals, which
+//! had waited most of a run. This is the adaptive LIFO of
 //! Facebook's servers ("Fail at Scale", ACM Queue 13(8), 2015), with CoDel's target and
 //! interval (Nichols and Jacobson, RFC 8289) telling a standing line from a passing one.
 //!
@@ -487,7 +487,7 @@ impl Line {
             return None;
         }
         let early = self.running().saturating_sub(self.standing_limit) as f64;
-        let after = interval * (early + 1.0) - EARLY_BY * interval;
+        let after = interval * (early + 1.0 - EARLY_BY);
         Some(last + Duration::from_secs_f64(after))
     }
 
