@@ -234,8 +234,8 @@ async fn stand_with_ends_apart(
 ) -> (Place, Ticket, Instant) {
     let (running, next) = stand_with_one_running(admission).await;
     let last_end = Instant::now();
-    // A call's place, though, is held far longer when it waits at its consumer behind the one
-    // running: timed from its own start, by its hold, the running call would be due now.
+    // The interval times the next end, not the running call's hold: that call got its place
+    // before the last end and waited at its consumer, so by its hold it would be due now.
     admission.lock().interval = interval.as_secs_f64();
     (running, next, last_end)
 }
