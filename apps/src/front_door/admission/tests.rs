@@ -225,27 +225,25 @@ async fn a_standing_line_gives_out_only_its_standing_places() {
     assert_eq!((admission.in_flight(), admission.waiting()), (1, 0));
 }
 
-/// Stands as [`stand_with_one_running`] does, then sets the interval between ends: the place
-/// held back is due at `interval - lead` after the last end (returned), and the running call is
-/// due to end at `interval`, where the lead is [`EARLY_BY`] of the interval.
-async fn stand_with_ends_apart(
-    admission: &Arc<Admission>,
-    interval: Duration,
-) -> (Place, Ticket, Instant) {
-    let (running, next) = stand_with_one_running(admission).await;
+/// An admission with two places (400 ms target) standing as [`stand_with_one_running`] makes
+/// it, then the interval between ends set: the place held back is due at `interval - lead`
+/// after the last end (returned), and the running call is due to end at `interval`, where the
+/// lead is [`EARLY_BY`] of the interval.
+async fn stand_with_ends_apart(interval: Duration) -> (Arc<Admission>, Place, Ticket, Instant) {
+    let admission = Admission::new(2, Duration::from_millis(400), 10);
+    let (running, next) = stand_with_one_running(&admission).await;
     let last_end = Instant::now();
     // The interval times the next end, not the running call's hold: that call got its place
     // before the last end and waited at its consumer, so by its hold it would be due now.
     admission.lock().interval = interval.as_secs_f64();
-    (running, next, last_end)
+    (admission, running, next, last_end)
 }
 
 #[tokio::test]
 async fn a_standing_line_gives_a_due_call_its_successor_early() {
-    let admission = Admission::new(2, Duration::from_millis(400), 10);
     // Due at 140 ms, the running call due to end at 200 ms.
-    let (running, old, last_end) =
-        stand_with_ends_apart(&admission, Duration::from_millis(200)).await;
+    let (admission, running, old, last_end) =
+        stand_with_ends_apart(Duration::from_millis(200)).await;
     let old = tokio::spawn(old.run());
     tokio::time::sleep(Duration::from_millis(100)).await;
     // A request that will have come within the lead (60 ms) when the place is due.
@@ -266,10 +264,9 @@ async fn a_standing_line_gives_a_due_call_its_successor_early() {
 
 #[tokio::test]
 async fn a_due_place_is_held_for_a_newcomer() {
-    let admission = Admission::new(2, Duration::from_millis(400), 10);
     // Due at 140 ms, the running call due to end at 200 ms.
-    let (running, old, last_end) =
-        stand_with_ends_apart(&admission, Duration::from_millis(200)).await;
+    let (admission, running, old, last_end) =
+        stand_with_ends_apart(Duration::from_millis(200)).await;
     let old = tokio::spawn(old.run());
     tokio::time::sleep(Duration::from_millis(150)).await;
     // Due, but its only waiter came long before the lead: the place is held for a newcomer,
@@ -288,11 +285,10 @@ async fn a_due_place_is_held_for_a_newcomer() {
 
 #[tokio::test]
 async fn a_due_place_no_newcomer_takes_goes_out_as_its_running_call_is_due_to_end() {
-    let admission = Admission::new(2, Duration::from_millis(400), 10);
     // Due at 70 ms, the running call due to end at 100 ms; the old waiter is refused at its
     // target, about 160 ms after the last end.
-    let (running, old, last_end) =
-        stand_with_ends_apart(&admission, Duration::from_millis(100)).await;
+    let (_admission, running, old, last_end) =
+        stand_with_ends_apart(Duration::from_millis(100)).await;
     let _old = old.run().await.expect("the place held back");
     let given = last_end.elapsed();
     assert!(
