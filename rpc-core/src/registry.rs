@@ -250,7 +250,6 @@ impl Registry {
         if deadline.passed_at(started) {
             return Err(skipped());
         }
-        let asynchronous = matches!(invocation, Invocation::Async(_));
         let result = match invocation {
             Invocation::Blocking(job) => {
                 let work = Work::Single(job);
@@ -266,7 +265,10 @@ impl Registry {
                     .await
             }
             Invocation::Async(future) => {
-                if start.is_some_and(|start| !start.begin(started.into_std())) {
+                if start
+                    .as_ref()
+                    .is_some_and(|start| !start.begin(started.into_std()))
+                {
                     return Err(withdrawn());
                 }
                 tracing::info!("running");
@@ -274,16 +276,19 @@ impl Registry {
                 // multi-threaded runtime no hop to another thread and back (docs/benchmarks.md).
                 // Dropped (so stopped) at the deadline and when this future is dropped.
                 let guarded = AssertUnwindSafe(future).catch_unwind();
-                match timeout_at(deadline.instant(), guarded).await {
+                let result = match timeout_at(deadline.instant(), guarded).await {
                     Ok(Ok(result)) => result,
                     Ok(Err(payload)) => Err(RpcError::Panicked(panic_message(payload.as_ref()))),
                     Err(_) => Err(RpcError::DeadlineExceeded),
+                };
+                let ran = started.elapsed();
+                metrics::ran(&procedure, ran);
+                if let Some(start) = start {
+                    start.finish(ran);
                 }
+                result
             }
         };
-        if asynchronous {
-            metrics::ran(&procedure, started.elapsed());
-        }
         // The clock is read for the log line only when it is written (a tracing field's value
         // is evaluated only then): a synchronous call's worker measured its run already.
         let elapsed_ms = || started.elapsed().as_secs_f64() * 1e3;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Where a call handed to [`Registry::dispatch_withdrawable`](crate::Registry) stands: waiting
 /// for a worker, started, or taken back by its transport before it started.
@@ -51,6 +51,7 @@ use std::time::Instant;
 /// assert_eq!(queued.await.unwrap(), Err(RpcError::Cancelled));
 /// assert_eq!(running.await.unwrap().unwrap(), b"200");
 /// assert!(first.started_at().is_some() && second.started_at().is_none());
+/// assert!(first.ran_for().is_some_and(|ran| ran >= Duration::from_millis(200)));
 /// # }
 /// ```
 #[derive(Clone, Default)]
@@ -61,6 +62,11 @@ enum State {
     #[default]
     Waiting,
     Started(Instant),
+    /// Ran for `ran` from `started`.
+    Finished {
+        started: Instant,
+        ran: Duration,
+    },
     Withdrawn,
 }
 
@@ -83,7 +89,7 @@ impl Start {
                 *state = State::Withdrawn;
                 true
             }
-            State::Started(_) => false,
+            State::Started(_) | State::Finished { .. } => false,
         }
     }
 
@@ -91,8 +97,19 @@ impl Start {
     /// when it was first polled (an `async` one).
     pub fn started_at(&self) -> Option<Instant> {
         match *self.lock() {
-            State::Started(at) => Some(at),
+            State::Started(at) | State::Finished { started: at, .. } => Some(at),
             State::Waiting | State::Withdrawn => None,
+        }
+    }
+
+    /// How long the call ran, once it finished: from its start to its result, measured where
+    /// it ran (a synchronous procedure on its worker thread), so not counting the time its
+    /// result then waits for the transport's task to be polled, which grows with the
+    /// transport's own load.
+    pub fn ran_for(&self) -> Option<Duration> {
+        match *self.lock() {
+            State::Finished { ran, .. } => Some(ran),
+            State::Waiting | State::Started(_) | State::Withdrawn => None,
         }
     }
 
@@ -104,8 +121,16 @@ impl Start {
                 *state = State::Started(now);
                 true
             }
-            State::Started(_) => true,
+            State::Started(_) | State::Finished { .. } => true,
             State::Withdrawn => false,
+        }
+    }
+
+    /// Marks the started call finished after running for `ran`.
+    pub(crate) fn finish(&self, ran: Duration) {
+        let mut state = self.lock();
+        if let State::Started(started) = *state {
+            *state = State::Finished { started, ran };
         }
     }
 }

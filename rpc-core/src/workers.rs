@@ -219,6 +219,7 @@ fn work_loop(shared: &Shared) {
         let Job {
             procedure,
             work,
+            start,
             reply,
             span,
             ..
@@ -234,11 +235,19 @@ fn work_loop(shared: &Shared) {
                         Err(RpcError::Panicked(panic_message(payload.as_ref())))
                     });
                 metrics::busy(-1.0);
-                metrics::ran(&procedure, started.elapsed());
+                let ran = started.elapsed();
+                metrics::ran(&procedure, ran);
+                if let Some(start) = start {
+                    start.finish(ran);
+                }
                 let _ = reply.send(result);
             }
             Work::Batch(call) => {
-                let mut batch = vec![(reply, call.input)];
+                let mut batch = vec![Waiting {
+                    reply,
+                    start,
+                    input: call.input,
+                }];
                 take_batch(shared, &procedure, call.max, &mut batch);
                 run_batch(&procedure, &call.run, batch);
             }
@@ -284,14 +293,16 @@ fn take_job(shared: &Shared) -> Option<Job> {
     }
 }
 
+/// A call of a batch procedure taken for a batch: where its result goes, and its input.
+struct Waiting {
+    reply: oneshot::Sender<CallResult>,
+    start: Option<Start>,
+    input: BatchInput,
+}
+
 /// Moves waiting calls of `procedure` out of the queue into `batch`, in order, each still
 /// wanted, until it holds `max`.
-fn take_batch(
-    shared: &Shared,
-    procedure: &str,
-    max: usize,
-    batch: &mut Vec<(oneshot::Sender<CallResult>, BatchInput)>,
-) {
+fn take_batch(shared: &Shared, procedure: &str, max: usize, batch: &mut Vec<Waiting>) {
     let mut queue = shared.lock();
     let mut index = 0;
     while batch.len() < max && index < queue.jobs.len() {
@@ -307,27 +318,38 @@ fn take_batch(
             continue;
         }
         if let Work::Batch(call) = job.work {
-            batch.push((job.reply, call.input));
+            batch.push(Waiting {
+                reply: job.reply,
+                start: job.start,
+                input: call.input,
+            });
         }
     }
 }
 
 /// Runs `batch` as one invocation and answers each caller with its own result; a panic
-/// answers every one of them with [`RpcError::Panicked`].
-fn run_batch(
-    procedure: &Arc<str>,
-    run: &BatchFn,
-    batch: Vec<(oneshot::Sender<CallResult>, BatchInput)>,
-) {
+/// answers every one of them with [`RpcError::Panicked`]. Each call ran for the whole batch.
+fn run_batch(procedure: &Arc<str>, run: &BatchFn, batch: Vec<Waiting>) {
     let size = batch.len();
     tracing::debug!(size, "running a batch");
-    let (replies, inputs): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+    let mut replies = Vec::with_capacity(size);
+    let mut inputs = Vec::with_capacity(size);
+    let mut starts = Vec::new();
+    for waiting in batch {
+        replies.push(waiting.reply);
+        inputs.push(waiting.input);
+        starts.extend(waiting.start);
+    }
     metrics::batch(procedure, size);
     let started = Instant::now();
     metrics::busy(1.0);
     let results = std::panic::catch_unwind(AssertUnwindSafe(|| run(inputs)));
     metrics::busy(-1.0);
-    metrics::ran(procedure, started.elapsed());
+    let ran = started.elapsed();
+    metrics::ran(procedure, ran);
+    for start in starts {
+        start.finish(ran);
+    }
     match results {
         Ok(results) => {
             for (reply, result) in replies.into_iter().zip(results) {

@@ -261,3 +261,50 @@ async fn a_withdrawn_call_never_runs_and_a_started_one_cannot_be_withdrawn() {
         "only the call that started added to the total"
     );
 }
+
+#[tokio::test]
+async fn a_calls_run_time_is_timed_where_it_ran() {
+    let mut registry = Registry::new();
+    registry.register(Spinner {
+        record: Arc::new(Record::default()),
+        epoch: Instant::now(),
+    });
+    registry.register(Counter {
+        total: AtomicU64::new(0),
+    });
+    let registry = Arc::new(registry);
+    let never = tokio_util::sync::CancellationToken::new;
+    let spin = |ms: u64| {
+        let args = bincode::serialize(&(ms,)).expect("args");
+        rpc_core::Call::new("spinner.spin", rpc_core::Encoding::Bincode, args)
+    };
+
+    // A synchronous call: one poll hands it to the worker, then its transport's task is busy
+    // elsewhere (the runtime's thread blocked) while the worker runs it and answers.
+    let start = Start::new();
+    let dispatched = registry.dispatch_withdrawable(1, spin(50), never(), start.clone());
+    tokio::pin!(dispatched);
+    assert!(futures::poll!(&mut dispatched).is_pending());
+    std::thread::sleep(Duration::from_millis(300));
+    let answer = dispatched.await;
+    assert_eq!(answer, Ok(bincode::serialize(&50u64).expect("encode")));
+    let since_start = start.started_at().expect("started").elapsed();
+    assert!(since_start >= Duration::from_millis(290), "{since_start:?}");
+    let ran = start.ran_for().expect("a finished call has a run time");
+    assert!(
+        ran >= Duration::from_millis(50) && ran < Duration::from_millis(200),
+        "the run time counts only the run, not the wait for the transport: {ran:?}"
+    );
+
+    // An `async` call is timed where it is polled; a call not finished has no run time.
+    let start = Start::new();
+    let total = rpc_core::Call::new("counter.total", rpc_core::Encoding::Bincode, Vec::new());
+    let answer = registry
+        .dispatch_withdrawable(2, total, never(), start.clone())
+        .await;
+    assert_eq!(answer, Ok(bincode::serialize(&0u64).expect("encode")));
+    assert!(start
+        .ran_for()
+        .is_some_and(|ran| ran < Duration::from_millis(100)));
+    assert_eq!(Start::new().ran_for(), None);
+}

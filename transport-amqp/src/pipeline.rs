@@ -10,7 +10,8 @@
 //! queue for other consumers. Holding about a round trip's worth of work is not hoarding:
 //! another consumer would need that round trip too to be sent it.
 //!
-//! Both times are measured: the run time of a request (from its dispatch to its result), as
+//! Both times are measured: the run time of a request (from its start to its result, timed
+//! where it runs: a synchronous one on its worker thread, see `rpc_core::Start::ran_for`), as
 //! the least of the last [`WINDOW`] to 2 x [`WINDOW`] (what a call itself costs; the mean
 //! grows with the load a deep pipeline brings, waits on a busy runtime included, and would
 //! shrink the pipeline that caused it, as BBR takes the least round trip for the same

@@ -466,8 +466,14 @@ impl Request {
                 Err(err) => Err(err.into()),
             }
         };
-        let ran_since = start.started_at().unwrap_or(received);
-        queue.pipeline().ran(ran_since.elapsed());
+        // Measured where the call ran: with the elapsed time seen from here, a synchronous
+        // call's result waiting for this task to be polled would count, and that wait grows
+        // with the pipeline the run time sizes (the pipeline of a cheap procedure swung
+        // between 64 and 16 every second or two).
+        let ran = start
+            .ran_for()
+            .unwrap_or_else(|| start.started_at().unwrap_or(received).elapsed());
+        queue.pipeline().ran(ran);
         let settled = async {
             let Some(reply_to) = reply_to else {
                 tracing::warn!(%id, %procedure, "request without reply_to: its result is dropped");

@@ -1,6 +1,7 @@
 //! The adaptive prefetch pipeline on a real broker: cheap calls make a consumer's pipeline grow
 //! (the broker's own `list_consumers` says so), while heavy tasks on the same consumer keep the
-//! small default, so that two consumers share them and neither hoards what it cannot start.
+//! small default, so that two consumers share them and neither hoards what it cannot start;
+//! and once grown, a cheap procedure's pipeline stays as long as the calls keep coming.
 
 mod support;
 
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use rpc_core::{Client, Registry};
 use test_support::rabbitmq::rabbitmqctl_json;
-use transport_amqp::DEFAULT_PREFETCH_PIPELINE;
+use transport_amqp::{DEFAULT_MAX_PREFETCH_PIPELINE, DEFAULT_PREFETCH_PIPELINE};
 
 use support::{client, delete_queues, runtime, serve, unique};
 
@@ -37,6 +38,25 @@ fn prefetches(queue: &str) -> Vec<u64> {
         .filter(|c| c["queue_name"] == queue)
         .filter_map(|c| c["prefetch_count"].as_u64())
         .collect()
+}
+
+/// Each consumer of `queue` as the broker lists it: its tag and its prefetch.
+fn consumers(queue: &str) -> Vec<(String, u64)> {
+    rabbitmqctl_json(&[
+        "list_consumers",
+        "queue_name",
+        "consumer_tag",
+        "prefetch_count",
+    ])
+    .into_iter()
+    .filter(|c| c["queue_name"] == queue)
+    .filter_map(|c| {
+        Some((
+            c["consumer_tag"].as_str()?.to_string(),
+            c["prefetch_count"].as_u64()?,
+        ))
+    })
+    .collect()
 }
 
 /// `calls` cheap calls of `procedure`, 64 at a time.
@@ -122,5 +142,48 @@ fn cheap_calls_pipeline_deeply_and_heavy_tasks_stay_shared() {
         first.shutdown().await;
         second.shutdown().await;
         delete_queues(&name, &["cheap", "heavy"]).await;
+    });
+}
+
+#[test]
+fn a_grown_pipeline_stays_while_cheap_calls_keep_coming() {
+    runtime().block_on(async {
+        let name = unique("steady");
+        let cheap = format!("{name}.cheap");
+        let mut registry = Registry::new(); // one worker, the default pipeline: the apps'
+        registry.register_as(name.clone(), Named("only"));
+        let consumer = serve(registry).await;
+        let client = client().await.with_timeout(Duration::from_secs(30));
+        // Calls of microseconds against a round trip of about a millisecond: Little's law
+        // asks for more than the largest pipeline, so it grows to that and no further.
+        let deepest = 1 + u64::from(DEFAULT_MAX_PREFETCH_PIPELINE);
+        let started = std::time::Instant::now();
+        let grown = loop {
+            cheap_calls(&client, &cheap, 2_048).await;
+            let grown = consumers(&cheap);
+            if grown.iter().all(|c| c.1 == deepest) || started.elapsed().as_secs() > 30 {
+                break grown;
+            }
+        };
+        assert!(
+            grown.len() == 1 && grown[0].1 == deepest,
+            "the cheap queue's prefetch grew to the largest: {grown:?}"
+        );
+
+        // The same load for 5 s more. Each change of pipeline is a new consumer on the queue
+        // (a new tag): the run time that sizes it is the call's own, not its wait for a
+        // busy consumer's runtime, so the load it brings does not shrink it back.
+        let steady = std::time::Instant::now();
+        while steady.elapsed() < Duration::from_secs(5) {
+            cheap_calls(&client, &cheap, 2_048).await;
+        }
+        assert_eq!(
+            consumers(&cheap),
+            grown,
+            "the same consumer, the same prefetch"
+        );
+
+        consumer.shutdown().await;
+        delete_queues(&name, &["cheap"]).await;
     });
 }
