@@ -31,15 +31,6 @@ impl Named {
     }
 }
 
-/// The prefetch of each consumer of `queue`, as the broker says.
-fn prefetches(queue: &str) -> Vec<u64> {
-    rabbitmqctl_json(&["list_consumers", "queue_name", "prefetch_count"])
-        .into_iter()
-        .filter(|c| c["queue_name"] == queue)
-        .filter_map(|c| c["prefetch_count"].as_u64())
-        .collect()
-}
-
 /// Each consumer of `queue` as the broker lists it: its tag and its prefetch.
 fn consumers(queue: &str) -> Vec<(String, u64)> {
     rabbitmqctl_json(&[
@@ -57,6 +48,32 @@ fn consumers(queue: &str) -> Vec<(String, u64)> {
         ))
     })
     .collect()
+}
+
+/// The prefetch of each consumer of `queue`, as the broker says.
+fn prefetches(queue: &str) -> Vec<u64> {
+    consumers(queue)
+        .into_iter()
+        .map(|(_, prefetch)| prefetch)
+        .collect()
+}
+
+/// Cheap calls of `procedure`, 64 in flight, until every consumer of its queue has a prefetch
+/// that `grown` accepts or 30 s have passed; then the consumers. A pipeline grows by steps,
+/// each at least twice the last, once the round trips measured at the last size settle.
+async fn call_until(
+    client: &Client,
+    procedure: &str,
+    grown: impl Fn(u64) -> bool,
+) -> Vec<(String, u64)> {
+    let started = std::time::Instant::now();
+    loop {
+        cheap_calls(client, procedure, 2_048).await;
+        let consumers = consumers(procedure);
+        if consumers.iter().all(|c| grown(c.1)) || started.elapsed().as_secs() > 30 {
+            return consumers;
+        }
+    }
 }
 
 /// `calls` cheap calls of `procedure`, 64 at a time.
@@ -89,17 +106,12 @@ fn cheap_calls_pipeline_deeply_and_heavy_tasks_stay_shared() {
 
         // Cheap calls, 64 in flight: a call runs in microseconds against a round trip of a
         // millisecond or so, so the first consumer's cheap pipeline grows.
-        // It grows by steps (each at least twice the last, once the round trips measured at
-        // the last size have settled): call on until the broker shows it, within 30 s.
         let default = 1 + u64::from(DEFAULT_PREFETCH_PIPELINE);
-        let started = std::time::Instant::now();
-        let grown = loop {
-            cheap_calls(&client, &cheap, 2_048).await;
-            let grown = prefetches(&cheap);
-            if grown.iter().all(|&p| p >= 3 * default) || started.elapsed().as_secs() > 30 {
-                break grown;
-            }
-        };
+        let grown: Vec<u64> = call_until(&client, &cheap, |p| p >= 3 * default)
+            .await
+            .into_iter()
+            .map(|(_, prefetch)| prefetch)
+            .collect();
         assert_eq!(grown.len(), 1, "the replaced consumers are gone: {grown:?}");
         assert!(
             grown[0] >= 3 * default,
@@ -157,14 +169,7 @@ fn a_grown_pipeline_stays_while_cheap_calls_keep_coming() {
         // Calls of microseconds against a round trip of about a millisecond: Little's law
         // asks for more than the largest pipeline, so it grows to that and no further.
         let deepest = 1 + u64::from(DEFAULT_MAX_PREFETCH_PIPELINE);
-        let started = std::time::Instant::now();
-        let grown = loop {
-            cheap_calls(&client, &cheap, 2_048).await;
-            let grown = consumers(&cheap);
-            if grown.iter().all(|c| c.1 == deepest) || started.elapsed().as_secs() > 30 {
-                break grown;
-            }
-        };
+        let grown = call_until(&client, &cheap, |p| p == deepest).await;
         assert!(
             grown.len() == 1 && grown[0].1 == deepest,
             "the cheap queue's prefetch grew to the largest: {grown:?}"
