@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rpc_core::{Client, Registry};
 use test_support::rabbitmq::rabbitmqctl_json;
-use transport_amqp::{DEFAULT_MAX_PREFETCH_PIPELINE, DEFAULT_PREFETCH_PIPELINE};
+use transport_amqp::{AmqpServer, DEFAULT_MAX_PREFETCH_PIPELINE, DEFAULT_PREFETCH_PIPELINE};
 
 use support::{client, delete_queues, runtime, serve, unique};
 
@@ -76,6 +76,14 @@ async fn call_until(
     }
 }
 
+/// A consumer of `name`'s procedures with the apps' defaults (one worker, the default
+/// pipeline) that answers `heavy` with `who`.
+async fn consumer(name: &str, who: &'static str) -> AmqpServer {
+    let mut registry = Registry::new();
+    registry.register_as(name.to_string(), Named(who));
+    serve(registry).await
+}
+
 /// `calls` cheap calls of `procedure`, 64 at a time.
 async fn cheap_calls(client: &Client, procedure: &str, calls: u64) {
     let tasks = (0..64).map(|task| {
@@ -99,9 +107,7 @@ fn cheap_calls_pipeline_deeply_and_heavy_tasks_stay_shared() {
         let name = unique("pipeline");
         let cheap = format!("{name}.cheap");
         let heavy = format!("{name}.heavy");
-        let mut registry = Registry::new(); // one worker, the default pipeline: the apps'
-        registry.register_as(name.clone(), Named("first"));
-        let first = serve(registry).await;
+        let first = consumer(&name, "first").await;
         let client = client().await.with_timeout(Duration::from_secs(30));
 
         // Cheap calls, 64 in flight: a call runs in microseconds against a round trip of a
@@ -121,9 +127,7 @@ fn cheap_calls_pipeline_deeply_and_heavy_tasks_stay_shared() {
 
         // A second consumer, and heavy tasks of 100 ms, 24 at once, while cheap calls keep
         // the first consumer's cheap pipeline deep.
-        let mut registry = Registry::new();
-        registry.register_as(name.clone(), Named("second"));
-        let second = serve(registry).await;
+        let second = consumer(&name, "second").await;
         let background = {
             let client = client.clone();
             let cheap = cheap.clone();
@@ -162,9 +166,7 @@ fn a_grown_pipeline_stays_while_cheap_calls_keep_coming() {
     runtime().block_on(async {
         let name = unique("steady");
         let cheap = format!("{name}.cheap");
-        let mut registry = Registry::new(); // one worker, the default pipeline: the apps'
-        registry.register_as(name.clone(), Named("only"));
-        let consumer = serve(registry).await;
+        let only = consumer(&name, "only").await;
         let client = client().await.with_timeout(Duration::from_secs(30));
         // Calls of microseconds against a round trip of about a millisecond: Little's law
         // asks for more than the largest pipeline, so it grows to that and no further.
@@ -188,7 +190,7 @@ fn a_grown_pipeline_stays_while_cheap_calls_keep_coming() {
             "the same consumer, the same prefetch"
         );
 
-        consumer.shutdown().await;
+        only.shutdown().await;
         delete_queues(&name, &["cheap"]).await;
     });
 }
